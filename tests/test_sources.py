@@ -1,0 +1,29 @@
+import pytest
+
+from ws2s.data.sources import read_jsonl_records, read_table
+from ws2s.errors import Ws2sError
+
+
+def test_missing_local_path_named(tmp_path):
+    with pytest.raises(Ws2sError, match=r"data.cosmosqa.source: .*nope.csv does not exist"):
+        read_table({"source": str(tmp_path / "nope.csv")}, "data.cosmosqa", ["id"])
+
+
+def test_offline_hub_names_id_and_remedy():
+    with pytest.raises(Ws2sError) as info:
+        read_table({"source": "allenai/sciq", "split": "train"}, "data.sciq", ["question"])
+    assert "'allenai/sciq'" in str(info.value) and "data.sciq.source" in str(info.value)
+
+
+def test_missing_columns_named(shared_data):
+    with pytest.raises(Ws2sError, match="lacks column"):
+        read_table({"source": str(shared_data / "cosmosqa" / "valid.csv")}, "data.sciq", ["correct_answer"])
+
+
+def test_slurp_jsonl(shared_data, tmp_path):
+    records = read_jsonl_records(shared_data / "slurp" / "devel.jsonl", "data.slurp.devel")
+    assert len(records) == 2033 and {"sentence", "entities", "slurp_id"} <= set(records[0])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a": 1}\n{"a": \n')
+    with pytest.raises(Ws2sError, match="line 2 is not valid JSON"):
+        read_jsonl_records(bad, "data.slurp.train")

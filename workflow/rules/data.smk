@@ -1,0 +1,14 @@
+rule classification_splits:
+    """Balanced binary pairs, disjoint by question; strong_train's gold kept in its own file."""
+    output:
+        weak_train="results/classification/{dataset}/splits/weak_train.parquet",
+        strong_train="results/classification/{dataset}/splits/strong_train.parquet",
+        strong_train_gold="results/classification/{dataset}/splits/strong_train_gold.parquet",
+        test="results/classification/{dataset}/splits/test.parquet",
+    params:
+        slice=split_params,
+    log:
+        "results/logs/classification_splits/{dataset}.log",
+    shell:
+        "ws2s splits --params {params.slice:q} "
+        "--out-dir results/classification/{wildcards.dataset}/splits > {log} 2>&1"

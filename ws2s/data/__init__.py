@@ -1,0 +1,64 @@
+"""Dataset registry: config name -> loader of multiple-choice questions."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pandas as pd
+
+from ws2s.data.binary import Question, make_splits
+from ws2s.data.sources import read_table
+
+QuestionLoader = Callable[[dict, str], list[Question]]
+CLASSIFICATION_DATASETS: dict[str, QuestionLoader] = {}
+
+
+def register(name: str):
+    def wrap(fn: QuestionLoader) -> QuestionLoader:
+        CLASSIFICATION_DATASETS[name] = fn
+        return fn
+    return wrap
+
+
+def _text(value) -> str:
+    return "" if pd.isna(value) else str(value).strip()
+
+
+@register("sciq")
+def load_sciq(source: dict, key: str) -> list[Question]:
+    """SciQ (allenai/sciq): `question`, `correct_answer`, `distractor1..3`, `support`.
+
+    The support paragraph is prepended only when the source sets `use_support: true`;
+    Burns et al. classify from the question and candidate alone.
+    """
+    frame = read_table(source, key, ["question", "correct_answer", "distractor1", "distractor2", "distractor3"])
+    with_support = source.get("use_support", False)
+    return [
+        Question(
+            text=(f"{_text(row.support)}\nQ: {_text(row.question)}" if with_support and _text(row.support)
+                  else f"Q: {_text(row.question)}"),
+            correct=_text(row.correct_answer),
+            distractors=tuple(_text(getattr(row, f"distractor{i}")) for i in (1, 2, 3)),
+        )
+        for row in frame.itertuples(index=False)
+    ]
+
+
+@register("cosmosqa")
+def load_cosmosqa(source: dict, key: str) -> list[Question]:
+    """Cosmos QA (`id,context,question,answer0..3,label`): the labelled answer is correct."""
+    answers = [f"answer{i}" for i in range(4)]
+    frame = read_table(source, key, ["context", "question", *answers, "label"])
+    questions = []
+    for row in frame.itertuples(index=False):
+        options = [_text(getattr(row, a)) for a in answers]
+        label = int(row.label)
+        questions.append(Question(
+            text=f"{_text(row.context)}\nQ: {_text(row.question)}",
+            correct=options[label],
+            distractors=tuple(o for i, o in enumerate(options) if i != label),
+        ))
+    return questions
+
+
+__all__ = ["CLASSIFICATION_DATASETS", "Question", "make_splits"]

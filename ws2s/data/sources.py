@@ -1,0 +1,86 @@
+"""Raw data sources: a hub id or a local copy, read into plain records.
+
+A source is a dict from the config: `{source: WHERE, split: NAME}`. WHERE is a local file or
+folder when it starts with `/`, `./`, `../` or `~`, and a Hugging Face hub id otherwise.
+A configured source that cannot be read fails with the path or hub id and how to get
+it; nothing ever falls back to other data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ws2s.errors import Ws2sError
+
+_READERS = {
+    ".parquet": pd.read_parquet,
+    ".csv": pd.read_csv,
+    ".jsonl": lambda p: pd.read_json(p, lines=True),
+    ".json": pd.read_json,
+}
+
+
+def _read_local(path: Path, key: str) -> pd.DataFrame:
+    if not path.exists():
+        raise Ws2sError(f"{key}.source: {path} does not exist; download the data set there or set {key}.source to its hub id")
+    files = sorted(p for p in path.iterdir() if p.suffix in _READERS) if path.is_dir() else [path]
+    if not files:
+        raise Ws2sError(f"{key}.source: {path} holds no .parquet/.csv/.jsonl/.json file")
+    frames = []
+    for file in files:
+        if file.suffix not in _READERS:
+            raise Ws2sError(f"{key}.source: {file} has an unsupported extension (use {', '.join(_READERS)})")
+        try:
+            frames.append(_READERS[file.suffix](file))
+        except ValueError as err:
+            raise Ws2sError(f"{key}.source: {file} could not be parsed ({err})") from None
+    return pd.concat(frames, ignore_index=True)
+
+
+def _read_hub(hub_id: str, split: str, key: str) -> pd.DataFrame:
+    try:
+        import datasets
+
+        return datasets.load_dataset(hub_id, split=split).to_pandas()
+    except Exception as err:  # the hub client raises many types when offline
+        raise Ws2sError(
+            f"{key}.source: could not load '{hub_id}' (split {split}) from the Hugging Face hub "
+            f"({type(err).__name__}); on an offline machine download it and set {key}.source to the local copy (a path starting with / or ./)"
+        ) from None
+
+
+def is_local(where: str) -> bool:
+    return where.startswith(("/", "./", "../", "~"))
+
+
+def read_table(source: dict, key: str, required_columns: list[str]) -> pd.DataFrame:
+    """Read a configured source into a frame and check that it has `required_columns`."""
+    where = source["source"]
+    if is_local(where):
+        frame = _read_local(Path(where).expanduser(), key)
+    else:
+        frame = _read_hub(where, source.get("split", "train"), key)
+    missing = [c for c in required_columns if c not in frame.columns]
+    if missing:
+        raise Ws2sError(f"{key}: {where} lacks column(s) {', '.join(missing)}")
+    return frame
+
+
+def read_jsonl_records(path: str | Path, key: str) -> list[dict]:
+    """Official SLURP-style jsonl: one JSON object a line; a bad line is named by number."""
+    path = Path(path)
+    if not path.exists():
+        raise Ws2sError(f"{key}: {path} does not exist; get the official SLURP jsonl files (dataset/slurp/)")
+    records = []
+    with path.open() as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise Ws2sError(f"{key}: {path} line {number} is not valid JSON ({err.msg})") from None
+    return records

