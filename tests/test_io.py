@@ -13,16 +13,16 @@ def _labels():
 
 def test_roundtrip_with_schema(tmp_path):
     path = tmp_path / "x" / "labels.parquet"
-    write_parquet(_labels(), path, schemas.WEAK_LABELS)
+    write_parquet(_labels(), path, schemas.CLASS_PROBS)
     frame = pd.read_parquet(path)
-    assert list(frame.columns) == [f.name for f in schemas.WEAK_LABELS]
+    assert list(frame.columns) == [f.name for f in schemas.CLASS_PROBS]
     assert str(frame["prob_1"].dtype) == "float32" and str(frame["pred"].dtype) == "int8"
     assert [p.name for p in path.parent.iterdir()] == ["labels.parquet"]  # no temporary left
 
 
 def test_truncated_file_is_one_clear_error(tmp_path):
     path = tmp_path / "labels.parquet"
-    write_parquet(_labels(), path, schemas.WEAK_LABELS)
+    write_parquet(_labels(), path, schemas.CLASS_PROBS)
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(Ws2sError, match="not a readable Parquet file"):
         read_parquet(path)
@@ -39,5 +39,5 @@ def test_failed_write_leaves_nothing(tmp_path):
     path = tmp_path / "labels.parquet"
     bad = _labels().assign(prob_1=["x", "y"])  # cannot cast to float32
     with pytest.raises(Exception):
-        write_parquet(bad, path, schemas.WEAK_LABELS)
+        write_parquet(bad, path, schemas.CLASS_PROBS)
     assert list(tmp_path.iterdir()) == []

@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-from collections import defaultdict
 
 from ws2s.errors import Ws2sError
 
@@ -62,14 +61,41 @@ def cmd_weak_classify(args) -> None:
 def cmd_table1(args) -> None:
     from ws2s.tables import table1, write_table
 
-    grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for path in args.metrics:
-        # results/classification/{dataset}/weak/{model}/seed{seed}/metrics.json
-        parts = path.split("/")
-        grouped[(parts[-5], parts[-3])].append(path)
     params = json.loads(args.params)
-    write_table(table1(grouped, params["decimals"]), args.out_stem,
+    write_table(table1(args.metrics, params["decimals"]), args.out_stem,
                 "Table 1: models finetuned on ground truth (test accuracy, mean ± std over seeds)")
+
+
+def cmd_strong_features(args) -> None:
+    from ws2s.models import resolve
+    from ws2s.train.strong import write_features
+
+    _threads()
+    params = json.loads(args.params)
+    write_features(resolve(args.name, params["model_spec"], args.models_root), args.split_dir,
+                   params["max_length"], args.out, args.out_info)
+
+
+def cmd_strong_classify(args) -> None:
+    from ws2s.config import StrongTrainConfig
+    from ws2s.models import resolve
+    from ws2s.train.strong import run_strong_classification
+
+    _threads()
+    cfg = StrongTrainConfig.from_params(json.loads(args.params))
+    model_path = None if cfg.train_layers == 0 else resolve(cfg.model_name, cfg.model_spec, args.models_root)
+    metrics = run_strong_classification(cfg, model_path, args.split_dir, args.weak_labels, args.gold or None,
+                                        args.features or None, args.out_predictions, args.out_metrics)
+    print(json.dumps(metrics))
+
+
+def cmd_table_w2s(args) -> None:
+    from ws2s.tables import w2s_notes, w2s_table, write_table
+
+    number = {"sciq": 2, "cosmosqa": 7}[args.dataset]
+    write_table(w2s_table(args.weak, args.strong, json.loads(args.params)), args.out_stem,
+                f"Table {number}: Weak(S)-to-Strong on {args.dataset} (test accuracy and PGR)",
+                w2s_notes(args.weak, args.strong))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,7 +125,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-metrics", required=True)
     p.set_defaults(func=cmd_weak_classify)
 
-    p = sub.add_parser("table1", help="Table 1 from weak metrics")
+    p = sub.add_parser("strong-features", help="frozen features of the strong model (linear probe)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--params", required=True)
+    p.add_argument("--models-root", required=True)
+    p.add_argument("--split-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--out-info", required=True)
+    p.set_defaults(func=cmd_strong_features)
+
+    p = sub.add_parser("strong-classify", help="one strong run of a Weak(S)-to-Strong method")
+    p.add_argument("--params", required=True)
+    p.add_argument("--models-root", required=True)
+    p.add_argument("--split-dir", required=True)
+    p.add_argument("--weak-labels", nargs="*", default=[])
+    p.add_argument("--gold", default="")
+    p.add_argument("--features", default="")
+    p.add_argument("--out-predictions", required=True)
+    p.add_argument("--out-metrics", required=True)
+    p.set_defaults(func=cmd_strong_classify)
+
+    p = sub.add_parser("table-w2s", help="Table 2 or 7 from weak and strong metrics")
+    p.add_argument("--dataset", required=True, choices=["sciq", "cosmosqa"])
+    p.add_argument("--params", required=True)
+    p.add_argument("--out-stem", required=True)
+    p.add_argument("--weak", nargs="+", required=True)
+    p.add_argument("--strong", nargs="+", required=True)
+    p.set_defaults(func=cmd_table_w2s)
+
+    p = sub.add_parser("table1", help="Table 1 from weak and ceiling metrics")
     p.add_argument("--params", required=True)
     p.add_argument("--out-stem", required=True)
     p.add_argument("metrics", nargs="+")

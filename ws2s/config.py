@@ -96,6 +96,18 @@ def _check_references(config: dict) -> None:
                         f"config key 'classification.ensembles.{dataset}.{ens}' names '{name}', "
                         f"which is not among classification.weak_models.{dataset}"
                     )
+            if "flyingsquid" in cls["methods"] and len(members) < 3:
+                raise Ws2sError(
+                    f"config key 'classification.ensembles.{dataset}.{ens}' has {len(members)} members; "
+                    "Flying Squid (classification.methods) needs three or more"
+                )
+            if cls["weighting"] == "fixed":
+                weights = cls["fixed_weights"].get(dataset, {}).get(ens)
+                if weights is None or len(weights) != len(members) or not sum(weights) > 0:
+                    raise Ws2sError(
+                        f"config key 'classification.fixed_weights.{dataset}.{ens}' must give {len(members)} "
+                        f"weights with a positive sum (classification.weighting is fixed); got {weights}"
+                    )
 
 
 def load(*paths: str | Path) -> dict:
@@ -150,4 +162,26 @@ class WeakTrainConfig:
 
     @classmethod
     def from_params(cls, params: dict) -> "WeakTrainConfig":
+        return cls(**params)
+
+
+@dataclass(frozen=True)
+class StrongTrainConfig:
+    """One strong-stage run: a method, its weak sources and weights, its loss, its training."""
+
+    model_name: str
+    model_spec: dict
+    method: str          # ceiling | single | naive | flyingsquid | bayesian
+    members: list        # weak models whose labels it reads (empty for the ceiling)
+    weights: list        # λ_i, one per member
+    loss: dict           # LossConfig fields
+    seed: int
+    epochs: int
+    batch_size: int
+    lr: float
+    max_length: int
+    train_layers: str | int
+
+    @classmethod
+    def from_params(cls, params: dict) -> "StrongTrainConfig":
         return cls(**params)

@@ -17,11 +17,19 @@ UNLABELLED_PAIRS = pa.schema([f for f in LABELLED_PAIRS if f.name != "label"])
 # strong_train's gold, read only by the strong ceiling.
 GOLD = pa.schema([("id", pa.string()), ("label", pa.int8())])
 
-# One weak model's predictions (one file per dataset, weak model and seed).
-WEAK_LABELS = pa.schema([
+# Class probabilities: a weak model's labels on strong_train and test (one file per
+# dataset, weak model and seed), and a strong run's predictions on test.
+CLASS_PROBS = pa.schema([
     ("id", pa.string()),
     ("split", pa.string()),       # strong_train or test
     ("prob_0", pa.float32()),     # P(incorrect)
     ("prob_1", pa.float32()),     # P(correct)
     ("pred", pa.int8()),          # argmax
+])
+
+# The strong model's frozen features (linear-probe setting): what its head would see.
+FEATURES = pa.schema([
+    ("id", pa.string()),
+    ("split", pa.string()),                  # strong_train or test
+    ("features", pa.list_(pa.float32())),   # the pooled hidden state
 ])

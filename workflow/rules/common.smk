@@ -66,16 +66,25 @@ def weak_train_params(wildcards):
     })
 
 
-def weak_model_input(wildcards):
+def model_input(wildcards):
     return model_inputs(wildcards.model)
 
 
-def weak_metrics_all():
+def weak_metrics(dataset):
     return [
         f"results/classification/{dataset}/weak/{model}/seed{seed}/metrics.json"
-        for dataset in CLS["datasets"]
         for model in CLS["weak_models"][dataset]
         for seed in config["seeds"]
+    ]
+
+
+def table1_inputs():
+    """Weak models and the strong ceiling, every classification data set."""
+    return [
+        path
+        for dataset in CLS["datasets"]
+        for path in weak_metrics(dataset)
+        + [f"results/classification/{dataset}/strong/ceiling/gold/noaux/seed{seed}/metrics.json" for seed in config["seeds"]]
     ]
 
 
@@ -83,5 +92,126 @@ def table_params(name):
     return canonical(config["tables"][name])
 
 
+
+
+# ---- strong stage ---------------------------------------------------------------------
+
+STRONG_TRAINING = CLS["strong_training"]
+PROBE = STRONG_TRAINING["train_layers"] == 0
+
+
+def strong_runs(dataset):
+    """(method, source, aux) of every strong run on `dataset`; source names the weak model,
+    the ensemble, or gold for the ceiling."""
+    runs = [("ceiling", "gold", "noaux")]
+    for aux in CLS["aux_variants"]:
+        if "single" in CLS["methods"]:
+            runs += [("single", model, aux) for model in CLS["weak_models"][dataset]]
+        for ensemble in CLS["ensembles"].get(dataset, {}):
+            runs += [(m, ensemble, aux) for m in ("naive", "flyingsquid", "bayesian") if m in CLS["methods"]]
+    return runs
+
+
+def strong_metrics(dataset):
+    return [
+        f"results/classification/{dataset}/strong/{method}/{source}/{aux}/seed{seed}/metrics.json"
+        for method, source, aux in strong_runs(dataset)
+        for seed in config["seeds"]
+    ]
+
+
+def members_of(wildcards):
+    if wildcards.method == "ceiling":
+        return []
+    if wildcards.method == "single":
+        return [wildcards.source]
+    return CLS["ensembles"][wildcards.dataset][wildcards.source]
+
+
+def weights_of(wildcards):
+    members = members_of(wildcards)
+    if wildcards.method in ("ceiling", "single", "flyingsquid"):
+        return [1.0] * max(1, len(members))
+    if CLS["weighting"] == "fixed":
+        return CLS["fixed_weights"][wildcards.dataset][wildcards.source]
+    return [1.0 / len(members)] * len(members)
+
+
+def loss_slice(wildcards):
+    """Only the loss settings this run uses, so an edit reruns only the runs it changes."""
+    kind = "edl" if wildcards.method == "bayesian" else "ce"
+    loss = {"kind": kind, "aux": wildcards.aux == "aux"}
+    if loss["aux"]:
+        loss.update(CLS["aux"])
+    if kind == "edl":
+        loss.update(CLS["edl"])
+    return loss
+
+
+def strong_params(wildcards):
+    model = CLS["strong_model"]
+    return canonical({
+        "model_name": model,
+        "model_spec": config["models"][model],
+        "method": wildcards.method,
+        "members": members_of(wildcards),
+        "weights": weights_of(wildcards),
+        "loss": loss_slice(wildcards),
+        "seed": int(wildcards.seed),
+        "max_length": CLS["max_length"],
+        **STRONG_TRAINING,
+    })
+
+
+def strong_inputs(wildcards):
+    split_dir = f"results/classification/{wildcards.dataset}/splits"
+    inputs = {
+        "strong_train": f"{split_dir}/strong_train.parquet",
+        "test": f"{split_dir}/test.parquet",
+        "weak_labels": [
+            f"results/classification/{wildcards.dataset}/weak/{m}/seed{wildcards.seed}/labels.parquet"
+            for m in members_of(wildcards)
+        ],
+    }
+    if wildcards.method == "ceiling":
+        inputs["gold"] = f"{split_dir}/strong_train_gold.parquet"
+    if PROBE:
+        inputs["features"] = f"results/classification/{wildcards.dataset}/strong/features/{CLS['strong_model']}.parquet"
+    else:
+        inputs["model"] = model_inputs(CLS["strong_model"])
+    return inputs
+
+
+def features_arg(wildcards):
+    return strong_inputs(wildcards).get("features", "")
+
+
+def gold_arg(wildcards):
+    return strong_inputs(wildcards).get("gold", "")
+
+
+def features_params(wildcards):
+    return canonical({"model_spec": config["models"][wildcards.model], "max_length": CLS["max_length"]})
+
+
+def w2s_table_params(name, dataset):
+    return canonical({
+        "format": config["tables"][name],
+        "weak_models": CLS["weak_models"][dataset],
+        "ensembles": CLS["ensembles"].get(dataset, {}),
+        "methods": CLS["methods"],
+        "aux_variants": CLS["aux_variants"],
+    })
+
+
+# Table 2 is SciQ's and Table 7 Cosmos QA's, as in the paper.
+W2S_TABLES = {"table2": "sciq", "table7": "cosmosqa"}
+
+
+def w2s_tables():
+    return {name: dataset for name, dataset in W2S_TABLES.items() if dataset in CLS["datasets"]}
+
+
 def all_targets():
-    return ["results/tables/table1.csv", "results/tables/table1.md"]
+    tables = ["table1", *w2s_tables()]
+    return [f"results/tables/{name}.{ext}" for name in tables for ext in ("csv", "md")]

@@ -1,7 +1,7 @@
 rule table1:
     """Table 1: every model finetuned on ground truth, accuracy mean ± std over seeds."""
     input:
-        weak_metrics_all(),
+        table1_inputs(),
     output:
         csv="results/tables/table1.csv",
         md="results/tables/table1.md",
@@ -11,3 +11,24 @@ rule table1:
         "results/logs/tables/table1.log",
     shell:
         "ws2s table1 --params {params.slice:q} --out-stem results/tables/table1 {input} > {log} 2>&1"
+
+
+for _name, _dataset in w2s_tables().items():
+
+    rule:
+        """Tables 2 (SciQ) and 7 (Cosmos QA): every Weak(S)-to-Strong method, accuracy and PGR."""
+        name:
+            f"{_name}"
+        input:
+            weak=weak_metrics(_dataset),
+            strong=strong_metrics(_dataset),
+        output:
+            csv=f"results/tables/{_name}.csv",
+            md=f"results/tables/{_name}.md",
+        params:
+            slice=w2s_table_params(_name, _dataset),
+        log:
+            f"results/logs/tables/{_name}.log",
+        shell:
+            f"ws2s table-w2s --dataset {_dataset} --params {{params.slice:q}} --out-stem results/tables/{_name} "
+            "--weak {input.weak} --strong {input.strong} > {log} 2>&1"

@@ -1,7 +1,7 @@
 rule weak_classify:
     """Finetune one weak model on gold; its class probabilities on strong_train and test."""
     input:
-        weak_model_input,
+        model_input,
         weak_train="results/classification/{dataset}/splits/weak_train.parquet",
         strong_train="results/classification/{dataset}/splits/strong_train.parquet",
         test="results/classification/{dataset}/splits/test.parquet",

@@ -103,18 +103,19 @@ def gguf_path(name: str, spec: dict, scratch: Path) -> Path:
     return path
 
 
-def convert_gguf(name: str, spec: dict, out_dir: Path) -> None:
-    """GGUF -> normal checkpoint. A GGUF-loaded model refuses `save_pretrained`, so its
+def checkpoint_from_gguf(gguf_model, tokenizer, out_dir: Path) -> None:
+    """Save a GGUF-loaded model as a normal checkpoint. It refuses `save_pretrained`, so its
     weights are copied into a model built from the same config."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
+    model = AutoModelForCausalLM.from_config(gguf_model.config)
+    model.load_state_dict(gguf_model.state_dict())
+    _save(model, tokenizer, out_dir)
+
+
+def convert_gguf(name: str, spec: dict, out_dir: Path) -> None:
     with tempfile.TemporaryDirectory(dir=out_dir.parent) as scratch:
-        path = gguf_path(name, spec, Path(scratch))
-        gguf_model, tokenizer = load_gguf(path)
-        config = AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name)
-        model = AutoModelForCausalLM.from_config(config)
-        model.load_state_dict(gguf_model.state_dict())
-        _save(model, tokenizer, out_dir)
+        checkpoint_from_gguf(*load_gguf(gguf_path(name, spec, Path(scratch))), out_dir)
 
 
 def cut_down(parent: str, num_layers: int, out_dir: Path, key: str) -> None:

@@ -1,7 +1,8 @@
-"""Finetuning a two-way sequence classifier on (text, candidate) pairs, and predicting with it.
+"""Two-way classifiers over (text, candidate) pairs: loading, freezing, one training loop, prediction.
 
-Used for the weak models of the classification track: Adam, cosine schedule without
-warm-up, cross-entropy on ground truth (Burns et al. 2023; the paper's Appendix C).
+The weak stage (gold labels) and the strong stage (weak soft labels, any loss) share
+`fit`: Adam with a cosine schedule and no warm-up (Burns et al. 2023; the paper's
+Appendix C), the loss given as `weak_ensemble_loss` with the method's config.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -16,9 +18,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ws2s.config import WeakTrainConfig
+from ws2s.losses import LossConfig, predict, weak_ensemble_loss
 
 NUM_CLASSES = 2
+# Inference batch size: changes speed only, so it is not a config value that names outputs.
+EVAL_BATCH_SIZE = 64
+
+Forward = Callable[[Sequence[int]], torch.Tensor]  # example indices -> logits [B, K]
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -55,8 +61,8 @@ def freeze_for(model: nn.Module, train_layers: str | int) -> int:
     """Freeze the embeddings and all but the top `train_layers` blocks; return trainable count.
 
     `all` trains everything, as the paper does; an integer K keeps the embeddings and the
-    bottom blocks fixed and trains the top K blocks, the final norm and the head (K = 0 is
-    a linear probe), for CPU-sized runs.
+    bottom blocks fixed and trains the top K blocks, the final norm and the head, for
+    CPU-sized runs.
     """
     if train_layers != "all":
         layers = _layer_stack(model)
@@ -67,6 +73,12 @@ def freeze_for(model: nn.Module, train_layers: str | int) -> int:
             for param in module.parameters():
                 param.requires_grad_(False)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def head_name(model: nn.Module) -> str:
+    """Name of the classification head: the Linear layer that outputs the class logits."""
+    heads = [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features == NUM_CLASSES]
+    return heads[-1]
 
 
 def encode(tokenizer, frame: pd.DataFrame, max_length: int) -> list[dict]:
@@ -80,57 +92,59 @@ def encode(tokenizer, frame: pd.DataFrame, max_length: int) -> list[dict]:
     return [{k: encoded[k][i] for k in encoded} for i in range(len(frame))]
 
 
-def _batches(tokenizer, features: list[dict], order, batch_size: int):
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        yield idx, tokenizer.pad([features[i] for i in idx], return_tensors="pt")
+def token_forward(model: nn.Module, tokenizer, features: list[dict]) -> Forward:
+    """Logits of the full model on the given examples, padded per batch."""
+    return lambda idx: model(**tokenizer.pad([features[i] for i in idx], return_tensors="pt")).logits
 
 
 @dataclass
-class TrainResult:
-    model: nn.Module
-    trainable_params: int
-    total_params: int
+class FitResult:
     losses: list[float]
     seconds: float
 
 
-def train_classifier(model, tokenizer, train: pd.DataFrame, cfg: WeakTrainConfig) -> TrainResult:
-    """Cross-entropy on gold labels; Adam with a cosine schedule and no warm-up."""
+def fit(forward: Forward, modules: Sequence[nn.Module], targets: torch.Tensor, weights: torch.Tensor,
+        loss_cfg: LossConfig, *, epochs: int, batch_size: int, lr: float, generator: torch.Generator,
+        desc: str) -> FitResult:
+    """Minimise `weak_ensemble_loss` over `targets` [B, N, K] with Adam and a cosine schedule."""
     from transformers import get_cosine_schedule_with_warmup
 
-    generator = seed_everything(cfg.seed)
-    trainable = freeze_for(model, cfg.train_layers)
-    features = encode(tokenizer, train, cfg.max_length)
-    labels = torch.tensor(train["label"].to_numpy(), dtype=torch.long)
-    steps_per_epoch = math.ceil(len(features) / cfg.batch_size)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
-    schedule = get_cosine_schedule_with_warmup(optimizer, 0, steps_per_epoch * cfg.epochs)
-    model.train()
-    losses, start = [], time.time()
-    with tqdm(total=steps_per_epoch * cfg.epochs, desc=f"train {cfg.model_name} seed {cfg.seed}", mininterval=5) as bar:
-        for _ in range(cfg.epochs):
-            order = torch.randperm(len(features), generator=generator).tolist()
-            for idx, batch in _batches(tokenizer, features, order, cfg.batch_size):
-                logits = model(**batch).logits
-                loss = nn.functional.cross_entropy(logits, labels[idx])
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    n = len(targets)
+    steps_per_epoch = math.ceil(n / batch_size)
+    total = steps_per_epoch * epochs
+    optimizer = torch.optim.Adam(params, lr=lr)
+    schedule = get_cosine_schedule_with_warmup(optimizer, 0, total)
+    for m in modules:
+        m.train()
+    losses, start, step = [], time.time(), 0
+    with tqdm(total=total, desc=desc, mininterval=5) as bar:
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=generator).tolist()
+            for begin in range(0, n, batch_size):
+                idx = order[begin:begin + batch_size]
+                loss = weak_ensemble_loss(forward(idx), targets[idx], weights, step / total, loss_cfg)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 schedule.step()
+                step += 1
                 losses.append(loss.item())
                 bar.set_postfix(loss=f"{loss.item():.3f}")
                 bar.update()
-    total = sum(p.numel() for p in model.parameters())
-    return TrainResult(model, trainable, total, losses, time.time() - start)
+    return FitResult(losses, time.time() - start)
 
 
 @torch.no_grad()
-def predict_probs(model, tokenizer, frame: pd.DataFrame, max_length: int, batch_size: int) -> np.ndarray:
-    """Class probabilities, one row per example, in the frame's order."""
-    model.eval()
-    features = encode(tokenizer, frame, max_length)
-    probs = np.zeros((len(features), NUM_CLASSES), dtype=np.float32)
-    for idx, batch in _batches(tokenizer, features, list(range(len(features))), batch_size):
-        probs[idx] = torch.softmax(model(**batch).logits.float(), dim=-1).numpy()
-    return probs
+def predict_probs(forward: Forward, modules: Sequence[nn.Module], n: int, loss_cfg: LossConfig) -> np.ndarray:
+    """Class probabilities [n, K] in example order (softmax, or α/α_0 after EDL)."""
+    for m in modules:
+        m.eval()
+    chunks = [predict(forward(list(range(b, min(b + EVAL_BATCH_SIZE, n)))), loss_cfg).numpy()
+              for b in range(0, n, EVAL_BATCH_SIZE)]
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def one_hot_targets(labels: np.ndarray) -> torch.Tensor:
+    """Gold labels as [B, 1, K] soft targets: one 'weak model' that is always right."""
+    return torch.nn.functional.one_hot(torch.as_tensor(labels, dtype=torch.long), NUM_CLASSES).float()[:, None]

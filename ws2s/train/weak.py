@@ -6,18 +6,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ws2s import schemas
 from ws2s.config import WeakTrainConfig
 from ws2s.io import read_parquet, write_json, write_parquet
-from ws2s.train.classify import load_classifier, predict_probs, train_classifier
+from ws2s.losses import LossConfig
+from ws2s.train.classify import (encode, fit, freeze_for, load_classifier, one_hot_targets, predict_probs,
+                                 seed_everything, token_forward)
 
-# Inference batch size: changes speed only, so it is not a config value that names outputs.
-EVAL_BATCH_SIZE = 64
 PAIR_COLUMNS = [f.name for f in schemas.UNLABELLED_PAIRS]
+GOLD_LOSS = LossConfig(kind="ce")
 
 
-def weak_labels_frame(ids: pd.Series, split: str, probs: np.ndarray) -> pd.DataFrame:
+def probs_frame(ids: pd.Series, split: str, probs: np.ndarray) -> pd.DataFrame:
+    """Rows of the weak-label / prediction schema for one split."""
     return pd.DataFrame({
         "id": ids.to_numpy(),
         "split": split,
@@ -34,25 +37,34 @@ def run_weak_classification(cfg: WeakTrainConfig, model_path: str, split_dir: st
     strong_train = read_parquet(split_dir / "strong_train.parquet", PAIR_COLUMNS)
     test = read_parquet(split_dir / "test.parquet", PAIR_COLUMNS + ["label"])
 
+    generator = seed_everything(cfg.seed)
     model, tokenizer = load_classifier(model_path)
-    result = train_classifier(model, tokenizer, weak_train, cfg)
-    strong_probs = predict_probs(model, tokenizer, strong_train, cfg.max_length, EVAL_BATCH_SIZE)
-    test_probs = predict_probs(model, tokenizer, test, cfg.max_length, EVAL_BATCH_SIZE)
-    accuracy = float((test_probs.argmax(axis=1) == test["label"].to_numpy()).mean())
+    trainable = freeze_for(model, cfg.train_layers)
+    result = fit(token_forward(model, tokenizer, encode(tokenizer, weak_train, cfg.max_length)), [model],
+                 one_hot_targets(weak_train["label"].to_numpy()), torch.ones(1), GOLD_LOSS,
+                 epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, generator=generator,
+                 desc=f"train {cfg.model_name} seed {cfg.seed}")
 
-    labels = pd.concat([weak_labels_frame(strong_train["id"], "strong_train", strong_probs),
-                        weak_labels_frame(test["id"], "test", test_probs)], ignore_index=True)
+    def probs_on(frame):
+        return predict_probs(token_forward(model, tokenizer, encode(tokenizer, frame, cfg.max_length)),
+                             [model], len(frame), GOLD_LOSS)
+
+    strong_probs, test_probs = probs_on(strong_train), probs_on(test)
+    accuracy = float((test_probs.argmax(axis=1) == test["label"].to_numpy()).mean())
+    labels = pd.concat([probs_frame(strong_train["id"], "strong_train", strong_probs),
+                        probs_frame(test["id"], "test", test_probs)], ignore_index=True)
     metrics = {
         "model": cfg.model_name,
+        "role": "weak",
         "seed": cfg.seed,
         "test_accuracy": accuracy,
-        "params": result.total_params,
-        "trainable_params": result.trainable_params,
+        "params": sum(p.numel() for p in model.parameters()),
+        "trainable_params": trainable,
         "train_seconds": round(result.seconds, 1),
         "final_train_loss": float(np.mean(result.losses[-10:])),
         "n_train": len(weak_train),
         "n_test": len(test),
     }
-    write_parquet(labels, out_labels, schemas.WEAK_LABELS)
+    write_parquet(labels, out_labels, schemas.CLASS_PROBS)
     write_json(metrics, out_metrics)
     return metrics

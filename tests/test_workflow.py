@@ -1,0 +1,68 @@
+"""Snakemake on the real workflow files: dry runs of the shipped configs, and the smoke run."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import copy_repo
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    return subprocess.run([*SNAKEMAKE, "all", *args], cwd=workdir, capture_output=True, text=True, env=env)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    return copy_repo(tmp_path)
+
+
+def test_dry_run_paper_config(workdir):
+    run = snakemake(workdir, "-n", "--cores", "1")
+    assert run.returncode == 0, run.stderr
+    # 5 + 3 weak models (sciq, cosmosqa) x 3 seeds
+    assert "weak_classify               24" in run.stdout
+
+
+def test_dry_run_embedded_default(workdir):
+    run = snakemake(workdir, "-n", "--cores", "1", "--configfile", "workflow/configs/small.yaml")
+    assert run.returncode == 0, run.stderr
+    assert "prepare_model                4" in run.stdout and "weak_classify                6" in run.stdout
+
+
+def test_bad_config_one_line_and_nothing_written(workdir):
+    (workdir / "bad.yaml").write_text("classification: {max_length: -3}\n")
+    run = snakemake(workdir, "--cores", "1", "--configfile", "bad.yaml")
+    assert run.returncode != 0
+    errors = [line for line in run.stderr.splitlines() if line.startswith("ws2s:")]
+    assert errors == ["ws2s: config error: config key 'classification.max_length' has value -3; -3 is less than the minimum of 1"]
+    assert not (workdir / "results").exists()
+
+
+def test_missing_data_path_fails_cleanly(workdir):
+    (workdir / "missing.yaml").write_text("data: {cosmosqa: {source: ./nowhere/valid.csv}}\n")
+    run = snakemake(workdir, "--cores", "1", "--configfile", "workflow/configs/smoke.yaml", "missing.yaml")
+    assert run.returncode != 0
+    log = (workdir / "results/logs/classification_splits/cosmosqa.log").read_text()
+    assert "ws2s: error: data.cosmosqa.source: nowhere/valid.csv does not exist" in log
+    assert not list((workdir / "results").glob("classification/**/*.parquet"))
+
+
+@pytest.mark.e2e
+def test_smoke_config_end_to_end(workdir, shared_data):
+    (workdir / "data.yaml").write_text(f"data: {{cosmosqa: {{source: {shared_data}/cosmosqa/valid.csv}}}}\n")
+    run = snakemake(workdir, "--cores", "2", "--configfile", "workflow/configs/smoke.yaml", "data.yaml")
+    assert run.returncode == 0, run.stderr[-3000:]
+    table = pd.read_csv(workdir / "results/tables/table1.csv")
+    assert list(table["model"]) == ["minilm-l2", "minilm-l6"]
+    labels = pd.read_parquet(workdir / "results/classification/cosmosqa/weak/minilm-l6/seed0/labels.parquet")
+    assert len(labels) == 64 and set(labels["split"]) == {"strong_train", "test"}
+    assert (workdir / "results/logs/weak_classify/cosmosqa/minilm-l6/seed0.log").stat().st_size > 0
+    again = snakemake(workdir, "-n", "--cores", "2", "--configfile", "workflow/configs/smoke.yaml", "data.yaml")
+    assert "Nothing to be done" in again.stdout + again.stderr

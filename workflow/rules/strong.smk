@@ -1,0 +1,50 @@
+rule strong_features:
+    """Frozen features of the strong model (linear-probe setting, train_layers: 0)."""
+    input:
+        model_input,
+        strong_train="results/classification/{dataset}/splits/strong_train.parquet",
+        test="results/classification/{dataset}/splits/test.parquet",
+    output:
+        features="results/classification/{dataset}/strong/features/{model}.parquet",
+        info="results/classification/{dataset}/strong/features/{model}.json",
+    params:
+        slice=features_params,
+    log:
+        "results/logs/strong_features/{dataset}/{model}.log",
+    benchmark:
+        "results/benchmarks/strong_features/{dataset}/{model}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+    shell:
+        "WS2S_THREADS={threads} ws2s strong-features --name {wildcards.model} --params {params.slice:q} "
+        "--models-root results/models --split-dir results/classification/{wildcards.dataset}/splits "
+        "--out {output.features} --out-info {output.info} > {log} 2>&1"
+
+
+rule strong_classify:
+    """One strong run: a method on its weak labels (or gold, for the ceiling), with or without aux."""
+    input:
+        unpack(strong_inputs),
+    output:
+        predictions="results/classification/{dataset}/strong/{method}/{source}/{aux}/seed{seed}/predictions.parquet",
+        metrics="results/classification/{dataset}/strong/{method}/{source}/{aux}/seed{seed}/metrics.json",
+    params:
+        slice=strong_params,
+        features=features_arg,
+        gold=gold_arg,
+    wildcard_constraints:
+        method="ceiling|single|naive|flyingsquid|bayesian",
+        aux="noaux|aux",
+    log:
+        "results/logs/strong_classify/{dataset}/{method}/{source}/{aux}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/strong_classify/{dataset}/{method}/{source}/{aux}/seed{seed}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+    shell:
+        "WS2S_THREADS={threads} ws2s strong-classify --params {params.slice:q} --models-root results/models "
+        "--split-dir results/classification/{wildcards.dataset}/splits "
+        "--weak-labels {input.weak_labels} --gold={params.gold} --features={params.features} "
+        "--out-predictions {output.predictions} --out-metrics {output.metrics} > {log} 2>&1"

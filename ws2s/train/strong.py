@@ -1,0 +1,163 @@
+"""The strong stage of the classification track: every Weak(S)-to-Strong method.
+
+| method      | targets                                       | loss                     |
+| ----------- | --------------------------------------------- | ------------------------ |
+| ceiling     | strong_train gold (the only reader of it)     | cross-entropy            |
+| single      | one weak model's soft labels                  | cross-entropy (Eqn 1)    |
+| naive       | every member's soft labels, weights λ_i       | Σ λ_i CE (Eqn 2)         |
+| flyingsquid | label-model posterior over members' hard votes | cross-entropy            |
+| bayesian    | every member's soft labels, weights λ_i       | Σ λ_i EDL (Eqns 3-5)     |
+
+Each may add the auxiliary confidence term. With `train_layers: 0` the strong model is a
+linear probe on cached frozen features (the `strong_features` rule), the CPU-sized
+setting; otherwise the whole model (or its top blocks) trains as in the paper.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ws2s import schemas
+from ws2s.config import StrongTrainConfig
+from ws2s.errors import Ws2sError
+from ws2s.io import read_json, read_parquet, write_json, write_parquet
+from ws2s.labelmodel import flying_squid_soft_labels
+from ws2s.losses import LossConfig
+from ws2s.train.classify import (NUM_CLASSES, encode, fit, freeze_for, head_name, load_classifier,
+                                 one_hot_targets, predict_probs, seed_everything, token_forward)
+from ws2s.train.weak import PAIR_COLUMNS, probs_frame
+
+LOSS_KIND = {"ceiling": "ce", "single": "ce", "naive": "ce", "flyingsquid": "ce", "bayesian": "edl"}
+
+
+def aligned(frame: pd.DataFrame, ids: pd.Series, columns: list[str], what: str) -> np.ndarray:
+    """`frame[columns]` in the order of `ids`; every id must be there exactly once."""
+    indexed = frame.set_index("id")
+    if not indexed.index.is_unique:
+        raise Ws2sError(f"{what}: duplicate ids")
+    missing = ids[~ids.isin(indexed.index)]
+    if len(missing):
+        raise Ws2sError(f"{what}: no row for id {missing.iloc[0]} ({len(missing)} ids missing)")
+    return indexed.loc[ids, columns].to_numpy()
+
+
+def weak_targets(cfg: StrongTrainConfig, ids: pd.Series, weak_label_files: list[str]) -> torch.Tensor:
+    """[B, N, K] soft targets of the method from its members' weak labels on strong_train."""
+    frames = [read_parquet(f, [c.name for c in schemas.CLASS_PROBS]) for f in weak_label_files]
+    frames = [f[f["split"] == "strong_train"] for f in frames]
+    if cfg.method == "flyingsquid":
+        votes = np.stack([aligned(f, ids, ["pred"], path)[:, 0] for f, path in zip(frames, weak_label_files)], axis=1)
+        return torch.tensor(flying_squid_soft_labels(votes.astype(float)), dtype=torch.float32)[:, None]
+    probs = [aligned(f, ids, ["prob_0", "prob_1"], path) for f, path in zip(frames, weak_label_files)]
+    return torch.tensor(np.stack(probs, axis=1), dtype=torch.float32)
+
+
+def gold_targets(ids: pd.Series, gold_file: str) -> torch.Tensor:
+    gold = read_parquet(gold_file, ["id", "label"])
+    return one_hot_targets(aligned(gold, ids, ["label"], gold_file)[:, 0])
+
+
+# ---- frozen features for the linear-probe setting -----------------------------------
+
+
+@torch.no_grad()
+def extract_features(model_path: str, frames: dict[str, pd.DataFrame], max_length: int) -> pd.DataFrame:
+    """What the classification head would see, for every example of every split."""
+    from ws2s.train.classify import EVAL_BATCH_SIZE
+
+    model, tokenizer = load_classifier(model_path)
+    setattr(model, head_name(model), nn.Identity())
+    model.eval()
+    rows = []
+    for split, frame in frames.items():
+        forward = token_forward(model, tokenizer, encode(tokenizer, frame, max_length))
+        feats = np.concatenate([forward(list(range(b, min(b + EVAL_BATCH_SIZE, len(frame))))).float().numpy()
+                                for b in range(0, len(frame), EVAL_BATCH_SIZE)])
+        rows.append(pd.DataFrame({"id": frame["id"].to_numpy(), "split": split, "features": list(feats)}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def write_features(model_path: str, split_dir: str | Path, max_length: int, out: str | Path,
+                   out_info: str | Path) -> None:
+    """The features Parquet, and beside it the backbone's size for Table 1."""
+    from transformers import AutoConfig, AutoModel
+
+    split_dir = Path(split_dir)
+    frames = {s: read_parquet(split_dir / f"{s}.parquet", PAIR_COLUMNS) for s in ("strong_train", "test")}
+    features = extract_features(model_path, frames, max_length)
+    with torch.device("meta"):
+        params = sum(p.numel() for p in AutoModel.from_config(AutoConfig.from_pretrained(model_path)).parameters())
+    write_parquet(features, out, schemas.FEATURES)
+    write_json({"params": params, "hidden_size": len(features["features"].iloc[0])}, out_info)
+
+
+def _feature_matrix(features: pd.DataFrame, ids: pd.Series, split: str, path: str) -> torch.Tensor:
+    part = features[features["split"] == split]
+    return torch.tensor(np.stack(aligned(part, ids, ["features"], path)[:, 0]), dtype=torch.float32)
+
+
+# ---- one strong run --------------------------------------------------------------------
+
+
+def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, split_dir: str | Path,
+                              weak_label_files: list[str], gold_file: str | None, features_file: str | None,
+                              out_predictions: str | Path,
+                              out_metrics: str | Path) -> dict:
+    split_dir = Path(split_dir)
+    # strong_train.parquet has no label column: the strong stage cannot read its gold
+    # from there; only the ceiling is handed strong_train_gold.parquet.
+    strong_train = read_parquet(split_dir / "strong_train.parquet", PAIR_COLUMNS)
+    test = read_parquet(split_dir / "test.parquet", PAIR_COLUMNS + ["label"])
+    ids = strong_train["id"]
+    if cfg.method == "ceiling":
+        targets = gold_targets(ids, gold_file)
+    else:
+        targets = weak_targets(cfg, ids, weak_label_files)
+    weights = torch.tensor(cfg.weights if cfg.method in ("naive", "bayesian") else [1.0], dtype=torch.float32)
+    loss_cfg = LossConfig(**cfg.loss)
+
+    generator = seed_everything(cfg.seed)
+    if cfg.train_layers == 0:
+        features = read_parquet(features_file, ["id", "split", "features"])
+        backbone_params = read_json(Path(features_file).with_suffix(".json"))["params"]
+        train_x = _feature_matrix(features, ids, "strong_train", features_file)
+        test_x = _feature_matrix(features, test["id"], "test", features_file)
+        head = nn.Linear(train_x.shape[1], NUM_CLASSES)
+        modules = [head]
+        backbone_params += sum(p.numel() for p in head.parameters())
+        train_forward = lambda idx: head(train_x[idx])  # noqa: E731
+        test_forward = lambda idx: head(test_x[idx])  # noqa: E731
+    else:
+        model, tokenizer = load_classifier(model_path)
+        freeze_for(model, cfg.train_layers)
+        modules = [model]
+        backbone_params = sum(p.numel() for p in model.parameters())
+        train_forward = token_forward(model, tokenizer, encode(tokenizer, strong_train, cfg.max_length))
+        test_forward = token_forward(model, tokenizer, encode(tokenizer, test, cfg.max_length))
+
+    result = fit(train_forward, modules, targets, weights, loss_cfg, epochs=cfg.epochs,
+                 batch_size=cfg.batch_size, lr=cfg.lr, generator=generator,
+                 desc=f"{cfg.method} seed {cfg.seed}")
+    test_probs = predict_probs(test_forward, modules, len(test), loss_cfg)
+    accuracy = float((test_probs.argmax(axis=1) == test["label"].to_numpy()).mean())
+    metrics = {
+        "method": cfg.method,
+        "members": cfg.members,
+        "weights": cfg.weights,
+        "aux": loss_cfg.aux,
+        "seed": cfg.seed,
+        "model": cfg.model_name,
+        "role": "strong",
+        "test_accuracy": accuracy,
+        "params": backbone_params,
+        "train_seconds": round(result.seconds, 1),
+        "final_train_loss": float(np.mean(result.losses[-10:])),
+    }
+    write_parquet(probs_frame(test["id"], "test", test_probs), out_predictions, schemas.CLASS_PROBS)
+    write_json(metrics, out_metrics)
+    return metrics
