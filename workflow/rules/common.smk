@@ -1,6 +1,7 @@
 # Config validation, config lookups and input functions; rules hold no logic of their own.
 import sys
 
+from ws2s.codeversion import code_version
 from ws2s.config import canonical, validate
 from ws2s.errors import Ws2sError
 from ws2s.models import needs_preparation

@@ -7,6 +7,7 @@ rule classification_splits:
         test="results/classification/{dataset}/splits/test.parquet",
     params:
         slice=split_params,
+        code=code_version("ws2s.data.splits"),
     log:
         "results/logs/classification_splits/{dataset}.log",
     shell:

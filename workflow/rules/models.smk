@@ -6,6 +6,7 @@ rule prepare_model:
         directory("results/models/{model}"),
     params:
         slice=prepare_model_params,
+        code=code_version("ws2s.models"),
     log:
         "results/logs/prepare_model/{model}.log",
     benchmark:

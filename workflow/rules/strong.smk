@@ -9,6 +9,7 @@ rule strong_features:
         info="results/classification/{dataset}/strong/features/{model}.json",
     params:
         slice=features_params,
+        code=code_version("ws2s.train.strong", "ws2s.models"),
     log:
         "results/logs/strong_features/{dataset}/{model}.log",
     benchmark:
@@ -31,6 +32,7 @@ rule strong_classify:
         metrics="results/classification/{dataset}/strong/{method}/{source}/{aux}/seed{seed}/metrics.json",
     params:
         slice=strong_params,
+        code=code_version("ws2s.train.strong", "ws2s.models"),
         features=features_arg,
         gold=gold_arg,
     wildcard_constraints:

@@ -7,6 +7,7 @@ rule table1:
         md="results/tables/table1.md",
     params:
         slice=table_params("table1"),
+        code=code_version("ws2s.tables"),
     log:
         "results/logs/tables/table1.log",
     shell:
@@ -27,6 +28,7 @@ for _name, _dataset in w2s_tables().items():
             md=f"results/tables/{_name}.md",
         params:
             slice=w2s_table_params(_name, _dataset),
+            code=code_version("ws2s.tables"),
         log:
             f"results/logs/tables/{_name}.log",
         shell:

@@ -10,6 +10,7 @@ rule weak_classify:
         metrics="results/classification/{dataset}/weak/{model}/seed{seed}/metrics.json",
     params:
         slice=weak_train_params,
+        code=code_version("ws2s.train.weak", "ws2s.models"),
     log:
         "results/logs/weak_classify/{dataset}/{model}/seed{seed}.log",
     benchmark:

@@ -147,4 +147,4 @@ def predict_probs(forward: Forward, modules: Sequence[nn.Module], n: int, loss_c
 
 def one_hot_targets(labels: np.ndarray) -> torch.Tensor:
     """Gold labels as [B, 1, K] soft targets: one 'weak model' that is always right."""
-    return torch.nn.functional.one_hot(torch.as_tensor(labels, dtype=torch.long), NUM_CLASSES).float()[:, None]
+    return torch.nn.functional.one_hot(torch.tensor(np.asarray(labels), dtype=torch.long), NUM_CLASSES).float()[:, None]

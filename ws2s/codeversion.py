@@ -1,0 +1,64 @@
+"""A hash of the ws2s source a pipeline step runs, for Snakemake's params trigger.
+
+Snakemake's code trigger sees a rule's own shell text, not the modules it imports. Each
+rule therefore carries `code=code_version(MODULE)` in its params: the hash of MODULE's
+source and of every ws2s module it imports, transitively. An edit to any of them changes
+the hash, and Snakemake reruns exactly the steps whose code changed.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def _module_file(module: str) -> Path | None:
+    parts = module.split(".")
+    if parts[0] != "ws2s":
+        return None
+    base = PACKAGE_ROOT.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in found if name.startswith("ws2s")}
+
+
+@lru_cache(maxsize=None)
+def module_closure(module: str) -> tuple[Path, ...]:
+    """The source files of `module` and every ws2s module it imports, transitively."""
+    seen: dict[str, Path] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        path = _module_file(name)
+        if path is None or name in seen:
+            continue
+        seen[name] = path
+        # A package's __init__ runs on import of any of its submodules.
+        parent = name.rsplit(".", 1)[0]
+        todo.extend(_imports(path) | ({parent} if "." in name else set()))
+    return tuple(sorted(set(seen.values())))
+
+
+def code_version(*modules: str) -> str:
+    """sha1 (12 hex digits) of the sources `modules` run."""
+    digest = hashlib.sha1()
+    for path in sorted({p for m in modules for p in module_closure(m)}):
+        digest.update(path.relative_to(PACKAGE_ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
