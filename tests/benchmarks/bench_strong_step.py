@@ -52,17 +52,28 @@ def main() -> None:
         optimizer.step()
         return time.perf_counter() - start
 
-    step(*CASES["cross-entropy, one weak model (Eqn 1)"])  # warm-up
+    def loss_only(cfg: LossConfig, n_weak: int, repeats: int = 200) -> float:
+        """The loss's own forward and backward on fixed logits, per call."""
+        logits = torch.randn(args.batch, 2, requires_grad=True)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            weak_ensemble_loss(logits, weak[:, :n_weak], torch.ones(n_weak) / n_weak, 0.5, cfg).backward()
+        return (time.perf_counter() - start) / repeats
+
+    for case in CASES.values():  # warm-up
+        step(*case)
     medians = {}
     for _ in range(args.steps):  # interleave the cases so drift hits them alike
         for name, case in CASES.items():
             medians.setdefault(name, []).append(step(*case))
     base = statistics.median(medians["cross-entropy, one weak model (Eqn 1)"])
     print(f"torch threads {torch.get_num_threads()}, batch {args.batch} x {args.tokens} tokens, {args.steps} steps each\n")
-    print("| loss | median step (s) | vs cross-entropy |\n| --- | --- | --- |")
+    print("| loss | median step (s) | vs cross-entropy | the loss alone (ms) | loss alone / step |")
+    print("| --- | --- | --- | --- | --- |")
     for name, times in medians.items():
         median = statistics.median(times)
-        print(f"| {name} | {median:.3f} | {100 * (median / base - 1):+.1f}% |")
+        alone = loss_only(*CASES[name])
+        print(f"| {name} | {median:.3f} | {100 * (median / base - 1):+.1f}% | {1000 * alone:.2f} | {100 * alone / median:.3f}% |")
 
 
 if __name__ == "__main__":
