@@ -42,7 +42,7 @@ def tiny_bert(tmp_path_factory) -> str:
 
 def copy_repo(dest: Path) -> Path:
     """The workflow files of this checkout, for Snakemake runs in a scratch folder."""
-    for name in ("Snakefile", "config.yaml", "workflow"):
+    for name in ("Snakefile", "config.yaml", "workflow", "envs"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
     return dest

@@ -10,6 +10,8 @@ rule classification_splits:
         code=code_version("ws2s.data.splits"),
     log:
         "results/logs/classification_splits/{dataset}.log",
+    conda:
+        "../../envs/ws2s-data.yaml"
     shell:
         "ws2s splits --params {params.slice:q} "
         "--out-dir results/classification/{wildcards.dataset}/splits > {log} 2>&1"

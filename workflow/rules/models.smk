@@ -13,6 +13,8 @@ rule prepare_model:
         "results/benchmarks/prepare_model/{model}.tsv"
     resources:
         mem_mb=4000,
+    conda:
+        "../../envs/ws2s-train.yaml"
     shell:
         "ws2s prepare-model --name {wildcards.model} --params {params.slice:q} "
         "--root results/models > {log} 2>&1"

@@ -17,6 +17,8 @@ rule strong_features:
     threads: 2
     resources:
         mem_mb=8000,
+    conda:
+        "../../envs/ws2s-train.yaml"
     shell:
         "WS2S_THREADS={threads} ws2s strong-features --name {wildcards.model} --params {params.slice:q} "
         "--models-root results/models --split-dir results/classification/{wildcards.dataset}/splits "
@@ -45,6 +47,8 @@ rule strong_classify:
     threads: 2
     resources:
         mem_mb=8000,
+    conda:
+        "../../envs/ws2s-train.yaml"
     shell:
         "WS2S_THREADS={threads} ws2s strong-classify --params {params.slice:q} --models-root results/models "
         "--split-dir results/classification/{wildcards.dataset}/splits "

@@ -10,6 +10,8 @@ rule table1:
         code=code_version("ws2s.tables"),
     log:
         "results/logs/tables/table1.log",
+    conda:
+        "../../envs/ws2s-data.yaml"
     shell:
         "ws2s table1 --params {params.slice:q} --out-stem results/tables/table1 {input} > {log} 2>&1"
 
@@ -31,6 +33,8 @@ for _name, _dataset in w2s_tables().items():
             code=code_version("ws2s.tables"),
         log:
             f"results/logs/tables/{_name}.log",
+        conda:
+            "../../envs/ws2s-data.yaml"
         shell:
             f"ws2s table-w2s --dataset {_dataset} --params {{params.slice:q}} --out-stem results/tables/{_name} "
             "--weak {input.weak} --strong {input.strong} > {log} 2>&1"

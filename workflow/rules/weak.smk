@@ -18,6 +18,8 @@ rule weak_classify:
     threads: 2
     resources:
         mem_mb=8000,
+    conda:
+        "../../envs/ws2s-train.yaml"
     shell:
         "WS2S_THREADS={threads} ws2s weak-classify --params {params.slice:q} --models-root results/models "
         "--split-dir results/classification/{wildcards.dataset}/splits "

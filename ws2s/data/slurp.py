@@ -1,0 +1,99 @@
+"""SLURP slot filling as text generation: utterance -> prompt -> JSON of slots.
+
+The prompt is the paper's Appendix I (as in the authors' released code): the list of
+slot types, the instruction, the sentence in quotes. The target is the JSON object
+`{"slot type": "value"}` built from the annotated entity spans, `{}` when there is none;
+several values of one slot type are joined with " & ", as the authors do.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from ws2s.data.binary import content_id
+from ws2s.data.sources import read_jsonl_records
+from ws2s.errors import Ws2sError
+
+# The 55 slot types of the paper's prompt, in its order.
+SLOT_TYPES = (
+    "event_name", "date", "person", "time", "news_topic", "relation", "list_name", "media_type",
+    "business_name", "weather_descriptor", "music_genre", "house_place", "game_name", "food_type",
+    "timeofday", "place_name", "definition_word", "email_address", "transport_agency", "movie_name",
+    "artist_name", "transport_type", "joke_type", "movie_type", "time_zone", "music_descriptor",
+    "device_type", "color_type", "meal_type", "player_setting", "podcast_name", "email_folder",
+    "song_name", "change_amount", "business_type", "personal_info", "radio_name", "coffee_type",
+    "audiobook_author", "audiobook_name", "currency_name", "playlist_name", "podcast_descriptor",
+    "general_frequency", "music_album", "app_name", "order_type", "transport_name",
+    "transport_descriptor", "cooking_type", "ingredient", "alarm_type", "drink_type", "sport_type",
+    "game_type",
+)
+
+PAPER_PROMPT = (
+    "USER: Consider the following list of slot types provided to you:\n{slot_types}\n"
+    "Now consider the following sentence(s) containing one or more of the above slot types. "
+    "Can you extract slots belonging to that slot list and their values in json format i.e. "
+    '{{"slot type": "value"}}? ONLY print out the json, or only print {{}} if no slot.\n'
+    '"{sentence}"\nASSISTANT:'
+)
+
+VALUE_JOINER = " & "
+
+
+def render_prompt(template: str, sentence: str, slot_types=SLOT_TYPES) -> str:
+    return template.format(slot_types=", ".join(f'"{s}"' for s in slot_types), sentence=sentence)
+
+
+def entity_slots(record: dict, where: str) -> dict[str, str]:
+    """{type: filler} from a SLURP record's token-span entities, in order of appearance."""
+    tokens = [t["surface"] for t in record["tokens"]]
+    slots: dict[str, str] = {}
+    for entity in sorted(record.get("entities", []), key=lambda e: min(e["span"])):
+        span = entity["span"]
+        if not span or max(span) >= len(tokens) or min(span) < 0:
+            raise Ws2sError(f"{where}: slurp_id {record.get('slurp_id')} has an entity span {span} outside its {len(tokens)} tokens")
+        filler = " ".join(tokens[i] for i in span)
+        slots[entity["type"]] = f"{slots[entity['type']]}{VALUE_JOINER}{filler}" if entity["type"] in slots else filler
+    return slots
+
+
+def target_json(slots: dict[str, str]) -> str:
+    return json.dumps(slots, ensure_ascii=False)
+
+
+def parse_slots(text: str) -> dict[str, str] | None:
+    """The slots of a generated JSON string; None when it is not a JSON object of strings.
+
+    The caller counts None as "no slots" and reports how many there were.
+    """
+    try:
+        value = json.loads(text.strip())
+    except (json.JSONDecodeError, ValueError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+
+
+def slots_to_entities(slots: dict[str, str]) -> list[dict]:
+    """SLURP prediction entities ({type, filler}), one per " & "-joined value."""
+    return [{"type": t, "filler": f.strip()} for t, v in slots.items() for f in v.split(VALUE_JOINER) if f.strip()]
+
+
+def load_utterances(path: str, where: str) -> pd.DataFrame:
+    """One row per SLURP utterance: id, slurp_id, sentence, target (JSON), scenario, action."""
+    rows = []
+    for record in read_jsonl_records(path, where):
+        for field in ("slurp_id", "sentence", "tokens"):
+            if field not in record:
+                raise Ws2sError(f"{where}: a record lacks '{field}' (slurp_id {record.get('slurp_id')})")
+        rows.append({
+            "id": content_id("slurp", str(record["slurp_id"]), record["sentence"]),
+            "slurp_id": int(record["slurp_id"]),
+            "sentence": record["sentence"],
+            "target": target_json(entity_slots(record, where)),
+            "scenario": record.get("scenario", ""),
+            "action": record.get("action", ""),
+        })
+    return pd.DataFrame(rows)
