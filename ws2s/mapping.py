@@ -29,13 +29,10 @@ WORD = re.compile(r"\s*(?:\w+(?:'\w+)*|[^\w\s])|\s+$")
 
 def word_starts(text: str) -> np.ndarray:
     """Start offsets of the words of `text` (they tile it: each word ends where the next starts)."""
-    starts, position = [], 0
-    for match in WORD.finditer(text):
-        assert match.start() == position, "words must tile the text"
-        starts.append(match.start())
-        position = match.end()
-    assert position == len(text)
-    return np.asarray(starts, dtype=np.int64)
+    words = WORD.findall(text)
+    # Ordered, non-overlapping matches whose lengths add up to the text's tile it.
+    assert sum(map(len, words)) == len(text), "words must tile the text"
+    return np.cumsum([0] + [len(w) for w in words[:-1]], dtype=np.int64) if words else np.zeros(0, np.int64)
 
 
 def starts_from_offsets(offsets: list[tuple[int, int]]) -> np.ndarray:
@@ -63,25 +60,6 @@ def starts_from_decoding(decode_prefix, n_tokens: int) -> np.ndarray:
     return np.maximum.accumulate(np.asarray(lengths, dtype=np.int64)) if lengths else np.zeros(0, np.int64)
 
 
-def group_starts(text_length: int, *token_starts: np.ndarray, words: np.ndarray) -> np.ndarray:
-    """Boundaries shared by the words and every tokenizer: start offsets of the groups."""
-    common = words
-    for starts in token_starts:
-        common = np.intersect1d(common, starts, assume_unique=False)
-    common = np.union1d(common, [0]) if text_length else common
-    return common[common < text_length]
-
-
-def group_index(starts: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """The group each token belongs to (by its start offset)."""
-    return np.searchsorted(groups, starts, side="right") - 1
-
-
-def group_log_probs(token_logprobs: np.ndarray, token_groups: np.ndarray, n_groups: int) -> np.ndarray:
-    """Eqn 6: log P(group) = Σ of its tokens' log-probabilities."""
-    return np.bincount(token_groups, weights=token_logprobs, minlength=n_groups)
-
-
 def split_over_pieces(group_logprob: np.ndarray, piece_groups: np.ndarray, confidence: np.ndarray,
                       weighting: str = "confidence") -> np.ndarray:
     """Eqn 7: each strong piece's log-probability, w_i · log P(group), weights summing to 1 per group.
@@ -89,21 +67,71 @@ def split_over_pieces(group_logprob: np.ndarray, piece_groups: np.ndarray, confi
     `confidence` is C_s per piece. "confidence" weights by e^{C_s} as Eqn 7 states;
     "inverse_confidence" by e^{−C_s}, as the authors' released code does.
     """
-    scores = confidence if weighting == "confidence" else -confidence
-    # Subtract each group's max before exponentiating (softmax within groups).
-    group_max = np.full(len(group_logprob), -np.inf)
-    np.maximum.at(group_max, piece_groups, scores)
-    weights = np.exp(scores - group_max[piece_groups])
+    # C_s is a probability, so e^{±C_s} needs no max-subtraction for stability.
+    weights = np.exp(confidence if weighting == "confidence" else -confidence)
     totals = np.bincount(piece_groups, weights=weights, minlength=len(group_logprob))
     return weights / totals[piece_groups] * group_logprob[piece_groups]
 
 
+def map_batch(texts: list[str], weak_starts: list[np.ndarray], weak_logprobs: list[np.ndarray],
+              strong_starts: list[np.ndarray], strong_confidence: list[np.ndarray],
+              weighting: str = "confidence") -> list[np.ndarray]:
+    """Per hypothesis, each strong piece's target log-probability (Eqns 6-7).
+
+    All hypotheses are laid end to end on one axis so that grouping, Eqn 6 and Eqn 7 are
+    a handful of vectorised operations for the whole batch.
+    """
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    base = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]])  # +1 keeps a text's end apart from the next start
+    total = int(base[-1] + lengths[-1] + 1) if len(texts) else 0
+
+    def flat(starts_list):
+        return np.concatenate([s + b for s, b in zip(starts_list, base)]) if starts_list else np.zeros(0, np.int64)
+
+    shared = np.zeros(total, dtype=bool)
+    shared[flat([word_starts(t) for t in texts])] = True
+    for starts in (flat(weak_starts), flat(strong_starts)):
+        is_start = np.zeros(total, dtype=bool)
+        is_start[starts] = True
+        shared &= is_start
+    shared[base[lengths > 0]] = True  # every non-empty text opens a group
+    groups = np.flatnonzero(shared)
+    weak_flat, strong_flat = flat(weak_starts), flat(strong_starts)
+    weak_group = np.searchsorted(groups, weak_flat, side="right") - 1
+    strong_group = np.searchsorted(groups, strong_flat, side="right") - 1
+    logp = np.bincount(weak_group, weights=np.concatenate(weak_logprobs), minlength=len(groups))
+    pieces = split_over_pieces(logp, strong_group, np.concatenate(strong_confidence), weighting)
+    return np.split(pieces, np.cumsum([len(s) for s in strong_starts])[:-1])
+
+
 def map_hypothesis(text: str, weak_starts: np.ndarray, weak_logprobs: np.ndarray,
                    strong_starts: np.ndarray, strong_confidence: np.ndarray,
-                   weighting: str = "confidence") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per strong piece of `text`: its target log-probability, group index; and the group starts."""
-    groups = group_starts(len(text), weak_starts, strong_starts, words=word_starts(text))
-    weak_groups = group_index(weak_starts, groups)
-    strong_groups = group_index(strong_starts, groups)
-    logp_groups = group_log_probs(weak_logprobs, weak_groups, len(groups))
-    return split_over_pieces(logp_groups, strong_groups, strong_confidence, weighting), strong_groups, groups
+                   weighting: str = "confidence") -> np.ndarray:
+    """One hypothesis's strong-piece target log-probabilities."""
+    return map_batch([text], [weak_starts], [weak_logprobs], [strong_starts], [strong_confidence], weighting)[0]
+
+
+def soft_label_rows(strong_probs, target_ids, target_logprobs, min_prob: float = 1e-4):
+    """Stage 3: soft labels [T, V] for the strong model's positions.
+
+    The target token gets P(s_i) = exp(log P(s_i)), clamped to [min_prob, 1]; the rest,
+    1 − P(s_i), is spread over the other tokens in proportion to the strong model's own
+    (detached) distribution `strong_probs` [T, V], so every row sums to 1 and the
+    target's mass is exact.
+    """
+    import torch
+
+    probs = strong_probs.detach().float()
+    target_p = torch.exp(target_logprobs.float()).clamp(min_prob, 1.0)
+    rows = torch.arange(len(target_ids))
+    others = probs.clone()
+    others[rows, target_ids] = 0.0
+    mass = others.sum(dim=-1, keepdim=True)
+    # A strong distribution with (nearly) all mass on the target leaves nothing to spread
+    # in proportion to: spread uniformly over the other tokens instead.
+    uniform = torch.ones_like(others)
+    uniform[rows, target_ids] = 0.0
+    others = torch.where(mass > 1e-12, others / mass.clamp_min(1e-12), uniform / (others.shape[-1] - 1))
+    soft = others * (1.0 - target_p)[:, None]
+    soft[rows, target_ids] = target_p
+    return soft
