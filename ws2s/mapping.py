@@ -60,6 +60,27 @@ def starts_from_decoding(decode_prefix, n_tokens: int) -> np.ndarray:
     return np.maximum.accumulate(np.asarray(lengths, dtype=np.int64)) if lengths else np.zeros(0, np.int64)
 
 
+def shared_starts(length: int, *starts: np.ndarray) -> np.ndarray:
+    """The offsets in [0, length) that every one of `starts` contains: common boundaries."""
+    shared = np.ones(length, dtype=bool)
+    for offsets in starts:
+        is_start = np.zeros(length, dtype=bool)
+        is_start[offsets[offsets < length]] = True
+        shared &= is_start
+    return np.flatnonzero(shared)
+
+
+def words_with_log_probs(text: str, token_starts: np.ndarray, token_logprobs: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Stage 1 for one tokenizer: the words of a hypothesis (merged where a token spans two)
+    and each one's log-probability, the sum of its tokens'."""
+    if not text:
+        return [], np.zeros(0)
+    groups = np.union1d(shared_starts(len(text), word_starts(text), token_starts), [0])
+    which = np.searchsorted(groups, token_starts, side="right") - 1
+    ends = list(groups[1:]) + [len(text)]
+    return [text[a:b] for a, b in zip(groups, ends)], np.bincount(which, weights=token_logprobs, minlength=len(groups))
+
+
 def split_over_pieces(group_logprob: np.ndarray, piece_groups: np.ndarray, confidence: np.ndarray,
                       weighting: str = "confidence") -> np.ndarray:
     """Eqn 7: each strong piece's log-probability, w_i · log P(group), weights summing to 1 per group.
@@ -88,15 +109,9 @@ def map_batch(texts: list[str], weak_starts: list[np.ndarray], weak_logprobs: li
     def flat(starts_list):
         return np.concatenate([s + b for s, b in zip(starts_list, base)]) if starts_list else np.zeros(0, np.int64)
 
-    shared = np.zeros(total, dtype=bool)
-    shared[flat([word_starts(t) for t in texts])] = True
-    for starts in (flat(weak_starts), flat(strong_starts)):
-        is_start = np.zeros(total, dtype=bool)
-        is_start[starts] = True
-        shared &= is_start
-    shared[base[lengths > 0]] = True  # every non-empty text opens a group
-    groups = np.flatnonzero(shared)
     weak_flat, strong_flat = flat(weak_starts), flat(strong_starts)
+    opens = base[lengths > 0]  # every non-empty text opens a group
+    groups = np.union1d(shared_starts(total, flat([word_starts(t) for t in texts]), weak_flat, strong_flat), opens)
     weak_group = np.searchsorted(groups, weak_flat, side="right") - 1
     strong_group = np.searchsorted(groups, strong_flat, side="right") - 1
     logp = np.bincount(weak_group, weights=np.concatenate(weak_logprobs), minlength=len(groups))

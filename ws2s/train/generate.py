@@ -1,0 +1,163 @@
+"""Causal LMs for slot filling: finetuning on (prompt, target) and batched beam generation.
+
+Generation is batched with the KV cache (`generate`), never one example at a time. The
+chosen hypothesis is then re-scored teacher-forced in one batched forward pass, which
+gives each generated token's log-probability under the model (beam scores are sums
+shaped by the length penalty, not per-token probabilities).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ws2s.mapping import starts_from_decoding
+
+
+def load_causal(model_path: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def encode_pairs(tokenizer, prompts: list[str], targets: list[str]) -> list[tuple[list[int], int]]:
+    """Token ids of prompt + target + EOS, and where the target starts (the loss covers the target)."""
+    encoded = []
+    for prompt, target in zip(prompts, targets):
+        prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+        target_ids = tokenizer(target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        encoded.append((prompt_ids + target_ids, len(prompt_ids)))
+    return encoded
+
+
+def _pad_batch(tokenizer, items: list[tuple[list[int], int]]):
+    """Right-padded ids, attention mask, and labels with −100 on prompt and padding."""
+    width = max(len(ids) for ids, _ in items)
+    ids = torch.full((len(items), width), tokenizer.pad_token_id)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    labels = torch.full((len(items), width), -100)
+    for row, (seq, target_start) in enumerate(items):
+        ids[row, :len(seq)] = torch.tensor(seq)
+        mask[row, :len(seq)] = 1
+        labels[row, target_start:len(seq)] = torch.tensor(seq[target_start:])
+    return ids, mask, labels
+
+
+def sequence_nll(model, tokenizer, items, batch_size: int) -> float:
+    """Mean per-token negative log-likelihood of the targets."""
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for b in range(0, len(items), batch_size):
+            ids, mask, labels = _pad_batch(tokenizer, items[b:b + batch_size])
+            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+            target = labels[:, 1:]
+            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="sum")
+            total += nll.item()
+            count += int((target != -100).sum())
+    return total / max(count, 1)
+
+
+@dataclass
+class FinetuneResult:
+    best_epoch: int
+    val_losses: list[float]
+    seconds: float
+
+
+def finetune(model, tokenizer, train_items, val_items, *, epochs: int, batch_size: int, lr: float,
+             generator: torch.Generator, desc: str) -> FinetuneResult:
+    """AdamW with a linear schedule; keeps the weights of the epoch with the lowest validation loss."""
+    from transformers import get_linear_schedule_with_warmup
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    steps = math.ceil(len(train_items) / batch_size) * epochs
+    schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)
+    best, best_state, val_losses, start = math.inf, None, [], time.time()
+    with tqdm(total=steps, desc=desc, mininterval=5) as bar:
+        for _ in range(epochs):
+            model.train()
+            order = torch.randperm(len(train_items), generator=generator).tolist()
+            for b in range(0, len(order), batch_size):
+                ids, mask, labels = _pad_batch(tokenizer, [train_items[i] for i in order[b:b + batch_size]])
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.update()
+            val_losses.append(sequence_nll(model, tokenizer, val_items, batch_size))
+            if val_losses[-1] < best:
+                best, best_state = val_losses[-1], copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    return FinetuneResult(int(np.argmin(val_losses)), val_losses, time.time() - start)
+
+
+@dataclass
+class Hypothesis:
+    text: str
+    token_ids: list[int]
+    token_starts: np.ndarray
+    token_logprobs: np.ndarray
+    nbest: list[str]
+    nbest_scores: list[float]
+
+
+def generate(model, tokenizer, prompts: list[str], *, beams: int, max_new_tokens: int, batch_size: int,
+             desc: str = "generate") -> list[Hypothesis]:
+    """Beam search, batched with the KV cache; the best hypothesis with per-token log-probs, and the M-best."""
+    model.eval()
+    tokenizer.padding_side = "left"
+    results: list[Hypothesis] = []
+    for b in tqdm(range(0, len(prompts), batch_size), desc=desc, mininterval=5):
+        batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True)
+        with torch.no_grad():
+            out = model.generate(**batch, num_beams=beams, num_return_sequences=beams, do_sample=False,
+                                 max_new_tokens=max_new_tokens, output_scores=True, return_dict_in_generate=True,
+                                 early_stopping=True)
+        width = batch["input_ids"].shape[1]
+        new_tokens = out.sequences[:, width:].view(-1, beams, out.sequences.shape[1] - width)
+        scores = out.sequences_scores.view(-1, beams)
+        chosen = [_strip(tokenizer, row[0].tolist()) for row in new_tokens]
+        logprobs = token_logprobs(model, tokenizer, batch, chosen)
+        for i, ids in enumerate(chosen):
+            text = tokenizer.decode(ids, clean_up_tokenization_spaces=False)
+            starts = starts_from_decoding(lambda k: tokenizer.decode(ids[:k], clean_up_tokenization_spaces=False), len(ids))
+            nbest = [tokenizer.decode(_strip(tokenizer, row.tolist()), clean_up_tokenization_spaces=False) for row in new_tokens[i]]
+            results.append(Hypothesis(text, ids, starts, logprobs[i], nbest, scores[i].tolist()))
+    tokenizer.padding_side = "right"
+    return results
+
+
+def _strip(tokenizer, ids: list[int]) -> list[int]:
+    """Generated ids up to the first EOS or pad."""
+    stops = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+    for i, token in enumerate(ids):
+        if token in stops:
+            return ids[:i]
+    return ids
+
+
+def token_logprobs(model, tokenizer, prompt_batch, continuations: list[list[int]]) -> list[np.ndarray]:
+    """log p(token_t | prompt, tokens_<t) of each continuation, teacher-forced, one batched pass."""
+    prompts = [ids[mask.bool()].tolist() for ids, mask in zip(prompt_batch["input_ids"], prompt_batch["attention_mask"])]
+    items = [(p + c, len(p)) for p, c in zip(prompts, continuations)]
+    ids, mask, labels = _pad_batch(tokenizer, items)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), dim=-1)
+    target = labels[:, 1:]
+    picked = logp.gather(-1, target.clamp_min(0)[..., None])[..., 0]
+    return [picked[row][target[row] != -100].numpy() for row in range(len(items))]
