@@ -14,6 +14,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/weak.smk"
 include: "workflow/rules/strong.smk"
+include: "workflow/rules/generation.smk"
 include: "workflow/rules/tables.smk"
 
 

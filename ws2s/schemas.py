@@ -33,3 +33,32 @@ FEATURES = pa.schema([
     ("split", pa.string()),                  # strong_train or test
     ("features", pa.list_(pa.float32())),   # the pooled hidden state
 ])
+
+# Generation splits: SLURP utterances with their target JSON (weak_train, test).
+UTTERANCES = pa.schema([
+    ("id", pa.string()),             # content hash of (slurp_id, sentence)
+    ("slurp_id", pa.int64()),
+    ("sentence", pa.string()),
+    ("target", pa.string()),         # {"slot type": "value"} JSON, {} when none
+    ("gold_entities", pa.string()),  # the official scorer's gold entities, JSON
+    ("scenario", pa.string()),
+    ("action", pa.string()),
+])
+# strong_train as the strong stage reads it: sentences only.
+UNLABELLED_UTTERANCES = pa.schema([f for f in UTTERANCES if f.name in ("id", "slurp_id", "sentence")])
+GOLD_TARGETS = pa.schema([("id", pa.string()), ("target", pa.string())])
+
+# One weak model's generations (one file per weak model and seed).
+HYPOTHESES = pa.schema([
+    ("id", pa.string()),
+    ("split", pa.string()),                         # strong_train or test
+    ("text", pa.string()),                          # the chosen (best) beam hypothesis
+    ("valid_json", pa.bool_()),                     # False: counts as no slots
+    ("token_ids", pa.list_(pa.int32())),
+    ("tokens", pa.list_(pa.string())),              # each token's piece of `text`
+    ("token_logprobs", pa.list_(pa.float32())),     # log p(token | prompt, previous tokens)
+    ("words", pa.list_(pa.string())),               # Stage 1 words (they concatenate to `text`)
+    ("word_logprobs", pa.list_(pa.float32())),      # Σ of each word's token log-probs
+    ("nbest", pa.list_(pa.string())),               # the M beams, best first
+    ("nbest_scores", pa.list_(pa.float32())),       # their beam-search sequence scores
+])

@@ -213,6 +213,38 @@ def w2s_tables():
     return {name: dataset for name, dataset in W2S_TABLES.items() if dataset in CLS["datasets"]}
 
 
+# ---- generation track ------------------------------------------------------------------
+
+GEN = config.get("generation")
+
+
+def generation_split_params(wildcards):
+    return canonical({
+        "train": config["data"]["slurp"]["train"],
+        "test": config["data"]["slurp"]["test"],
+        "sizes": GEN["split_sizes"],
+        "split_seed": config["split_seed"],
+    })
+
+
+def weak_generation_params(wildcards):
+    return canonical({
+        "model_name": wildcards.model,
+        "model_spec": config["models"][wildcards.model],
+        "seed": int(wildcards.seed),
+        "prompt": GEN["prompt"],
+        "beams": GEN["beams"],
+        "max_new_tokens": GEN["max_new_tokens"],
+        **GEN["weak_training"],
+    })
+
+
+def weak_generation_metrics():
+    if "generation" not in config["tracks"]:
+        return []
+    return [f"results/generation/weak/{model}/seed{seed}/metrics.json" for model in GEN["weak_models"] for seed in config["seeds"]]
+
+
 def all_targets():
-    tables = ["table1", *w2s_tables()]
-    return [f"results/tables/{name}.{ext}" for name in tables for ext in ("csv", "md")]
+    tables = ["table1", *w2s_tables()] if "classification" in config["tracks"] else []
+    return [f"results/tables/{name}.{ext}" for name in tables for ext in ("csv", "md")] + weak_generation_metrics()

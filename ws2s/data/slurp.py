@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 
 from ws2s.data.binary import content_id
 from ws2s.data.sources import read_jsonl_records
 from ws2s.errors import Ws2sError
+from ws2s.metrics.slu_f1 import gold_examples
 
 # The 55 slot types of the paper's prompt, in its order.
 SLOT_TYPES = (
@@ -39,6 +41,11 @@ PAPER_PROMPT = (
 )
 
 VALUE_JOINER = " & "
+
+
+# A short prompt for CPU-sized runs: the paper's lists 55 slot types (about 400 tokens).
+SHORT_PROMPT = 'Extract the slots of "{sentence}" as JSON: '
+PROMPTS = {"paper": PAPER_PROMPT, "short": SHORT_PROMPT}
 
 
 def render_prompt(template: str, sentence: str, slot_types=SLOT_TYPES) -> str:
@@ -93,7 +100,30 @@ def load_utterances(path: str, where: str) -> pd.DataFrame:
             "slurp_id": int(record["slurp_id"]),
             "sentence": record["sentence"],
             "target": target_json(entity_slots(record, where)),
+            # the official scorer's gold: fillers from the token surfaces, lowercased
+            "gold_entities": json.dumps(gold_examples([record], load_gold=True)[str(record["slurp_id"])]),
             "scenario": record.get("scenario", ""),
             "action": record.get("action", ""),
         })
     return pd.DataFrame(rows)
+
+
+def make_generation_splits(train_pool: pd.DataFrame, test_pool: pd.DataFrame, sizes: dict, seed: int) -> dict[str, pd.DataFrame]:
+    """weak_train and strong_train drawn disjointly from the training utterances, test from
+    the official test set (all of it when sizes["test"] is 0), seeded."""
+    rng = np.random.default_rng(seed)
+    pool = train_pool.drop_duplicates("id").sort_values("id").reset_index(drop=True)
+    need = sizes["weak_train"] + sizes["strong_train"]
+    if need > len(pool):
+        raise Ws2sError(f"generation.split_sizes: the training utterances number {len(pool)}, weak_train + strong_train need {need}")
+    order = rng.permutation(len(pool))
+    test = test_pool.drop_duplicates("id").sort_values("id").reset_index(drop=True)
+    if sizes["test"]:
+        if sizes["test"] > len(test):
+            raise Ws2sError(f"generation.split_sizes.test: {sizes['test']} > the {len(test)} test utterances")
+        test = test.iloc[np.sort(rng.permutation(len(test))[:sizes["test"]])].reset_index(drop=True)
+    return {
+        "weak_train": pool.iloc[order[:sizes["weak_train"]]].reset_index(drop=True),
+        "strong_train": pool.iloc[order[sizes["weak_train"]:need]].reset_index(drop=True),
+        "test": test,
+    }

@@ -64,7 +64,7 @@ def _model_class(config):
     return cls or transformers.AutoModel
 
 
-def _save(model, tokenizer, out_dir: Path) -> None:
+def save_checkpoint(model, tokenizer, out_dir: Path) -> None:
     """Save into a temporary sibling folder and rename, so a killed job leaves no checkpoint."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -110,7 +110,7 @@ def checkpoint_from_gguf(gguf_model, tokenizer, out_dir: Path) -> None:
 
     model = AutoModelForCausalLM.from_config(gguf_model.config)
     model.load_state_dict(gguf_model.state_dict())
-    _save(model, tokenizer, out_dir)
+    save_checkpoint(model, tokenizer, out_dir)
 
 
 def convert_gguf(name: str, spec: dict, out_dir: Path) -> None:
@@ -130,7 +130,7 @@ def cut_down(parent: str, num_layers: int, out_dir: Path, key: str) -> None:
     if isinstance(getattr(text_config, "layer_types", None), list):
         text_config.layer_types = text_config.layer_types[:num_layers]
     model = _model_class(config).from_pretrained(parent, config=config)
-    _save(model, AutoTokenizer.from_pretrained(parent), out_dir)
+    save_checkpoint(model, AutoTokenizer.from_pretrained(parent), out_dir)
 
 
 def prepare(name: str, spec: dict, prepared_root: str | Path, registry: dict) -> Path:

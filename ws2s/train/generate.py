@@ -41,17 +41,28 @@ def encode_pairs(tokenizer, prompts: list[str], targets: list[str]) -> list[tupl
     return encoded
 
 
-def _pad_batch(tokenizer, items: list[tuple[list[int], int]]):
-    """Right-padded ids, attention mask, and labels with −100 on prompt and padding."""
+def target_logits(model, tokenizer, items: list[tuple[list[int], int]]):
+    """Logits at the positions that predict target tokens, and those tokens (−100 elsewhere).
+
+    Sequences are left-padded so that every target ends at the last position; the model
+    then computes its output layer for the last K positions only (`logits_to_keep`), K the
+    longest target + 1. With a 262k vocabulary (Gemma 3) the output layer dominates a
+    step, and the prompt's positions need none of it.
+    """
     width = max(len(ids) for ids, _ in items)
+    keep = max(len(ids) - start for ids, start in items) + 1
     ids = torch.full((len(items), width), tokenizer.pad_token_id)
     mask = torch.zeros((len(items), width), dtype=torch.long)
-    labels = torch.full((len(items), width), -100)
-    for row, (seq, target_start) in enumerate(items):
-        ids[row, :len(seq)] = torch.tensor(seq)
-        mask[row, :len(seq)] = 1
-        labels[row, target_start:len(seq)] = torch.tensor(seq[target_start:])
-    return ids, mask, labels
+    targets = torch.full((len(items), keep - 1), -100)
+    for row, (seq, start) in enumerate(items):
+        ids[row, width - len(seq):] = torch.tensor(seq)
+        mask[row, width - len(seq):] = 1
+        target = seq[start:]
+        targets[row, keep - 1 - len(target):] = torch.tensor(target)
+    # Positions count from each sequence's first real token, as generation does.
+    positions = (mask.cumsum(dim=-1) - 1).clamp_min(0)
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep).logits
+    return logits[:, :-1], targets
 
 
 def sequence_nll(model, tokenizer, items, batch_size: int) -> float:
@@ -60,11 +71,9 @@ def sequence_nll(model, tokenizer, items, batch_size: int) -> float:
     total, count = 0.0, 0
     with torch.no_grad():
         for b in range(0, len(items), batch_size):
-            ids, mask, labels = _pad_batch(tokenizer, items[b:b + batch_size])
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
-            target = labels[:, 1:]
-            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="sum")
-            total += nll.item()
+            logits, target = target_logits(model, tokenizer, items[b:b + batch_size])
+            total += torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100,
+                                                       reduction="sum").item()
             count += int((target != -100).sum())
     return total / max(count, 1)
 
@@ -91,8 +100,8 @@ def finetune(model, tokenizer, train_items, val_items, *, epochs: int, batch_siz
             model.train()
             order = torch.randperm(len(train_items), generator=generator).tolist()
             for b in range(0, len(order), batch_size):
-                ids, mask, labels = _pad_batch(tokenizer, [train_items[i] for i in order[b:b + batch_size]])
-                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+                logits, target = target_logits(model, tokenizer, [train_items[i] for i in order[b:b + batch_size]])
+                loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -155,9 +164,7 @@ def token_logprobs(model, tokenizer, prompt_batch, continuations: list[list[int]
     """log p(token_t | prompt, tokens_<t) of each continuation, teacher-forced, one batched pass."""
     prompts = [ids[mask.bool()].tolist() for ids, mask in zip(prompt_batch["input_ids"], prompt_batch["attention_mask"])]
     items = [(p + c, len(p)) for p, c in zip(prompts, continuations)]
-    ids, mask, labels = _pad_batch(tokenizer, items)
     with torch.no_grad():
-        logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1].float(), dim=-1)
-    target = labels[:, 1:]
-    picked = logp.gather(-1, target.clamp_min(0)[..., None])[..., 0]
+        logits, target = target_logits(model, tokenizer, items)
+    picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, target.clamp_min(0)[..., None])[..., 0]
     return [picked[row][target[row] != -100].numpy() for row in range(len(items))]

@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+import torch
+
+from ws2s.mapping import words_with_log_probs
+from ws2s.train.generate import encode_pairs, finetune, generate, load_causal, sequence_nll, token_logprobs
+
+PROMPTS = ['Slots of "wake me at five am": ', 'Slots of "play jazz": ', 'Slots of "what\'s the time": ']
+TARGETS = ['{"time": "five am"}', '{"music_genre": "jazz"}', "{}"]
+
+
+def test_finetune_lowers_validation_loss_and_keeps_the_best(tiny_llama):
+    model, tokenizer = load_causal(tiny_llama)
+    items = encode_pairs(tokenizer, PROMPTS * 4, TARGETS * 4)
+    before = sequence_nll(model, tokenizer, items, 4)
+    result = finetune(model, tokenizer, items, items, epochs=3, batch_size=4, lr=3e-3,
+                      generator=torch.Generator().manual_seed(0), desc="t")
+    after = sequence_nll(model, tokenizer, items, 4)
+    assert after < before
+    assert after == pytest.approx(min(result.val_losses), rel=1e-5)  # the best epoch's weights are kept
+
+
+def test_labels_cover_only_the_target(tiny_llama):
+    _, tokenizer = load_causal(tiny_llama)
+    (ids, start), = encode_pairs(tokenizer, PROMPTS[:1], TARGETS[:1])
+    assert tokenizer.decode(ids[start:-1]) == TARGETS[0] and ids[-1] == tokenizer.eos_token_id
+
+
+def test_generation_gives_per_token_log_probs_that_add_up(tiny_llama):
+    model, tokenizer = load_causal(tiny_llama)
+    hyps = generate(model, tokenizer, PROMPTS, beams=3, max_new_tokens=8, batch_size=2)
+    assert len(hyps) == 3
+    for prompt, hyp in zip(PROMPTS, hyps):
+        assert len(hyp.token_logprobs) == len(hyp.token_ids) == len(hyp.token_starts)
+        assert len(hyp.nbest) == 3 and hyp.nbest[0] == hyp.text
+        assert tokenizer.decode(hyp.token_ids, clean_up_tokenization_spaces=False) == hyp.text
+        # the teacher-forced log-probs equal a forward pass of the prompt alone, token by token
+        prompt_ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+        full = torch.cat([prompt_ids, torch.tensor([hyp.token_ids], dtype=torch.long)], dim=1)
+        with torch.no_grad():
+            logp = torch.log_softmax(model(full).logits[0, :-1], -1)
+        expected = logp[prompt_ids.shape[1] - 1:].gather(-1, full[0, prompt_ids.shape[1]:, None])[:, 0]
+        np.testing.assert_allclose(hyp.token_logprobs, expected.numpy(), atol=1e-4)
+        words, word_logp = words_with_log_probs(hyp.text, hyp.token_starts, hyp.token_logprobs)
+        assert "".join(words) == hyp.text
+        assert word_logp.sum() == pytest.approx(hyp.token_logprobs.sum(), abs=1e-5)
+
+
+def test_batched_generation_equals_one_at_a_time(tiny_llama):
+    model, tokenizer = load_causal(tiny_llama)
+    batched = generate(model, tokenizer, PROMPTS, beams=2, max_new_tokens=6, batch_size=3)
+    single = [generate(model, tokenizer, [p], beams=2, max_new_tokens=6, batch_size=1)[0] for p in PROMPTS]
+    assert [h.text for h in batched] == [h.text for h in single]

@@ -1,0 +1,109 @@
+"""The weak stage of the generation track and its splits.
+
+Splits: weak_train and strong_train from the training utterances, test from the official
+test set; strong_train's targets go to their own file, read only by the strong ceiling.
+
+Weak stage, per weak model and seed: finetune on weak_train gold (AdamW, linear schedule;
+the epoch with the lowest validation loss is kept), then beam-search generation on
+strong_train and test with per-token and per-word log-probabilities and the M-best list.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ws2s import schemas
+from ws2s.config import GenerationSplitConfig, WeakGenerationConfig
+from ws2s.data.slurp import PROMPTS, load_utterances, make_generation_splits, parse_slots, render_prompt, slots_to_entities
+from ws2s.io import read_parquet, write_json, write_parquet
+from ws2s.mapping import words_with_log_probs
+from ws2s.metrics.slu_f1 import score
+from ws2s.models import save_checkpoint
+from ws2s.train.classify import freeze_for, seed_everything
+from ws2s.train.generate import encode_pairs, finetune, generate, load_causal
+
+UTTERANCE_COLUMNS = [f.name for f in schemas.UTTERANCES]
+# Batch size of generation and validation: changes speed only.
+GENERATION_BATCH_SIZE = 16
+
+
+def write_generation_splits(cfg: GenerationSplitConfig, out_dir: str | Path) -> dict[str, int]:
+    train = load_utterances(cfg.train, "data.slurp.train")
+    test = load_utterances(cfg.test, "data.slurp.test")
+    splits = make_generation_splits(train, test, cfg.sizes, cfg.split_seed)
+    out_dir = Path(out_dir)
+    write_parquet(splits["weak_train"], out_dir / "weak_train.parquet", schemas.UTTERANCES)
+    write_parquet(splits["test"], out_dir / "test.parquet", schemas.UTTERANCES)
+    strong = splits["strong_train"]
+    write_parquet(strong[["id", "slurp_id", "sentence"]], out_dir / "strong_train.parquet", schemas.UNLABELLED_UTTERANCES)
+    write_parquet(strong[["id", "target"]], out_dir / "strong_train_gold.parquet", schemas.GOLD_TARGETS)
+    return {name: len(frame) for name, frame in splits.items()}
+
+
+def hypotheses_frame(ids: pd.Series, split: str, hyps) -> pd.DataFrame:
+    rows = []
+    for example_id, hyp in zip(ids, hyps):
+        ends = list(hyp.token_starts[1:]) + [len(hyp.text)]
+        words, word_logp = words_with_log_probs(hyp.text, hyp.token_starts, hyp.token_logprobs)
+        rows.append({
+            "id": example_id, "split": split, "text": hyp.text, "valid_json": parse_slots(hyp.text) is not None,
+            "token_ids": hyp.token_ids, "tokens": [hyp.text[a:b] for a, b in zip(hyp.token_starts, ends)],
+            "token_logprobs": hyp.token_logprobs.astype(np.float32), "words": words,
+            "word_logprobs": np.asarray(word_logp, dtype=np.float32), "nbest": hyp.nbest,
+            "nbest_scores": np.asarray(hyp.nbest_scores, dtype=np.float32),
+        })
+    return pd.DataFrame(rows)
+
+
+def slu_scores(test: pd.DataFrame, texts: list[str]) -> dict:
+    """SLU-F1 of generations on test against the official gold; invalid JSON counts as no slots."""
+    slots = [parse_slots(t) for t in texts]
+    gold = {row.id: json.loads(row.gold_entities) for row in test.itertuples()}
+    predictions = {i: slots_to_entities(s or {}) for i, s in zip(test["id"], slots)}
+    result = score(gold, predictions)
+    return {"slu_f1": result.slu_f1, "word_f1": result.word_f1, "char_f1": result.char_f1,
+            "span_f1": result.span_f1, "invalid_json": sum(s is None for s in slots), "n_test": len(test)}
+
+
+def run_weak_generation(cfg: WeakGenerationConfig, model_path: str, split_dir: str | Path, out_hypotheses: str | Path,
+                        out_metrics: str | Path, out_model: str | Path) -> dict:
+    split_dir = Path(split_dir)
+    weak_train = read_parquet(split_dir / "weak_train.parquet", UTTERANCE_COLUMNS)
+    strong_train = read_parquet(split_dir / "strong_train.parquet", ["id", "sentence"])
+    test = read_parquet(split_dir / "test.parquet", UTTERANCE_COLUMNS)
+    template = PROMPTS[cfg.prompt]
+
+    generator = seed_everything(cfg.seed)
+    model, tokenizer = load_causal(model_path)
+    freeze_for(model, cfg.train_layers)
+    items = encode_pairs(tokenizer, [render_prompt(template, s) for s in weak_train["sentence"]], list(weak_train["target"]))
+    order = torch.randperm(len(items), generator=generator).tolist()
+    n_val = max(1, int(round(cfg.val_fraction * len(items))))
+    val_items, train_items = [items[i] for i in order[:n_val]], [items[i] for i in order[n_val:]]
+    result = finetune(model, tokenizer, train_items, val_items, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                      lr=cfg.lr, generator=generator, desc=f"finetune {cfg.model_name} seed {cfg.seed}")
+
+    def run(frame: pd.DataFrame, split: str):
+        prompts = [render_prompt(template, s) for s in frame["sentence"]]
+        return generate(model, tokenizer, prompts, beams=cfg.beams, max_new_tokens=cfg.max_new_tokens,
+                        batch_size=GENERATION_BATCH_SIZE, desc=f"generate {split}")
+
+    strong_hyps, test_hyps = run(strong_train, "strong_train"), run(test, "test")
+    metrics = {
+        "model": cfg.model_name, "role": "weak", "seed": cfg.seed,
+        **slu_scores(test, [h.text for h in test_hyps]),
+        "params": sum(p.numel() for p in model.parameters()),
+        "best_epoch": result.best_epoch, "val_losses": result.val_losses,
+        "train_seconds": round(result.seconds, 1),
+    }
+    frame = pd.concat([hypotheses_frame(strong_train["id"], "strong_train", strong_hyps),
+                       hypotheses_frame(test["id"], "test", test_hyps)], ignore_index=True)
+    save_checkpoint(model, tokenizer, Path(out_model))
+    write_parquet(frame, out_hypotheses, schemas.HYPOTHESES)
+    write_json(metrics, out_metrics)
+    return metrics
