@@ -117,80 +117,42 @@ def cmd_weak_generate(args) -> None:
     print(json.dumps(metrics))
 
 
+# subcommand -> (handler, help, required options, other arguments)
+COMMANDS = {
+    "validate": (cmd_validate, "validate config files (later ones overlay earlier ones)", [],
+                 {"configs": {"nargs": "+"}}),
+    "splits": (cmd_splits, "classification splits to Parquet", ["params", "out-dir"], {}),
+    "prepare-model": (cmd_prepare_model, "convert a GGUF or cut down a model into results/models/",
+                      ["name", "params", "root"], {}),
+    "weak-classify": (cmd_weak_classify, "finetune a weak classifier and write its weak labels",
+                      ["params", "models-root", "split-dir", "out-labels", "out-metrics"], {}),
+    "strong-features": (cmd_strong_features, "frozen features of the strong model (linear probe)",
+                        ["name", "params", "models-root", "split-dir", "out", "out-info"], {}),
+    "strong-classify": (cmd_strong_classify, "one strong run of a Weak(S)-to-Strong method",
+                        ["params", "models-root", "split-dir", "out-predictions", "out-metrics"],
+                        {"--weak-labels": {"nargs": "*", "default": []}, "--gold": {"default": ""},
+                         "--features": {"default": ""}}),
+    "table-w2s": (cmd_table_w2s, "Table 2 or 7 from weak and strong metrics", ["params", "out-stem"],
+                  {"--dataset": {"required": True, "choices": ["sciq", "cosmosqa"]},
+                   "--weak": {"nargs": "+", "required": True}, "--strong": {"nargs": "+", "required": True}}),
+    "table1": (cmd_table1, "Table 1 from weak and ceiling metrics", ["params", "out-stem"],
+               {"metrics": {"nargs": "+"}}),
+    "generation-splits": (cmd_generation_splits, "SLURP splits for the generation track", ["params", "out-dir"], {}),
+    "weak-generate": (cmd_weak_generate, "finetune a weak causal LM and write its generations",
+                      ["params", "models-root", "split-dir", "out-hypotheses", "out-metrics", "out-model"], {}),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ws2s", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("validate", help="validate config files (later ones overlay earlier ones)")
-    p.add_argument("configs", nargs="+")
-    p.set_defaults(func=cmd_validate)
-
-    p = sub.add_parser("splits", help="classification splits to Parquet")
-    p.add_argument("--params", required=True)
-    p.add_argument("--out-dir", required=True)
-    p.set_defaults(func=cmd_splits)
-
-    p = sub.add_parser("prepare-model", help="convert a GGUF or cut down a model into results/models/")
-    p.add_argument("--name", required=True)
-    p.add_argument("--params", required=True)
-    p.add_argument("--root", required=True)
-    p.set_defaults(func=cmd_prepare_model)
-
-    p = sub.add_parser("weak-classify", help="finetune a weak classifier and write its weak labels")
-    p.add_argument("--params", required=True)
-    p.add_argument("--models-root", required=True)
-    p.add_argument("--split-dir", required=True)
-    p.add_argument("--out-labels", required=True)
-    p.add_argument("--out-metrics", required=True)
-    p.set_defaults(func=cmd_weak_classify)
-
-    p = sub.add_parser("strong-features", help="frozen features of the strong model (linear probe)")
-    p.add_argument("--name", required=True)
-    p.add_argument("--params", required=True)
-    p.add_argument("--models-root", required=True)
-    p.add_argument("--split-dir", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--out-info", required=True)
-    p.set_defaults(func=cmd_strong_features)
-
-    p = sub.add_parser("strong-classify", help="one strong run of a Weak(S)-to-Strong method")
-    p.add_argument("--params", required=True)
-    p.add_argument("--models-root", required=True)
-    p.add_argument("--split-dir", required=True)
-    p.add_argument("--weak-labels", nargs="*", default=[])
-    p.add_argument("--gold", default="")
-    p.add_argument("--features", default="")
-    p.add_argument("--out-predictions", required=True)
-    p.add_argument("--out-metrics", required=True)
-    p.set_defaults(func=cmd_strong_classify)
-
-    p = sub.add_parser("table-w2s", help="Table 2 or 7 from weak and strong metrics")
-    p.add_argument("--dataset", required=True, choices=["sciq", "cosmosqa"])
-    p.add_argument("--params", required=True)
-    p.add_argument("--out-stem", required=True)
-    p.add_argument("--weak", nargs="+", required=True)
-    p.add_argument("--strong", nargs="+", required=True)
-    p.set_defaults(func=cmd_table_w2s)
-
-    p = sub.add_parser("generation-splits", help="SLURP splits for the generation track")
-    p.add_argument("--params", required=True)
-    p.add_argument("--out-dir", required=True)
-    p.set_defaults(func=cmd_generation_splits)
-
-    p = sub.add_parser("weak-generate", help="finetune a weak causal LM and write its generations")
-    p.add_argument("--params", required=True)
-    p.add_argument("--models-root", required=True)
-    p.add_argument("--split-dir", required=True)
-    p.add_argument("--out-hypotheses", required=True)
-    p.add_argument("--out-metrics", required=True)
-    p.add_argument("--out-model", required=True)
-    p.set_defaults(func=cmd_weak_generate)
-
-    p = sub.add_parser("table1", help="Table 1 from weak and ceiling metrics")
-    p.add_argument("--params", required=True)
-    p.add_argument("--out-stem", required=True)
-    p.add_argument("metrics", nargs="+")
-    p.set_defaults(func=cmd_table1)
+    for name, (handler, help_text, required, others) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text)
+        for option in required:
+            command.add_argument(f"--{option}", required=True)
+        for argument, kwargs in others.items():
+            command.add_argument(argument, **kwargs)
+        command.set_defaults(func=handler)
     return parser
 
 

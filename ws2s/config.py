@@ -153,21 +153,26 @@ def canonical(obj) -> str:
 # ---- typed stage configs -------------------------------------------------------------
 
 
+class StageConfig:
+    """A stage's typed config, built from the canonical JSON its rule passes as params."""
+
+    @classmethod
+    def from_params(cls, params: dict):
+        return cls(**params)
+
+
 @dataclass(frozen=True)
-class SplitConfig:
+class SplitConfig(StageConfig):
     dataset: str
     source: dict
     sizes: dict
     split_seed: int
 
-    @classmethod
-    def from_params(cls, params: dict) -> "SplitConfig":
-        return cls(**params)
 
 
 @dataclass(frozen=True)
-class WeakTrainConfig:
-    """Everything that changes a weak model's results (and nothing that only changes speed)."""
+class TrainConfig(StageConfig):
+    """What changes a classifier's results (and nothing that only changes speed)."""
 
     model_name: str
     model_spec: dict
@@ -178,47 +183,33 @@ class WeakTrainConfig:
     max_length: int
     train_layers: str | int
 
-    @classmethod
-    def from_params(cls, params: dict) -> "WeakTrainConfig":
-        return cls(**params)
+
+@dataclass(frozen=True)
+class WeakTrainConfig(TrainConfig):
+    """A weak classifier finetuned on gold."""
 
 
 @dataclass(frozen=True)
-class StrongTrainConfig:
-    """One strong-stage run: a method, its weak sources and weights, its loss, its training."""
+class StrongTrainConfig(TrainConfig):
+    """One strong-stage run: a method, its weak sources and weights, its loss."""
 
-    model_name: str
-    model_spec: dict
     method: str          # ceiling | single | naive | flyingsquid | bayesian
     members: list        # weak models whose labels it reads (empty for the ceiling)
     weights: list        # λ_i, one per member
     loss: dict           # LossConfig fields
-    seed: int
-    epochs: int
-    batch_size: int
-    lr: float
-    max_length: int
-    train_layers: str | int
-
-    @classmethod
-    def from_params(cls, params: dict) -> "StrongTrainConfig":
-        return cls(**params)
 
 
 @dataclass(frozen=True)
-class GenerationSplitConfig:
+class GenerationSplitConfig(StageConfig):
     train: str
     test: str
     sizes: dict
     split_seed: int
 
-    @classmethod
-    def from_params(cls, params: dict) -> "GenerationSplitConfig":
-        return cls(**params)
 
 
 @dataclass(frozen=True)
-class WeakGenerationConfig:
+class WeakGenerationConfig(StageConfig):
     """A weak causal LM's finetuning on gold targets and its generation settings."""
 
     model_name: str
@@ -233,6 +224,3 @@ class WeakGenerationConfig:
     beams: int
     max_new_tokens: int
 
-    @classmethod
-    def from_params(cls, params: dict) -> "WeakGenerationConfig":
-        return cls(**params)
