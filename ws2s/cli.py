@@ -117,6 +117,12 @@ def cmd_weak_generate(args) -> None:
     print(json.dumps(metrics))
 
 
+def cmd_inspect(args) -> None:
+    from ws2s.inspect import inspect
+
+    print(inspect(args.path, args.head, args.id))
+
+
 # subcommand -> (handler, help, required options, other arguments)
 COMMANDS = {
     "validate": (cmd_validate, "validate config files (later ones overlay earlier ones)", [],
@@ -138,6 +144,8 @@ COMMANDS = {
     "table1": (cmd_table1, "Table 1 from weak and ceiling metrics", ["params", "out-stem"],
                {"metrics": {"nargs": "+"}}),
     "generation-splits": (cmd_generation_splits, "SLURP splits for the generation track", ["params", "out-dir"], {}),
+    "inspect": (cmd_inspect, "summarise any of the pipeline's Parquet files", [],
+                {"path": {}, "--head": {"type": int, "default": 5}, "--id": {"default": None}}),
     "weak-generate": (cmd_weak_generate, "finetune a weak causal LM and write its generations",
                       ["params", "models-root", "split-dir", "out-hypotheses", "out-metrics", "out-model"], {}),
 }

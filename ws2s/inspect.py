@@ -1,0 +1,128 @@
+"""`ws2s inspect PATH`: what a pipeline Parquet file holds, summarised for its kind.
+
+The kind is recognised from the columns (the schemas in `ws2s.schemas`); each kind has
+a summary: class balance, confidence histogram and test accuracy for class
+probabilities; per-token and per-word log-probabilities aligned under the text for
+generations; and so on.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from ws2s import schemas
+from ws2s.errors import Ws2sError
+from ws2s.io import read_parquet
+
+KINDS = {
+    "classification pairs": schemas.LABELLED_PAIRS,
+    "classification pairs without gold": schemas.UNLABELLED_PAIRS,
+    "gold labels": schemas.GOLD,
+    "class probabilities": schemas.CLASS_PROBS,
+    "strong features": schemas.FEATURES,
+    "SLURP utterances": schemas.UTTERANCES,
+    "SLURP utterances without targets": schemas.UNLABELLED_UTTERANCES,
+    "gold targets": schemas.GOLD_TARGETS,
+    "weak generations": schemas.HYPOTHESES,
+}
+
+
+def kind_of(path: Path) -> str:
+    try:
+        names = pq.read_schema(path).names
+    except Exception as err:  # pyarrow raises several types for a non-Parquet file
+        raise Ws2sError(f"{path}: not a readable Parquet file ({err})") from None
+    for kind, schema in KINDS.items():
+        if names == schema.names:
+            return kind
+    raise Ws2sError(f"{path}: columns {names} match no ws2s file kind ({', '.join(KINDS)})")
+
+
+def histogram(values: np.ndarray, bins: int = 10, width: int = 40) -> list[str]:
+    counts, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
+    top = max(counts.max(), 1)
+    return [f"  [{a:.1f}, {b:.1f}) {'#' * int(round(width * c / top)):<{width}} {c}"
+            for a, b, c in zip(edges[:-1], edges[1:], counts)]
+
+
+def _gold_for(path: Path) -> pd.DataFrame | None:
+    """The test split beside a classification run: results/classification/{dataset}/splits/test.parquet."""
+    parts = path.resolve().parts
+    if "classification" not in parts:
+        return None
+    root = Path(*parts[:parts.index("classification") + 2])
+    test = root / "splits" / "test.parquet"
+    return read_parquet(test, ["id", "label"]) if test.exists() else None
+
+
+def summarise_class_probs(frame: pd.DataFrame, path: Path) -> list[str]:
+    lines = []
+    for split, part in frame.groupby("split", sort=False):
+        confidence = part[["prob_0", "prob_1"]].max(axis=1).to_numpy()
+        lines += [f"{split}: {len(part)} rows, predicted class 1 for {part['pred'].mean():.1%}, "
+                  f"mean confidence {confidence.mean():.3f}", "  confidence (max class probability):",
+                  *histogram(confidence)]
+        gold = _gold_for(path) if split == "test" else None
+        if gold is not None:
+            joined = part.merge(gold, on="id", how="inner")
+            if len(joined):
+                lines.append(f"  accuracy against gold on test: {(joined['pred'] == joined['label']).mean():.1%} "
+                             f"({len(joined)} rows)")
+    return lines
+
+
+def aligned(pieces: list[str], values: np.ndarray, per_line: int = 8) -> list[str]:
+    """Pieces of text with their probabilities in a column under each."""
+    lines = []
+    for start in range(0, len(pieces), per_line):
+        chunk = [repr(p)[1:-1] for p in pieces[start:start + per_line]]
+        probs = [f"{np.exp(v):.2f}" for v in values[start:start + per_line]]
+        widths = [max(len(a), len(b)) for a, b in zip(chunk, probs)]
+        lines.append("    " + " | ".join(a.ljust(w) for a, w in zip(chunk, widths)))
+        lines.append("    " + " | ".join(b.ljust(w) for b, w in zip(probs, widths)))
+    return lines
+
+
+def summarise_generations(frame: pd.DataFrame) -> list[str]:
+    lines = [f"valid JSON: {frame['valid_json'].mean():.1%} of {len(frame)}"]
+    for row in frame.itertuples():
+        lines += [f"[{row.split}] {row.id}: {row.text}",
+                  f"  sequence log-prob {np.sum(row.token_logprobs):.2f}; tokens (probability under each):",
+                  *aligned(list(row.tokens), np.asarray(row.token_logprobs)),
+                  "  words (Stage 1):", *aligned(list(row.words), np.asarray(row.word_logprobs)),
+                  f"  {len(row.nbest)}-best: " + json.dumps(list(row.nbest))]
+    return lines
+
+
+def inspect(path: str | Path, head: int = 5, example_id: str | None = None) -> str:
+    path = Path(path)
+    kind = kind_of(path)
+    frame = read_parquet(path)
+    if example_id is not None:
+        frame = frame[frame["id"] == example_id]
+        if frame.empty:
+            raise Ws2sError(f"{path}: no row with id {example_id}")
+    schema = pq.read_schema(path)
+    lines = [f"{path}: {kind}, {pq.ParquetFile(path).metadata.num_rows} rows",
+             "schema: " + ", ".join(f"{f.name} {f.type}" for f in schema)]
+    shown = frame.head(head)
+    if kind == "class probabilities":
+        lines += summarise_class_probs(frame, path)
+    elif kind == "weak generations":
+        lines += summarise_generations(shown)
+        return "\n".join(lines)
+    elif "label" in frame.columns:
+        lines.append(f"label 1 share: {frame['label'].mean():.1%}")
+    elif kind == "strong features":
+        lines.append(f"feature size: {len(frame['features'].iloc[0]) if len(frame) else 0}")
+    display = shown.drop(columns=[c for c in ("features",) if c in shown.columns])
+    for column in display.columns:
+        if display[column].dtype == object or str(display[column].dtype).startswith("str"):
+            display[column] = display[column].map(lambda v: v if len(str(v)) <= 60 else str(v)[:57] + "...")
+    lines += ["", display.to_string(index=False)]
+    return "\n".join(lines)
