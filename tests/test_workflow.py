@@ -77,11 +77,40 @@ def test_missing_data_path_fails_cleanly(workdir):
     assert not list((workdir / "results").glob("classification/**/*.parquet"))
 
 
-@pytest.mark.e2e
-def test_smoke_config_end_to_end(workdir, shared_data):
+SMOKE = ("--configfile", "workflow/configs/smoke.yaml", "data.yaml")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, shared_data):
+    """The smoke config run once through Snakemake in a scratch copy of the workflow."""
+    workdir = copy_repo(tmp_path_factory.mktemp("smoke"))
     (workdir / "data.yaml").write_text(f"data: {{cosmosqa: {{source: {shared_data}/cosmosqa/valid.csv}}}}\n")
-    run = snakemake(workdir, "--cores", "2", "--configfile", "workflow/configs/smoke.yaml", "data.yaml")
+    run = snakemake(workdir, "--cores", "2", *SMOKE)
     assert run.returncode == 0, run.stderr[-3000:]
+    return workdir
+
+
+def planned(workdir: Path, *overlay: str) -> list[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run with the extra overlay lines would run."""
+    extra = []
+    if overlay:
+        (workdir / "change.yaml").write_text("\n".join(overlay) + "\n")
+        extra = ["change.yaml"]
+    run = snakemake(workdir, "-n", "--cores", "2", *SMOKE, *extra)
+    assert run.returncode == 0, run.stderr[-2000:]
+    jobs, rule = [], None
+    for line in run.stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            rule = line.split()[1].rstrip(":")
+            jobs.append((rule, ""))
+        elif line.strip().startswith("wildcards:") and jobs:
+            jobs[-1] = (jobs[-1][0], line.split(":", 1)[1].strip())
+    return [job for job in jobs if job[0] != "all"]
+
+
+@pytest.mark.e2e
+def test_smoke_config_end_to_end(smoke_run):
+    workdir = smoke_run
     table = pd.read_csv(workdir / "results/tables/table1.csv")
     assert list(table["model"]) == ["minilm-l1", "minilm-l2", "minilm-l3", "minilm-l6"]
     assert list(table["role"]) == ["weak"] * 3 + ["strong"]
@@ -90,8 +119,47 @@ def test_smoke_config_end_to_end(workdir, shared_data):
     labels = pd.read_parquet(workdir / "results/classification/cosmosqa/weak/minilm-l3/seed0/labels.parquet")
     assert len(labels) == 64 and set(labels["split"]) == {"strong_train", "test"}
     assert (workdir / "results/logs/weak_classify/cosmosqa/minilm-l3/seed0.log").stat().st_size > 0
-    again = snakemake(workdir, "-n", "--cores", "2", "--configfile", "workflow/configs/smoke.yaml", "data.yaml")
-    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.e2e
+def test_nothing_reruns_when_nothing_changed(smoke_run):
+    assert planned(smoke_run) == []
+    # key order of a config slice does not matter: the same values written in another order
+    assert planned(smoke_run, "classification: {weak_training: {train_layers: 1, lr: 5.0e-5, batch_size: 16, epochs: 1}}") == []
+
+
+@pytest.mark.e2e
+def test_one_weak_learning_rate_reruns_that_model_and_what_reads_it(smoke_run):
+    jobs = planned(smoke_run, "classification: {weak_training: {lr_per_model: {minilm-l2: 1.0e-4}}}")
+    rules = [rule for rule, _ in jobs]
+    assert [w for r, w in jobs if r == "weak_classify"] == ["dataset=cosmosqa, model=minilm-l2, seed=0"]
+    strong = [w for r, w in jobs if r == "strong_classify"]
+    assert len(strong) == 2 * (1 + 3)  # single/minilm-l2 and the three ws3 methods, aux off and on
+    assert all("source=minilm-l2" in w or "source=ws3" in w for w in strong)
+    assert "prepare_model" not in rules and "strong_features" not in rules and "classification_splits" not in rules
+    assert sorted(set(rules) - {"weak_classify", "strong_classify"}) == ["table1", "table7"]
+
+
+@pytest.mark.e2e
+def test_a_table_format_option_reruns_only_that_table(smoke_run):
+    assert planned(smoke_run, "tables: {table7: {decimals: 2}}") == [("table7", "")]
+    assert planned(smoke_run, "tables: {table1: {decimals: 3}}") == [("table1", "")]
+
+
+@pytest.mark.e2e
+def test_an_edl_setting_reruns_only_bayesian_runs(smoke_run):
+    jobs = planned(smoke_run, "classification: {edl: {kl_weight: 0.5}}")
+    assert sorted(w for r, w in jobs if r == "strong_classify") == [
+        f"dataset=cosmosqa, method=bayesian, source=ws3, aux={aux}, seed=0" for aux in ("aux", "noaux")]
+    assert sorted({r for r, _ in jobs}) == ["strong_classify", "table7"]
+
+
+@pytest.mark.e2e
+def test_adding_a_seed_reruns_no_finished_job(smoke_run):
+    jobs = planned(smoke_run, "seeds: [0, 1]")
+    per_seed = [w for r, w in jobs if "seed=" in w]
+    assert per_seed and all(w.endswith("seed=1") for w in per_seed)
+    assert {r for r, w in jobs if "seed=" not in w} == {"table1", "table7"}  # the tables gather the new seed
 
 
 def test_only_the_ceiling_is_handed_gold(workdir):
