@@ -16,6 +16,7 @@ include: "workflow/rules/weak.smk"
 include: "workflow/rules/strong.smk"
 include: "workflow/rules/generation.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:

@@ -119,6 +119,20 @@ def test_smoke_config_end_to_end(smoke_run):
     labels = pd.read_parquet(workdir / "results/classification/cosmosqa/weak/minilm-l3/seed0/labels.parquet")
     assert len(labels) == 64 and set(labels["split"]) == {"strong_train", "test"}
     assert (workdir / "results/logs/weak_classify/cosmosqa/minilm-l3/seed0.log").stat().st_size > 0
+    for figure in ("fig3_cosmosqa.png", "pgr_cosmosqa.png"):
+        assert (workdir / "results/figures" / figure).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.e2e
+def test_report_has_every_table_and_figure_with_captions(smoke_run):
+    run = snakemake(smoke_run, "--cores", "1", *SMOKE, "--report", "results/report.html")
+    assert run.returncode == 0, run.stderr[-2000:]
+    html = (smoke_run / "results/report.html").read_text()
+    for name in ("table1.csv", "table7.csv", "fig3_cosmosqa.png", "pgr_cosmosqa.png"):
+        assert name in html
+    for caption in ("Table 1: every model finetuned", "Tables 2 (SciQ) and 7 (Cosmos QA)", "Figure 3: agreement",
+                    "PGR per method"):
+        assert caption in html
 
 
 @pytest.mark.e2e

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from ws2s.errors import Ws2sError
 
@@ -90,10 +91,11 @@ def cmd_strong_classify(args) -> None:
 
 
 def cmd_table_w2s(args) -> None:
-    from ws2s.tables import w2s_notes, w2s_table, write_table
+    from ws2s.tables import w2s_notes, w2s_results, w2s_table, write_table
 
     number = {"sciq": 2, "cosmosqa": 7}[args.dataset]
-    write_table(w2s_table(args.weak, args.strong, json.loads(args.params)), args.out_stem,
+    layout = json.loads(args.params)
+    write_table(w2s_table(w2s_results(args.weak, args.strong, layout), layout), args.out_stem,
                 f"Table {number}: Weak(S)-to-Strong on {args.dataset} (test accuracy and PGR)",
                 w2s_notes(args.weak, args.strong))
 
@@ -123,6 +125,44 @@ def cmd_inspect(args) -> None:
     print(inspect(args.path, args.head, args.id))
 
 
+def _by_model(paths: list[str]) -> dict[str, list[str]]:
+    """.../{model}/seed{seed}/FILE paths grouped by model, in the order given."""
+    grouped: dict[str, list[str]] = {}
+    for path in paths:
+        grouped.setdefault(Path(path).parts[-3], []).append(path)
+    return grouped
+
+
+def cmd_fig_agreement(args) -> None:
+    """Figure 3: weak models' agreement, averaged over seeds (test split)."""
+    import pandas as pd
+
+    from ws2s.figures import agreement, heatmap, levenshtein_similarity
+    from ws2s.io import read_parquet
+
+    by_model = _by_model(args.files)
+    seeds = len(next(iter(by_model.values())))
+    matrices = []
+    for s in range(seeds):
+        frames = {m: read_parquet(files[s]) for m, files in by_model.items()}
+        test = {m: f[f["split"] == "test"].set_index("id") for m, f in frames.items()}
+        if args.kind == "classification":
+            matrices.append(agreement({m: f["pred"] for m, f in test.items()}))
+        else:
+            matrices.append(levenshtein_similarity({m: f["text"] for m, f in test.items()}))
+    matrix = sum(matrices) / len(matrices)
+    what = "agreement (accuracy against each other)" if args.kind == "classification" else "Levenshtein similarity"
+    heatmap(matrix, f"{args.title}\nweak models' {what}", args.out)
+    print(matrix.round(3).to_string())
+
+
+def cmd_fig_pgr(args) -> None:
+    from ws2s.figures import pgr_bars
+    from ws2s.tables import w2s_results
+
+    pgr_bars(w2s_results(args.weak, args.strong, json.loads(args.params)), f"{args.title}: PGR per method", args.out)
+
+
 # subcommand -> (handler, help, required options, other arguments)
 COMMANDS = {
     "validate": (cmd_validate, "validate config files (later ones overlay earlier ones)", [],
@@ -144,6 +184,11 @@ COMMANDS = {
     "table1": (cmd_table1, "Table 1 from weak and ceiling metrics", ["params", "out-stem"],
                {"metrics": {"nargs": "+"}}),
     "generation-splits": (cmd_generation_splits, "SLURP splits for the generation track", ["params", "out-dir"], {}),
+    "fig-agreement": (cmd_fig_agreement, "Figure 3: agreement between weak models", ["title", "out"],
+                      {"--kind": {"required": True, "choices": ["classification", "generation"]},
+                       "files": {"nargs": "+"}}),
+    "fig-pgr": (cmd_fig_pgr, "PGR per method as a bar chart", ["params", "title", "out"],
+                {"--weak": {"nargs": "+", "required": True}, "--strong": {"nargs": "+", "required": True}}),
     "inspect": (cmd_inspect, "summarise any of the pipeline's Parquet files", [],
                 {"path": {}, "--head": {"type": int, "default": 5}, "--id": {"default": None}}),
     "weak-generate": (cmd_weak_generate, "finetune a weak causal LM and write its generations",

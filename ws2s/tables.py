@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -72,39 +73,52 @@ def strong_run_key(path: str) -> tuple[str, str, str, int]:
     return parts[-5], parts[-4], parts[-3], int(parts[-2].removeprefix("seed"))
 
 
-def w2s_table(weak_files: list[str], strong_files: list[str], layout: dict, min_gap: float = MIN_GAP) -> pd.DataFrame:
-    """Tables 2 and 7: accuracy and PGR of every method, without and with aux, over seeds.
+def w2s_rows(layout: dict) -> list[tuple[str, str]]:
+    """(method, source) of each row, in the paper's order: ceiling, single weak models, then per ensemble."""
+    rows = [("ceiling", "gold")]
+    if "single" in layout["methods"]:
+        rows += [("single", m) for m in layout["weak_models"]]
+    for ensemble in layout["ensembles"]:
+        rows += [(m, ensemble) for m in ("naive", "flyingsquid", "bayesian") if m in layout["methods"]]
+    return rows
 
-    PGR is computed per seed against that seed's weak model(s) and ceiling, then
-    summarised; a multi-weak row's PGR is the mean of its PGRs against each member.
+
+def w2s_results(weak_files: list[str], strong_files: list[str], layout: dict, min_gap: float = MIN_GAP) -> pd.DataFrame:
+    """One row per (method, source, aux, seed): test accuracy and PGR.
+
+    PGR is computed per seed against that seed's weak model(s) and ceiling; a multi-weak
+    run's PGR is the mean of its PGRs against each member. The ceiling has no PGR.
     """
-    decimals = layout["format"]["decimals"]
     weak_acc = {(m["model"], m["seed"]): m["test_accuracy"] for m in map(read_json, weak_files)}
     runs = {strong_run_key(p): read_json(p) for p in strong_files}
     seeds = sorted({seed for (_, _, _, seed) in runs})
     ceiling = {seed: runs[("ceiling", "gold", "noaux", seed)]["test_accuracy"] for seed in seeds}
+    records = []
+    for method, source in w2s_rows(layout):
+        for aux in (["noaux"] if method == "ceiling" else layout["aux_variants"]):
+            for seed in seeds:
+                run = runs[(method, source, aux, seed)]
+                pgr_value = math.nan if method == "ceiling" else multi_weak_pgr(
+                    run["test_accuracy"], [weak_acc[(m, seed)] for m in run["members"]], ceiling[seed], min_gap)
+                records.append({"method": METHOD_LABELS[method].format(source), "aux": aux, "seed": seed,
+                                "accuracy": run["test_accuracy"], "pgr": pgr_value})
+    return pd.DataFrame(records)
 
-    rows_spec = [("ceiling", "gold")]
-    if "single" in layout["methods"]:
-        rows_spec += [("single", m) for m in layout["weak_models"]]
-    for ensemble in layout["ensembles"]:
-        rows_spec += [(m, ensemble) for m in ("naive", "flyingsquid", "bayesian") if m in layout["methods"]]
 
+def w2s_table(results: pd.DataFrame, layout: dict) -> pd.DataFrame:
+    """Tables 2 and 7: accuracy and PGR of every method, without and with aux, mean ± std over seeds."""
+    decimals = layout["format"]["decimals"]
     rows = []
-    for method, source in rows_spec:
-        row = {"method": METHOD_LABELS[method].format(source)}
+    for label in dict.fromkeys(results["method"]):
+        row = {"method": label}
         for aux in layout["aux_variants"]:
             suffix = "" if aux == "noaux" else " +aux"
-            if method == "ceiling" and aux == "aux":
+            part = results[(results["method"] == label) & (results["aux"] == aux)]
+            if part.empty:  # the ceiling has no aux variant
                 row[f"accuracy (%){suffix}"] = row[f"PGR (%){suffix}"] = "—"
                 continue
-            key_aux = "noaux" if method == "ceiling" else aux
-            accs = [runs[(method, source, key_aux, s)]["test_accuracy"] for s in seeds]
-            members = [] if method == "ceiling" else runs[(method, source, key_aux, seeds[0])]["members"]
-            row[f"accuracy (%){suffix}"] = mean_std(accs, decimals)
-            row[f"PGR (%){suffix}"] = "—" if method == "ceiling" else mean_std(
-                [multi_weak_pgr(a, [weak_acc[(m, s)] for m in members], ceiling[s], min_gap)
-                 for a, s in zip(accs, seeds)], decimals)
+            row[f"accuracy (%){suffix}"] = mean_std(part["accuracy"], decimals)
+            row[f"PGR (%){suffix}"] = "—" if label == METHOD_LABELS["ceiling"] else mean_std(part["pgr"], decimals)
         rows.append(row)
     return pd.DataFrame(rows)
 

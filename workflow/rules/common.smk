@@ -245,6 +245,32 @@ def weak_generation_metrics():
     return [f"results/generation/weak/{model}/seed{seed}/metrics.json" for model in GEN["weak_models"] for seed in config["seeds"]]
 
 
+DATASET_TITLES = {"sciq": "SciQ", "cosmosqa": "Cosmos QA"}
+
+
+def dataset_title(wildcards):
+    return DATASET_TITLES[wildcards.dataset]
+
+
+def weak_labels_all(wildcards):
+    return [
+        f"results/classification/{wildcards.dataset}/weak/{model}/seed{seed}/labels.parquet"
+        for model in CLS["weak_models"][wildcards.dataset]
+        for seed in config["seeds"]
+    ]
+
+
+def weak_hypotheses_all(wildcards):
+    return [path.replace("metrics.json", "hypotheses.parquet") for path in weak_generation_metrics()]
+
+
 def all_targets():
-    tables = ["table1", *w2s_tables()] if "classification" in config["tracks"] else []
-    return [f"results/tables/{name}.{ext}" for name in tables for ext in ("csv", "md")] + weak_generation_metrics()
+    targets = []
+    if "classification" in config["tracks"]:
+        tables = ["table1", *w2s_tables()]
+        targets += [f"results/tables/{name}.{ext}" for name in tables for ext in ("csv", "md")]
+        targets += [f"results/figures/fig3_{dataset}.png" for dataset in CLS["datasets"]]
+        targets += [f"results/figures/pgr_{dataset}.png" for dataset in w2s_tables().values()]
+    if "generation" in config["tracks"]:
+        targets += weak_generation_metrics() + ["results/figures/fig3_slurp.png"]
+    return targets

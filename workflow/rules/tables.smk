@@ -3,7 +3,7 @@ rule table1:
     input:
         table1_inputs(),
     output:
-        csv="results/tables/table1.csv",
+        csv=report("results/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
         md="results/tables/table1.md",
     params:
         slice=table_params("table1"),
@@ -26,7 +26,7 @@ for _name, _dataset in w2s_tables().items():
             weak=weak_metrics(_dataset),
             strong=strong_metrics(_dataset),
         output:
-            csv=f"results/tables/{_name}.csv",
+            csv=report(f"results/tables/{_name}.csv", caption="../report/table_w2s.rst", category="Tables"),
             md=f"results/tables/{_name}.md",
         params:
             slice=w2s_table_params(_name, _dataset),
