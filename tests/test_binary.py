@@ -60,13 +60,13 @@ def test_ids_are_stable_content_hashes(cosmos):
 
 
 def test_too_few_questions_names_the_sizes(cosmos):
-    with pytest.raises(Ws2sError, match="split_sizes: cosmosqa has 2603 distinct questions"):
+    with pytest.raises(Ws2sError, match="classification.split_sizes: cosmosqa has 2603 distinct questions"):
         make_splits("cosmosqa", cosmos, {"weak_train": 5000, "strong_train": 5000, "test": 1000}, seed=0)
 
 
 def test_odd_size_rejected():
     q = [Question("t", "a", ("b",))]
-    with pytest.raises(Ws2sError, match="split_sizes.test: 3 is odd"):
+    with pytest.raises(Ws2sError, match="classification.split_sizes.test: 3 is odd"):
         make_splits("x", q, {"weak_train": 2, "strong_train": 2, "test": 3}, seed=0)
 
 

@@ -80,6 +80,20 @@ def test_ensemble_member_must_be_a_weak_model(paper):
     assert "classification.ensembles.cosmosqa.ws3" in msg and "bloom-1b1" in msg
 
 
+def test_lr_override_must_name_a_weak_model(paper):
+    paper["classification"]["weak_training"]["lr_per_model"] = {"gpt2-larg": 1e-4}
+    assert "classification.weak_training.lr_per_model.gpt2-larg" in _error(paper)
+
+
+def test_fixed_weights_checked(paper):
+    paper["classification"]["weighting"] = "fixed"
+    paper["classification"]["fixed_weights"] = {"sciq": {"ws3": [1, 1, 1], "ws5": [1, 2]}}
+    msg = _error(paper)
+    assert "classification.fixed_weights.sciq.ws5" in msg and "5 weights" in msg
+    paper["classification"]["fixed_weights"] = {"sciq": {"ws4": [1, 1, 1, 1]}}
+    assert "classification.fixed_weights.sciq.ws4' names no ensemble" in _error(paper)
+
+
 def test_canonical_ignores_key_order():
     assert canonical({"a": 1, "b": {"c": 2, "d": 3}}) == canonical({"b": {"d": 3, "c": 2}, "a": 1})
 

@@ -15,10 +15,10 @@ def test_agreement_is_accuracy_against_each_other():
 
 
 def test_levenshtein_similarity():
-    hyps = {"a": pd.Series(["abcd", "{}"]), "b": pd.Series(["abce", "{}"])}
+    hyps = {"a": pd.Series(["abcd", "{}", "a"]), "b": pd.Series(["abce", "{}", "abc"])}
     matrix = levenshtein_similarity(hyps)
-    # "abcd" vs "abce": one deletion and one insertion over 8 characters -> 0.75; "{}" vs "{}" -> 1
-    assert matrix.loc["a", "b"] == pytest.approx((0.75 + 1.0) / 2)
+    # "abcd"/"abce": 1 substitution over 4 -> 0.75; "{}"/"{}" -> 1; "a"/"abc": 2 insertions over 3 -> 1/3
+    assert matrix.loc["a", "b"] == pytest.approx((0.75 + 1.0 + 1 / 3) / 3)
     assert matrix.loc["a", "a"] == 1.0
 
 

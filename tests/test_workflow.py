@@ -151,7 +151,8 @@ def test_one_weak_learning_rate_reruns_that_model_and_what_reads_it(smoke_run):
     assert len(strong) == 2 * (1 + 3)  # single/minilm-l2 and the three ws3 methods, aux off and on
     assert all("source=minilm-l2" in w or "source=ws3" in w for w in strong)
     assert "prepare_model" not in rules and "strong_features" not in rules and "classification_splits" not in rules
-    assert sorted(set(rules) - {"weak_classify", "strong_classify"}) == ["table1", "table7"]
+    assert sorted(set(rules) - {"weak_classify", "strong_classify"}) == ["fig3_classification", "pgr_cosmosqa",
+                                                                           "table1", "table7"]
 
 
 @pytest.mark.e2e
@@ -165,7 +166,7 @@ def test_an_edl_setting_reruns_only_bayesian_runs(smoke_run):
     jobs = planned(smoke_run, "classification: {edl: {kl_weight: 0.5}}")
     assert sorted(w for r, w in jobs if r == "strong_classify") == [
         f"dataset=cosmosqa, method=bayesian, source=ws3, aux={aux}, seed=0" for aux in ("aux", "noaux")]
-    assert sorted({r for r, _ in jobs}) == ["strong_classify", "table7"]
+    assert sorted({r for r, _ in jobs}) == ["pgr_cosmosqa", "strong_classify", "table7"]
 
 
 @pytest.mark.e2e
@@ -173,7 +174,8 @@ def test_adding_a_seed_reruns_no_finished_job(smoke_run):
     jobs = planned(smoke_run, "seeds: [0, 1]")
     per_seed = [w for r, w in jobs if "seed=" in w]
     assert per_seed and all(w.endswith("seed=1") for w in per_seed)
-    assert {r for r, w in jobs if "seed=" not in w} == {"table1", "table7"}  # the tables gather the new seed
+    # the tables and figures gather the new seed
+    assert {r for r, w in jobs if "seed=" not in w} == {"table1", "table7", "fig3_classification", "pgr_cosmosqa"}
 
 
 def test_only_the_ceiling_is_handed_gold(workdir):

@@ -10,7 +10,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from ws2s.errors import Ws2sError
 
@@ -69,7 +68,7 @@ def cmd_table1(args) -> None:
 
 def cmd_strong_features(args) -> None:
     from ws2s.models import resolve
-    from ws2s.train.strong import write_features
+    from ws2s.train.features import write_features
 
     _threads()
     params = json.loads(args.params)
@@ -102,7 +101,7 @@ def cmd_table_w2s(args) -> None:
 
 def cmd_generation_splits(args) -> None:
     from ws2s.config import GenerationSplitConfig
-    from ws2s.train.weak_generation import write_generation_splits
+    from ws2s.data.generation_splits import write_generation_splits
 
     print(json.dumps(write_generation_splits(GenerationSplitConfig.from_params(json.loads(args.params)), args.out_dir)))
 
@@ -125,35 +124,10 @@ def cmd_inspect(args) -> None:
     print(inspect(args.path, args.head, args.id))
 
 
-def _by_model(paths: list[str]) -> dict[str, list[str]]:
-    """.../{model}/seed{seed}/FILE paths grouped by model, in the order given."""
-    grouped: dict[str, list[str]] = {}
-    for path in paths:
-        grouped.setdefault(Path(path).parts[-3], []).append(path)
-    return grouped
-
-
 def cmd_fig_agreement(args) -> None:
-    """Figure 3: weak models' agreement, averaged over seeds (test split)."""
-    import pandas as pd
+    from ws2s.figures import agreement_figure
 
-    from ws2s.figures import agreement, heatmap, levenshtein_similarity
-    from ws2s.io import read_parquet
-
-    by_model = _by_model(args.files)
-    seeds = len(next(iter(by_model.values())))
-    matrices = []
-    for s in range(seeds):
-        frames = {m: read_parquet(files[s]) for m, files in by_model.items()}
-        test = {m: f[f["split"] == "test"].set_index("id") for m, f in frames.items()}
-        if args.kind == "classification":
-            matrices.append(agreement({m: f["pred"] for m, f in test.items()}))
-        else:
-            matrices.append(levenshtein_similarity({m: f["text"] for m, f in test.items()}))
-    matrix = sum(matrices) / len(matrices)
-    what = "agreement (accuracy against each other)" if args.kind == "classification" else "Levenshtein similarity"
-    heatmap(matrix, f"{args.title}\nweak models' {what}", args.out)
-    print(matrix.round(3).to_string())
+    print(agreement_figure(args.kind, args.files, args.title, args.out).round(3).to_string())
 
 
 def cmd_fig_pgr(args) -> None:

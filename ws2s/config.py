@@ -82,6 +82,16 @@ def _check_references(config: dict) -> None:
             need_model(spec["from"], f"models.{name}.from")
     cls = config["classification"]
     need_model(cls["strong_model"], "classification.strong_model")
+    weak_anywhere = {m for models in cls["weak_models"].values() for m in models}
+    for name in cls["weak_training"]["lr_per_model"]:
+        if name not in weak_anywhere:
+            raise Ws2sError(f"config key 'classification.weak_training.lr_per_model.{name}' names no weak model "
+                            f"of classification.weak_models ({', '.join(sorted(weak_anywhere))})")
+    for dataset, per_ensemble in cls["fixed_weights"].items():
+        for ens in per_ensemble:
+            if ens not in cls["ensembles"].get(dataset, {}):
+                raise Ws2sError(f"config key 'classification.fixed_weights.{dataset}.{ens}' names no ensemble "
+                                f"of classification.ensembles.{dataset}")
     for dataset in cls["datasets"]:
         if dataset not in config["data"]:
             raise Ws2sError(f"config key 'data.{dataset}' is missing; classification.datasets lists {dataset}")

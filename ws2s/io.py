@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
@@ -20,41 +21,39 @@ import pyarrow.parquet as pq
 from ws2s.errors import Ws2sError
 
 
-def _atomic_target(path: str | Path) -> tuple[Path, Path]:
+@contextmanager
+def atomic_path(path: str | Path):
+    """A temporary path to write `path` through: renamed into place only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
     os.close(fd)
-    return path, Path(tmp)
+    tmp = Path(name)
+    # mkstemp makes the file private (0600); results should be as readable as any file.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_parquet(frame: pd.DataFrame, path: str | Path, schema: pa.Schema | None = None) -> None:
     """Write `frame` to `path` atomically, cast to `schema` when given."""
-    path, tmp = _atomic_target(path)
-    try:
-        table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), tmp)
 
 
 def write_json(obj, path: str | Path) -> None:
-    path, tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_text(text: str, path: str | Path) -> None:
-    path, tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_parquet(path: str | Path, columns: Iterable[str] | None = None) -> pd.DataFrame:

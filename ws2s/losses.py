@@ -111,7 +111,7 @@ class LossConfig:
     kind: str                 # "ce" (Eqns 1-2) or "edl" (Eqns 3-5)
     aux: bool = False         # add the auxiliary confidence term (Burns et al.; Eqn 5)
     gamma_max: float = 0.5
-    warmup_frac: float = 0.2
+    warmup_frac: float = 0.1
     balanced_threshold: bool = True  # harden at the weak labels' class balance (else argmax)
     activation: str = "exp"
     kl_weight: float = 1.0

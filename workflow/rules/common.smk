@@ -130,11 +130,13 @@ def members_of(wildcards):
 
 
 def weights_of(wildcards):
+    """λ_i of Eqns 2 and 4, summing to 1; one target (ceiling, single, Flying Squid) has weight 1."""
     members = members_of(wildcards)
     if wildcards.method in ("ceiling", "single", "flyingsquid"):
-        return [1.0] * max(1, len(members))
+        return [1.0]
     if CLS["weighting"] == "fixed":
-        return CLS["fixed_weights"][wildcards.dataset][wildcards.source]
+        fixed = CLS["fixed_weights"][wildcards.dataset][wildcards.source]
+        return [w / sum(fixed) for w in fixed]
     return [1.0 / len(members)] * len(members)
 
 
@@ -177,7 +179,9 @@ def strong_inputs(wildcards):
     if wildcards.method == "ceiling":
         inputs["gold"] = f"{split_dir}/strong_train_gold.parquet"
     if PROBE:
-        inputs["features"] = f"results/classification/{wildcards.dataset}/strong/features/{CLS['strong_model']}.parquet"
+        features = f"results/classification/{wildcards.dataset}/strong/features/{CLS['strong_model']}"
+        inputs["features"] = f"{features}.parquet"
+        inputs["features_info"] = f"{features}.json"  # the backbone's size, read beside the features
     else:
         inputs["model"] = model_inputs(CLS["strong_model"])
     return inputs
@@ -195,14 +199,22 @@ def features_params(wildcards):
     return canonical({"model_spec": config["models"][wildcards.model], "max_length": CLS["max_length"]})
 
 
-def w2s_table_params(name, dataset):
-    return canonical({
-        "format": config["tables"][name],
+def w2s_layout(dataset):
+    """Which rows and columns a data set's W2S results have."""
+    return {
         "weak_models": CLS["weak_models"][dataset],
         "ensembles": CLS["ensembles"].get(dataset, {}),
         "methods": CLS["methods"],
         "aux_variants": CLS["aux_variants"],
-    })
+    }
+
+
+def w2s_layout_params(dataset):
+    return canonical(w2s_layout(dataset))
+
+
+def w2s_table_params(name, dataset):
+    return canonical({"format": config["tables"][name], **w2s_layout(dataset)})
 
 
 # Table 2 is SciQ's and Table 7 Cosmos QA's, as in the paper.

@@ -43,7 +43,7 @@ for _name, _dataset in w2s_tables().items():
         output:
             report(f"results/figures/pgr_{_dataset}.png", caption="../report/pgr.rst", category="Figures"),
         params:
-            slice=w2s_table_params(_name, _dataset),
+            slice=w2s_layout_params(_dataset),
             code=code_version("ws2s.figures", "ws2s.tables"),
         log:
             f"results/logs/figures/pgr_{_dataset}.log",

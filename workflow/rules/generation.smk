@@ -7,7 +7,7 @@ rule generation_splits:
         test="results/generation/splits/test.parquet",
     params:
         slice=generation_split_params,
-        code=code_version("ws2s.train.weak_generation"),
+        code=code_version("ws2s.data.generation_splits"),
     log:
         "results/logs/generation_splits.log",
     conda:

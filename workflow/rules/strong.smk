@@ -9,7 +9,7 @@ rule strong_features:
         info="results/classification/{dataset}/strong/features/{model}.json",
     params:
         slice=features_params,
-        code=code_version("ws2s.train.strong", "ws2s.models"),
+        code=code_version("ws2s.train.features", "ws2s.models"),
     log:
         "results/logs/strong_features/{dataset}/{model}.log",
     benchmark:

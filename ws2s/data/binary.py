@@ -55,7 +55,7 @@ def make_splits(dataset: str, questions: list[Question], sizes: dict[str, int], 
     """
     for split in SPLITS:
         if sizes[split] % 2:
-            raise Ws2sError(f"split_sizes.{split}: {sizes[split]} is odd; each question gives two pairs")
+            raise Ws2sError(f"classification.split_sizes.{split}: {sizes[split]} is odd; each question gives two pairs")
     unique: dict[str, Question] = {}
     for q in questions:
         kept = unique.get(q.text)
@@ -64,7 +64,7 @@ def make_splits(dataset: str, questions: list[Question], sizes: dict[str, int], 
     needed = sum(sizes[s] // 2 for s in SPLITS)
     if needed > len(unique):
         raise Ws2sError(
-            f"split_sizes: {dataset} has {len(unique)} distinct questions, the splits need {needed} "
+            f"classification.split_sizes: {dataset} has {len(unique)} distinct questions, the splits need {needed} "
             f"({', '.join(f'{s}={sizes[s]}' for s in SPLITS)} pairs, two per question)"
         )
     rng = np.random.default_rng(seed)

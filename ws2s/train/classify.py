@@ -62,7 +62,8 @@ def freeze_for(model: nn.Module, train_layers: str | int) -> int:
 
     `all` trains everything, as the paper does; an integer K keeps the embeddings and the
     bottom blocks fixed and trains the top K blocks, the final norm and the head, for
-    CPU-sized runs.
+    CPU-sized runs. A causal LM whose output layer is tied to its input embeddings
+    (SmolLM2, Gemma 3) keeps that output layer fixed too.
     """
     if train_layers != "all":
         layers = _layer_stack(model)

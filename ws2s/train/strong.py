@@ -9,8 +9,8 @@
 | bayesian    | every member's soft labels, weights λ_i       | Σ λ_i EDL (Eqns 3-5)     |
 
 Each may add the auxiliary confidence term. With `train_layers: 0` the strong model is a
-linear probe on cached frozen features (the `strong_features` rule), the CPU-sized
-setting; otherwise the whole model (or its top blocks) trains as in the paper.
+linear probe on cached frozen features (`ws2s.train.features`), the CPU-sized setting;
+otherwise the whole model (or its top blocks) trains as in the paper.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from ws2s.errors import Ws2sError
 from ws2s.io import read_json, read_parquet, write_json, write_parquet
 from ws2s.labelmodel import flying_squid_soft_labels
 from ws2s.losses import LossConfig
-from ws2s.train.classify import (NUM_CLASSES, encode, fit, freeze_for, head_name, load_classifier,
-                                 one_hot_targets, predict_probs, seed_everything, token_forward)
+from ws2s.train.classify import (NUM_CLASSES, encode, fit, freeze_for, load_classifier, one_hot_targets,
+                                 predict_probs, seed_everything, token_forward)
 from ws2s.train.weak import PAIR_COLUMNS, probs_frame
 
 LOSS_KIND = {"ceiling": "ce", "single": "ce", "naive": "ce", "flyingsquid": "ce", "bayesian": "edl"}
@@ -62,40 +62,6 @@ def gold_targets(ids: pd.Series, gold_file: str) -> torch.Tensor:
     return one_hot_targets(aligned(gold, ids, ["label"], gold_file)[:, 0])
 
 
-# ---- frozen features for the linear-probe setting -----------------------------------
-
-
-@torch.no_grad()
-def extract_features(model_path: str, frames: dict[str, pd.DataFrame], max_length: int) -> pd.DataFrame:
-    """What the classification head would see, for every example of every split."""
-    from ws2s.train.classify import EVAL_BATCH_SIZE
-
-    model, tokenizer = load_classifier(model_path)
-    setattr(model, head_name(model), nn.Identity())
-    model.eval()
-    rows = []
-    for split, frame in frames.items():
-        forward = token_forward(model, tokenizer, encode(tokenizer, frame, max_length))
-        feats = np.concatenate([forward(list(range(b, min(b + EVAL_BATCH_SIZE, len(frame))))).float().numpy()
-                                for b in range(0, len(frame), EVAL_BATCH_SIZE)])
-        rows.append(pd.DataFrame({"id": frame["id"].to_numpy(), "split": split, "features": list(feats)}))
-    return pd.concat(rows, ignore_index=True)
-
-
-def write_features(model_path: str, split_dir: str | Path, max_length: int, out: str | Path,
-                   out_info: str | Path) -> None:
-    """The features Parquet, and beside it the backbone's size for Table 1."""
-    from transformers import AutoConfig, AutoModel
-
-    split_dir = Path(split_dir)
-    frames = {s: read_parquet(split_dir / f"{s}.parquet", PAIR_COLUMNS) for s in ("strong_train", "test")}
-    features = extract_features(model_path, frames, max_length)
-    with torch.device("meta"):
-        params = sum(p.numel() for p in AutoModel.from_config(AutoConfig.from_pretrained(model_path)).parameters())
-    write_parquet(features, out, schemas.FEATURES)
-    write_json({"params": params, "hidden_size": len(features["features"].iloc[0])}, out_info)
-
-
 def _feature_matrix(features: pd.DataFrame, ids: pd.Series, split: str, path: str) -> torch.Tensor:
     part = features[features["split"] == split]
     return torch.tensor(np.stack(aligned(part, ids, ["features"], path)[:, 0]), dtype=torch.float32)
@@ -118,7 +84,7 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
         targets = gold_targets(ids, gold_file)
     else:
         targets = weak_targets(cfg, ids, weak_label_files)
-    weights = torch.tensor(cfg.weights if cfg.method in ("naive", "bayesian") else [1.0], dtype=torch.float32)
+    weights = torch.tensor(cfg.weights, dtype=torch.float32)
     loss_cfg = LossConfig(**cfg.loss)
 
     generator = seed_everything(cfg.seed)

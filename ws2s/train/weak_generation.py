@@ -1,9 +1,6 @@
-"""The weak stage of the generation track and its splits.
+"""The weak stage of the generation track.
 
-Splits: weak_train and strong_train from the training utterances, test from the official
-test set; strong_train's targets go to their own file, read only by the strong ceiling.
-
-Weak stage, per weak model and seed: finetune on weak_train gold (AdamW, linear schedule;
+Per weak model and seed: finetune on weak_train gold (AdamW, linear schedule;
 the epoch with the lowest validation loss is kept), then beam-search generation on
 strong_train and test with per-token and per-word log-probabilities and the M-best list.
 """
@@ -18,8 +15,8 @@ import pandas as pd
 import torch
 
 from ws2s import schemas
-from ws2s.config import GenerationSplitConfig, WeakGenerationConfig
-from ws2s.data.slurp import PROMPTS, load_utterances, make_generation_splits, parse_slots, render_prompt, slots_to_entities
+from ws2s.config import WeakGenerationConfig
+from ws2s.data.slurp import PROMPTS, parse_slots, render_prompt, slots_to_entities
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.mapping import words_with_log_probs
 from ws2s.metrics.slu_f1 import score
@@ -30,19 +27,6 @@ from ws2s.train.generate import encode_pairs, finetune, generate, load_causal
 UTTERANCE_COLUMNS = [f.name for f in schemas.UTTERANCES]
 # Batch size of generation and validation: changes speed only.
 GENERATION_BATCH_SIZE = 16
-
-
-def write_generation_splits(cfg: GenerationSplitConfig, out_dir: str | Path) -> dict[str, int]:
-    train = load_utterances(cfg.train, "data.slurp.train")
-    test = load_utterances(cfg.test, "data.slurp.test")
-    splits = make_generation_splits(train, test, cfg.sizes, cfg.split_seed)
-    out_dir = Path(out_dir)
-    write_parquet(splits["weak_train"], out_dir / "weak_train.parquet", schemas.UTTERANCES)
-    write_parquet(splits["test"], out_dir / "test.parquet", schemas.UTTERANCES)
-    strong = splits["strong_train"]
-    write_parquet(strong[["id", "slurp_id", "sentence"]], out_dir / "strong_train.parquet", schemas.UNLABELLED_UTTERANCES)
-    write_parquet(strong[["id", "target"]], out_dir / "strong_train_gold.parquet", schemas.GOLD_TARGETS)
-    return {name: len(frame) for name, frame in splits.items()}
 
 
 def hypotheses_frame(ids: pd.Series, split: str, hyps) -> pd.DataFrame:

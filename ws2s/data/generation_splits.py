@@ -1,0 +1,27 @@
+"""The generation splits stage: SLURP utterances -> Parquet.
+
+weak_train and strong_train come from the training utterances, test from the official
+test set; strong_train's targets go to their own file, read only by the strong ceiling.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ws2s import schemas
+from ws2s.config import GenerationSplitConfig
+from ws2s.data.slurp import load_utterances, make_generation_splits
+from ws2s.io import write_parquet
+
+
+def write_generation_splits(cfg: GenerationSplitConfig, out_dir: str | Path) -> dict[str, int]:
+    train = load_utterances(cfg.train, "data.slurp.train")
+    test = load_utterances(cfg.test, "data.slurp.test")
+    splits = make_generation_splits(train, test, cfg.sizes, cfg.split_seed)
+    out_dir = Path(out_dir)
+    write_parquet(splits["weak_train"], out_dir / "weak_train.parquet", schemas.UTTERANCES)
+    write_parquet(splits["test"], out_dir / "test.parquet", schemas.UTTERANCES)
+    strong = splits["strong_train"]
+    write_parquet(strong[["id", "slurp_id", "sentence"]], out_dir / "strong_train.parquet", schemas.UNLABELLED_UTTERANCES)
+    write_parquet(strong[["id", "target"]], out_dir / "strong_train_gold.parquet", schemas.GOLD_TARGETS)
+    return {name: len(frame) for name, frame in splits.items()}
