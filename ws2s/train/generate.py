@@ -129,7 +129,7 @@ def generate(model, tokenizer, prompts: list[str], *, beams: int, max_new_tokens
              desc: str = "generate") -> list[Hypothesis]:
     """Beam search, batched with the KV cache; the best hypothesis with per-token log-probs, and the M-best."""
     model.eval()
-    tokenizer.padding_side = "left"
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     results: list[Hypothesis] = []
     for b in tqdm(range(0, len(prompts), batch_size), desc=desc, mininterval=5):
         batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True)
@@ -147,7 +147,7 @@ def generate(model, tokenizer, prompts: list[str], *, beams: int, max_new_tokens
             starts = starts_from_decoding(lambda k: tokenizer.decode(ids[:k], clean_up_tokenization_spaces=False), len(ids))
             nbest = [tokenizer.decode(_strip(tokenizer, row.tolist()), clean_up_tokenization_spaces=False) for row in new_tokens[i]]
             results.append(Hypothesis(text, ids, starts, logprobs[i], nbest, scores[i].tolist()))
-    tokenizer.padding_side = "right"
+    tokenizer.padding_side = padding_side
     return results
 
 
