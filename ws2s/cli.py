@@ -96,7 +96,7 @@ def cmd_table_w2s(args) -> None:
     layout = json.loads(args.params)
     write_table(w2s_table(w2s_results(args.weak, args.strong, layout), layout), args.out_stem,
                 f"Table {number}: Weak(S)-to-Strong on {args.dataset} (test accuracy and PGR)",
-                w2s_notes(args.weak, args.strong))
+                w2s_notes(args.strong))
 
 
 def cmd_generation_splits(args) -> None:

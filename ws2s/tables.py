@@ -123,7 +123,7 @@ def w2s_table(results: pd.DataFrame, layout: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def w2s_notes(weak_files: list[str], strong_files: list[str]) -> str:
+def w2s_notes(strong_files: list[str]) -> str:
     seeds = sorted({read_json(p)["seed"] for p in strong_files})
     return (f"Mean ± sample std over seeds {seeds}. PGR = (P − P_weak)/(P_ceiling − P_weak) per seed; "
             f"a multi-weak row averages its PGRs against each member. A PGR is '{GAP_TOO_SMALL}' when "

@@ -5,6 +5,7 @@ from ws2s.codeversion import code_version
 from ws2s.config import canonical, validate
 from ws2s.errors import Ws2sError
 from ws2s.models import needs_preparation
+from ws2s.tables import w2s_rows
 
 try:
     validate(config)
@@ -104,13 +105,10 @@ PROBE = STRONG_TRAINING["train_layers"] == 0
 def strong_runs(dataset):
     """(method, source, aux) of every strong run on `dataset`; source names the weak model,
     the ensemble, or gold for the ceiling."""
-    runs = [("ceiling", "gold", "noaux")]
-    for aux in CLS["aux_variants"]:
-        if "single" in CLS["methods"]:
-            runs += [("single", model, aux) for model in CLS["weak_models"][dataset]]
-        for ensemble in CLS["ensembles"].get(dataset, {}):
-            runs += [(m, ensemble, aux) for m in ("naive", "flyingsquid", "bayesian") if m in CLS["methods"]]
-    return runs
+    rows = w2s_rows(w2s_layout(dataset))
+    return [("ceiling", "gold", "noaux")] + [
+        (method, source, aux) for method, source in rows if method != "ceiling" for aux in CLS["aux_variants"]
+    ]
 
 
 def strong_metrics(dataset):

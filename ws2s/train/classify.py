@@ -34,13 +34,21 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def load_classifier(model_path: str):
-    """(model, tokenizer) with a freshly initialised 2-way head and a pad token."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def load_tokenizer(model_path: str):
+    """A model's tokenizer, padding with EOS where it has no pad token."""
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_classifier(model_path: str):
+    """(model, tokenizer) with a freshly initialised 2-way head and a pad token."""
+    from transformers import AutoModelForSequenceClassification
+
+    tokenizer = load_tokenizer(model_path)
     tokenizer.padding_side = "right"
     # Left truncation keeps the end of the text, where the question sits after its context.
     tokenizer.truncation_side = "left"
@@ -137,13 +145,17 @@ def fit(forward: Forward, modules: Sequence[nn.Module], targets: torch.Tensor, w
 
 
 @torch.no_grad()
+def forward_all(forward: Forward, n: int, transform=lambda out: out) -> np.ndarray:
+    """`transform(forward(batch))` for all n examples in order, EVAL_BATCH_SIZE at a time."""
+    return np.concatenate([transform(forward(list(range(b, min(b + EVAL_BATCH_SIZE, n))))).float().numpy()
+                           for b in range(0, n, EVAL_BATCH_SIZE)])
+
+
 def predict_probs(forward: Forward, modules: Sequence[nn.Module], n: int, loss_cfg: LossConfig) -> np.ndarray:
     """Class probabilities [n, K] in example order (softmax, or α/α_0 after EDL)."""
     for m in modules:
         m.eval()
-    chunks = [predict(forward(list(range(b, min(b + EVAL_BATCH_SIZE, n)))), loss_cfg).numpy()
-              for b in range(0, n, EVAL_BATCH_SIZE)]
-    return np.concatenate(chunks).astype(np.float32)
+    return forward_all(forward, n, lambda logits: predict(logits, loss_cfg)).astype(np.float32)
 
 
 def one_hot_targets(labels: np.ndarray) -> torch.Tensor:

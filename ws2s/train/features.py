@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
 from ws2s import schemas
 from ws2s.io import read_parquet, write_json, write_parquet
-from ws2s.train.classify import EVAL_BATCH_SIZE, encode, head_name, load_classifier, token_forward
+from ws2s.train.classify import encode, forward_all, head_name, load_classifier, token_forward
 from ws2s.train.weak import PAIR_COLUMNS
 
 
@@ -26,8 +25,7 @@ def extract_features(model_path: str, frames: dict[str, pd.DataFrame], max_lengt
     rows = []
     for split, frame in frames.items():
         forward = token_forward(model, tokenizer, encode(tokenizer, frame, max_length))
-        feats = np.concatenate([forward(list(range(b, min(b + EVAL_BATCH_SIZE, len(frame))))).float().numpy()
-                                for b in range(0, len(frame), EVAL_BATCH_SIZE)])
+        feats = forward_all(forward, len(frame))
         rows.append(pd.DataFrame({"id": frame["id"].to_numpy(), "split": split, "features": list(feats)}))
     return pd.concat(rows, ignore_index=True)
 

@@ -18,14 +18,13 @@ import torch
 from tqdm import tqdm
 
 from ws2s.mapping import starts_from_decoding
+from ws2s.train.classify import load_tokenizer
 
 
 def load_causal(model_path: str):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer

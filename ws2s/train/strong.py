@@ -28,6 +28,7 @@ from ws2s.errors import Ws2sError
 from ws2s.io import read_json, read_parquet, write_json, write_parquet
 from ws2s.labelmodel import flying_squid_soft_labels
 from ws2s.losses import LossConfig
+from ws2s.metrics import accuracy
 from ws2s.train.classify import (NUM_CLASSES, encode, fit, freeze_for, load_classifier, one_hot_targets,
                                  predict_probs, seed_everything, token_forward)
 from ws2s.train.weak import PAIR_COLUMNS, probs_frame
@@ -110,7 +111,7 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
                  batch_size=cfg.batch_size, lr=cfg.lr, generator=generator,
                  desc=f"{cfg.method} seed {cfg.seed}")
     test_probs = predict_probs(test_forward, modules, len(test), loss_cfg)
-    accuracy = float((test_probs.argmax(axis=1) == test["label"].to_numpy()).mean())
+    test_accuracy = accuracy(test_probs, test["label"].to_numpy())
     metrics = {
         "method": cfg.method,
         "members": cfg.members,
@@ -119,7 +120,7 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
         "seed": cfg.seed,
         "model": cfg.model_name,
         "role": "strong",
-        "test_accuracy": accuracy,
+        "test_accuracy": test_accuracy,
         "params": backbone_params,
         "train_seconds": round(result.seconds, 1),
         "final_train_loss": float(np.mean(result.losses[-10:])),

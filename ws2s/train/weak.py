@@ -12,6 +12,7 @@ from ws2s import schemas
 from ws2s.config import WeakTrainConfig
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.losses import LossConfig
+from ws2s.metrics import accuracy
 from ws2s.train.classify import (encode, fit, freeze_for, load_classifier, one_hot_targets, predict_probs,
                                  seed_everything, token_forward)
 
@@ -50,14 +51,14 @@ def run_weak_classification(cfg: WeakTrainConfig, model_path: str, split_dir: st
                              [model], len(frame), GOLD_LOSS)
 
     strong_probs, test_probs = probs_on(strong_train), probs_on(test)
-    accuracy = float((test_probs.argmax(axis=1) == test["label"].to_numpy()).mean())
+    test_accuracy = accuracy(test_probs, test["label"].to_numpy())
     labels = pd.concat([probs_frame(strong_train["id"], "strong_train", strong_probs),
                         probs_frame(test["id"], "test", test_probs)], ignore_index=True)
     metrics = {
         "model": cfg.model_name,
         "role": "weak",
         "seed": cfg.seed,
-        "test_accuracy": accuracy,
+        "test_accuracy": test_accuracy,
         "params": sum(p.numel() for p in model.parameters()),
         "trainable_params": trainable,
         "train_seconds": round(result.seconds, 1),
