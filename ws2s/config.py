@@ -234,3 +234,27 @@ class WeakGenerationConfig(StageConfig):
     beams: int
     max_new_tokens: int
 
+
+@dataclass(frozen=True)
+class CdpoConfig(StageConfig):
+    """One cDPO run (Section 4.2): candidates, the weak ensemble's preferences, the cDPO fit."""
+
+    seed: int
+    ensemble: str
+    members: list        # the weak models that judge the candidates
+    weights: list        # λ_i of Eqn 8, one per member
+    prompt: str          # a key of ws2s.data.slurp.PROMPTS
+    beams: int           # test decoding before and after, as the strong stage evaluates
+    max_new_tokens: int
+    start_method: str
+    start_aux: bool
+    candidates: int      # M
+    decoding: str        # beam | sample
+    temperature: float
+    score: str           # sequence_prob (Eqn 8) | mean_logprob
+    beta: float
+    epsilon: float
+    lr: float
+    epochs: int
+    batch_size: int
+    train_layers: str | int

@@ -62,3 +62,22 @@ HYPOTHESES = pa.schema([
     ("nbest", pa.list_(pa.string())),               # the M beams, best first
     ("nbest_scores", pa.list_(pa.float32())),       # their beam-search sequence scores
 ])
+
+# cDPO preference pairs (one file per ensemble and seed): one row per strong_train prompt
+# that gave a pair, with everything that formed it.
+PREFERENCE_PAIRS = pa.schema([
+    ("id", pa.string()),                                # the strong_train utterance
+    ("sentence", pa.string()),
+    ("candidates", pa.list_(pa.string())),              # the strong model's M candidates
+    ("candidate_scores", pa.list_(pa.float64())),       # the ensemble's score of each (Eqn 8 as a log, or mean log-prob)
+    ("chosen", pa.string()),                            # the highest-scored candidate
+    ("rejected", pa.string()),                          # the lowest-scored candidate
+    ("chosen_score", pa.float64()),
+    ("rejected_score", pa.float64()),
+    ("judges", pa.list_(pa.string())),                  # the weak models, in the order of the score lists
+    ("judge_weights", pa.list_(pa.float64())),          # their λ_i
+    ("chosen_weak_scores", pa.list_(pa.float64())),     # each weak model's log p(chosen) or mean token log-prob
+    ("rejected_weak_scores", pa.list_(pa.float64())),
+    ("ref_chosen", pa.float64()),                       # log p(chosen + EOS | prompt) under the frozen start model
+    ("ref_rejected", pa.float64()),
+])

@@ -1,0 +1,214 @@
+"""The cDPO stage of the generation track (Section 4.2, Table 5).
+
+Per ensemble and seed, starting from the strong model that Bayesian Multi-Weak trained:
+the strong model generates M candidates per strong_train prompt; every weak model scores
+every candidate teacher-forced (each re-tokenises the candidate text with its own
+tokenizer); the ensemble's best and worst candidate form a preference pair (Eqn 8); the
+frozen start model gives the reference log-probabilities; the model is then trained with
+conservative DPO (Eqns 9-10). Test SLU-F1 is measured before and after.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from ws2s import schemas
+from ws2s.cdpo import Pair, cdpo_loss, completion_logprobs, preference_scores, select_pairs, sequence_logprobs
+from ws2s.config import CdpoConfig
+from ws2s.data.slurp import PROMPTS, render_prompt
+from ws2s.errors import Ws2sError
+from ws2s.io import read_parquet, write_json, write_parquet
+from ws2s.train.classify import freeze_for, seed_everything
+from ws2s.train.generate import _strip, encode_pairs, generate, load_causal
+from ws2s.train.weak_generation import GENERATION_BATCH_SIZE, UTTERANCE_COLUMNS, slu_scores
+
+# Batch size of teacher-forced scoring: changes speed only.
+SCORING_BATCH_SIZE = 16
+
+
+def draw_candidates(model, tokenizer, prompts: list[str], *, m: int, decoding: str, temperature: float,
+                    max_new_tokens: int, batch_size: int) -> list[list[str]]:
+    """M candidate texts per prompt: the M beams of beam search, or M samples at `temperature`."""
+    if decoding == "sample":
+        # plain ancestral sampling: no top-k/top-p the checkpoint's generation config may set
+        how = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0, "num_beams": 1}
+    else:
+        how = {"do_sample": False, "num_beams": m, "early_stopping": True}
+    model.eval()
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    candidates: list[list[str]] = []
+    try:
+        for b in tqdm(range(0, len(prompts), batch_size), desc="candidates", mininterval=5):
+            batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True)
+            with torch.no_grad():
+                out = model.generate(**batch, num_return_sequences=m, max_new_tokens=max_new_tokens, **how)
+            texts = [tokenizer.decode(_strip(tokenizer, row.tolist()), clean_up_tokenization_spaces=False)
+                     for row in out[:, batch["input_ids"].shape[1]:]]
+            candidates += [texts[i:i + m] for i in range(0, len(texts), m)]
+    finally:
+        tokenizer.padding_side = padding_side
+    return candidates
+
+
+def judge(weak_model_dirs: list[str], prompts: list[str], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Every weak model's log p(text + EOS | prompt) and token count, [n_weak, n_texts]; one model in memory at a time."""
+    logps, lengths = [], []
+    for path in weak_model_dirs:
+        model, tokenizer = load_causal(path)
+        logp, count = sequence_logprobs(model, tokenizer, prompts, texts, SCORING_BATCH_SIZE)
+        logps.append(logp)
+        lengths.append(count)
+        del model
+        gc.collect()
+    return np.stack(logps), np.stack(lengths)
+
+
+def pairs_frame(frame: pd.DataFrame, candidates: list[list[str]], scores: list[np.ndarray], weak_scores: np.ndarray,
+                pairs: list[Pair], cfg: CdpoConfig) -> pd.DataFrame:
+    """The pairs with all that formed them; `weak_scores` is [n_weak, n_prompts, M]."""
+    rows = []
+    for pair in pairs:
+        p = pair.prompt
+        rows.append({
+            "id": frame["id"].iloc[p], "sentence": frame["sentence"].iloc[p],
+            "candidates": candidates[p], "candidate_scores": scores[p].tolist(),
+            "chosen": candidates[p][pair.chosen], "rejected": candidates[p][pair.rejected],
+            "chosen_score": float(scores[p][pair.chosen]), "rejected_score": float(scores[p][pair.rejected]),
+            "judges": list(cfg.members), "judge_weights": [float(w) for w in cfg.weights],
+            "chosen_weak_scores": weak_scores[:, p, pair.chosen].tolist(),
+            "rejected_weak_scores": weak_scores[:, p, pair.rejected].tolist(),
+        })
+    return pd.DataFrame(rows, columns=[f.name for f in schemas.PREFERENCE_PAIRS if not f.name.startswith("ref_")])
+
+
+def cdpo_batch_loss(model, tokenizer, chosen_items, rejected_items, ref_chosen: torch.Tensor,
+                    ref_rejected: torch.Tensor, beta: float, epsilon: float):
+    """`loss_for_batch(indices, step_frac)`: the mean cDPO loss of those pairs, chosen and rejected in one forward."""
+
+    def loss_for_batch(indices: list[int], step_frac: float) -> torch.Tensor:
+        items = [chosen_items[i] for i in indices] + [rejected_items[i] for i in indices]
+        logp, _ = completion_logprobs(model, tokenizer, items)
+        n = len(indices)
+        return cdpo_loss(logp[:n], logp[n:], ref_chosen[indices], ref_rejected[indices], beta, epsilon).mean()
+
+    return loss_for_batch
+
+
+def train_loop(modules, loss_for_batch, n_examples: int, *, epochs: int, batch_size: int, lr: float,
+               generator: torch.Generator, desc: str) -> list[list[float]]:
+    """AdamW with a linear schedule and no warm-up; each epoch's step losses.
+
+    Shaped as ws2s.train.engine.train_loop (a closure over the batch), so it can be swapped for it.
+    """
+    from transformers import get_linear_schedule_with_warmup
+
+    params = [p for module in modules for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    steps = math.ceil(n_examples / batch_size) * epochs
+    schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)
+    losses: list[list[float]] = []
+    with tqdm(total=steps, desc=desc, mininterval=5) as bar:
+        for _ in range(epochs):
+            order = torch.randperm(n_examples, generator=generator).tolist()
+            losses.append([])
+            for b in range(0, n_examples, batch_size):
+                loss = loss_for_batch(order[b:b + batch_size], bar.n / max(steps, 1))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                losses[-1].append(loss.item())
+                bar.set_postfix(loss=f"{loss.item():.4f}")
+                bar.update()
+    return losses
+
+
+def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], split_dir: str | Path,
+             out_pairs: str | Path, out_metrics: str | Path) -> dict:
+    if len(weak_model_dirs) != len(cfg.members) or len(cfg.weights) != len(cfg.members):
+        raise Ws2sError(f"cdpo: {len(weak_model_dirs)} weak model folders, {len(cfg.members)} members "
+                        f"({', '.join(cfg.members)}) and {len(cfg.weights)} weights must match")
+    split_dir = Path(split_dir)
+    strong_train = read_parquet(split_dir / "strong_train.parquet", ["id", "sentence"])
+    test = read_parquet(split_dir / "test.parquet", UTTERANCE_COLUMNS)
+    template = PROMPTS[cfg.prompt]
+    seconds: dict[str, float] = {}
+    clock = time.time()
+
+    def lap(phase: str) -> None:
+        nonlocal clock
+        seconds[phase] = round(time.time() - clock, 1)
+        clock = time.time()
+
+    generator = seed_everything(cfg.seed)
+    model, tokenizer = load_causal(start_model_dir)
+    test_prompts = [render_prompt(template, s) for s in test["sentence"]]
+
+    def evaluate(when: str) -> dict:
+        hyps = generate(model, tokenizer, test_prompts, beams=cfg.beams, max_new_tokens=cfg.max_new_tokens,
+                        batch_size=GENERATION_BATCH_SIZE, desc=f"test {when}")
+        return slu_scores(test, [h.text for h in hyps])
+
+    before = evaluate("before")
+    lap("test_before")
+
+    prompts = [render_prompt(template, s) for s in strong_train["sentence"]]
+    candidates = draw_candidates(model, tokenizer, prompts, m=cfg.candidates, decoding=cfg.decoding,
+                                 temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
+                                 batch_size=GENERATION_BATCH_SIZE)
+    lap("candidates")
+
+    m = cfg.candidates
+    flat_prompts = [p for p in prompts for _ in range(m)]
+    logp, lengths = judge(weak_model_dirs, flat_prompts, [t for texts in candidates for t in texts])
+    per_prompt = [slice(i * m, (i + 1) * m) for i in range(len(prompts))]
+    scores = [preference_scores(logp[:, s], lengths[:, s], cfg.weights, cfg.score) for s in per_prompt]
+    per_weak = logp if cfg.score == "sequence_prob" else logp / np.maximum(lengths, 1)
+    pairs, n_identical, n_tied = select_pairs(candidates, scores)
+    print(f"cdpo: {len(pairs)} pairs from {len(prompts)} prompts; {n_identical} dropped (all candidates "
+          f"identical), {n_tied} dropped (all candidates scored the same)", flush=True)
+    lap("judging")
+
+    frame = pairs_frame(strong_train, candidates, scores, per_weak.reshape(len(cfg.members), len(prompts), m), pairs, cfg)
+    pair_prompts = [prompts[p.prompt] for p in pairs]
+    chosen_items = encode_pairs(tokenizer, pair_prompts, list(frame["chosen"]))
+    rejected_items = encode_pairs(tokenizer, pair_prompts, list(frame["rejected"]))
+    frame["ref_chosen"] = sequence_logprobs(model, tokenizer, pair_prompts, list(frame["chosen"]), SCORING_BATCH_SIZE)[0]
+    frame["ref_rejected"] = sequence_logprobs(model, tokenizer, pair_prompts, list(frame["rejected"]), SCORING_BATCH_SIZE)[0]
+    write_parquet(frame, out_pairs, schemas.PREFERENCE_PAIRS)
+    lap("reference")
+
+    # Dropout stays off (eval mode) while training, so the policy equals the reference at the first step.
+    model.eval()
+    freeze_for(model, cfg.train_layers)
+    loss_for_batch = cdpo_batch_loss(model, tokenizer, chosen_items, rejected_items,
+                                     torch.tensor(frame["ref_chosen"].to_numpy()),
+                                     torch.tensor(frame["ref_rejected"].to_numpy()), cfg.beta, cfg.epsilon)
+    losses = train_loop([model], loss_for_batch, len(pairs), epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                        generator=generator, desc=f"cdpo {cfg.ensemble} seed {cfg.seed}")
+    lap("train")
+
+    after = evaluate("after")
+    lap("test_after")
+    metrics = {
+        "seed": cfg.seed, "ensemble": cfg.ensemble, "members": list(cfg.members), "weights": list(cfg.weights),
+        "start": f"{cfg.start_method}/{cfg.ensemble}/{'aux' if cfg.start_aux else 'noaux'}",
+        "slu_f1_before": before["slu_f1"], "slu_f1_after": after["slu_f1"],
+        "invalid_json_before": before["invalid_json"], "invalid_json_after": after["invalid_json"],
+        "n_test": len(test), "n_prompts": len(prompts), "n_pairs": len(pairs),
+        "n_dropped_identical": n_identical, "n_dropped_tied": n_tied,
+        "score": cfg.score, "decoding": cfg.decoding, "candidates": m, "beta": cfg.beta, "epsilon": cfg.epsilon,
+        "first_loss": losses[0][0] if losses and losses[0] else None,
+        "losses": [float(np.mean(epoch)) if epoch else None for epoch in losses],
+        "train_seconds": seconds["train"], "seconds": seconds,
+    }
+    write_json(metrics, out_metrics)
+    return metrics
