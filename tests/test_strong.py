@@ -103,3 +103,39 @@ def test_missing_weak_label_row_is_named(setup, tmp_path):
     strong_train = pd.read_parquet(setup["split_dir"] / "strong_train.parquet")
     with pytest.raises(Ws2sError, match=r"short.parquet: no row for id .* \(1 ids missing\)"):
         strong.weak_targets(_cfg("naive", ["w0"]), strong_train["id"], [str(path)])
+
+
+@pytest.mark.parametrize("train_layers", [0, "all"])
+def test_a_run_killed_by_sigterm_leaves_no_output_and_its_rerun_resumes_to_the_same_result(
+        setup, tmp_path, monkeypatch, train_layers):
+    """SIGTERM (SLURM's preemption or time-out) mid-run: no file Snakemake could take as
+    complete; the rerun resumes from the checkpoint and ends as an uninterrupted run."""
+    import os
+    import signal
+
+    import ws2s.train.classify as classify
+
+    cfg = _cfg("bayesian", MEMBERS, train_layers=train_layers, aux=True)
+    reference = _run(setup, cfg, tmp_path / "reference")
+    original, calls = classify.weak_ensemble_loss, []
+
+    def sigterm_at_step_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(classify, "weak_ensemble_loss", sigterm_at_step_3)
+    out = tmp_path / "killed"
+    with pytest.raises(SystemExit) as exit_info:
+        _run(setup, cfg, out)
+    assert exit_info.value.code == 128 + signal.SIGTERM
+    assert sorted(p.name for p in out.iterdir()) == [".resume-metrics"]  # the checkpoint, nothing else
+
+    monkeypatch.setattr(classify, "weak_ensemble_loss", original)
+    resumed = _run(setup, cfg, out)
+    assert len(calls) == 3 and not (out / ".resume-metrics").exists()
+    assert {k: v for k, v in resumed.items() if k != "train_seconds"} == \
+        {k: v for k, v in reference.items() if k != "train_seconds"}
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "predictions.parquet"),
+                                  pd.read_parquet(tmp_path / "reference" / "predictions.parquet"))

@@ -118,6 +118,52 @@ def cmd_weak_generate(args) -> None:
     print(json.dumps(metrics))
 
 
+def cmd_launch(args) -> None:
+    # One process (RANK etc. filled in by the engine), or torchrun's one per GPU.
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if args.gpus > 1:
+        from ws2s.train.engine import launch_command
+
+        command = launch_command(argv, args.gpus)
+        if os.environ.get("WS2S_THREADS"):  # the job's threads are shared by its processes
+            os.environ["WS2S_THREADS"] = str(max(1, int(os.environ["WS2S_THREADS"]) // args.gpus))
+        os.execvp(command[0], command)
+    raise SystemExit(main(argv))
+
+
+def cmd_map_hypotheses(args) -> None:
+    from ws2s.config import MappingConfig
+    from ws2s.models import resolve
+    from ws2s.train.mapping_stage import map_hypotheses
+
+    _threads()
+    cfg = MappingConfig.from_params(json.loads(args.params))
+    print(json.dumps(map_hypotheses(cfg, resolve(cfg.strong_model, cfg.strong_spec, args.models_root), args.split_dir,
+                                    args.hypotheses, args.out)))
+
+
+def cmd_joint_decode(args) -> None:
+    from ws2s.config import JointDecodingConfig
+    from ws2s.train.joint_decoding import joint_decode
+
+    _threads()
+    cfg = JointDecodingConfig.from_params(json.loads(args.params))
+    print(json.dumps(joint_decode(cfg, args.split_dir, args.hypotheses, args.weak_models, args.out)))
+
+
+def cmd_strong_generate(args) -> None:
+    from ws2s.config import StrongGenerationConfig
+    from ws2s.models import resolve
+    from ws2s.train.strong_generation import run_strong_generation
+
+    _threads()
+    cfg = StrongGenerationConfig.from_params(json.loads(args.params))
+    metrics = run_strong_generation(cfg, resolve(cfg.model_name, cfg.model_spec, args.models_root), args.split_dir,
+                                    args.mapped, args.joint or None, args.gold or None, args.out_generations,
+                                    args.out_metrics, args.out_model or None)
+    print(json.dumps(metrics))
+
+
 def cmd_inspect(args) -> None:
     from ws2s.inspect import inspect
 
@@ -163,6 +209,8 @@ COMMANDS = {
                        "files": {"nargs": "+"}}),
     "fig-pgr": (cmd_fig_pgr, "PGR per method as a bar chart", ["params", "title", "out"],
                 {"--weak": {"nargs": "+", "required": True}, "--strong": {"nargs": "+", "required": True}}),
+    "launch": (cmd_launch, "run a training subcommand on the job's GPUs (torchrun when more than one)", [],
+               {"--gpus": {"type": int, "default": 0}, "argv": {"nargs": argparse.REMAINDER}}),
     "inspect": (cmd_inspect, "summarise any of the pipeline's Parquet files", [],
                 {"path": {}, "--head": {"type": int, "default": 5}, "--id": {"default": None}}),
     "weak-generate": (cmd_weak_generate, "finetune a weak causal LM and write its generations",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jsonschema
@@ -207,6 +207,7 @@ class StrongTrainConfig(TrainConfig):
     members: list        # weak models whose labels it reads (empty for the ceiling)
     weights: list        # λ_i, one per member
     loss: dict           # LossConfig fields
+    engine: dict = field(default_factory=dict)  # ws2s.train.engine.EngineConfig fields; {}: plain PyTorch
 
 
 @dataclass(frozen=True)

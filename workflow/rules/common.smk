@@ -1,4 +1,5 @@
 # Config validation, config lookups and input functions; rules hold no logic of their own.
+import os
 import sys
 
 from ws2s.codeversion import code_version
@@ -94,6 +95,42 @@ def table_params(name):
     return canonical(config["tables"][name])
 
 
+# ---- scheduler resources and the training engine ----------------------------------------
+
+# Where GPU jobs go under SLURM; CPU jobs take the profile's default partition.
+GPU_PARTITION = os.environ.get("WS2S_SLURM_GPU_PARTITION", "gpu")
+
+
+def job_resources(kind):
+    """What one job of a kind (config `resources`) asks for: memory, runtime, GPUs.
+
+    Resources change where and how fast a job runs, never its results, so they are not
+    params: editing them reruns nothing.
+    """
+    res = config["resources"][kind]
+    request = {"mem_mb": res["mem_mb"], "runtime": res["runtime"], "gpu": res["gpu"]}
+    if res["gpu"]:
+        request["slurm_partition"] = GPU_PARTITION
+        if res["gpu_model"]:
+            request["gpu_model"] = res["gpu_model"]
+    return request
+
+
+def job_threads(kind):
+    return config["resources"][kind]["cpus"]
+
+
+def engine_slice():
+    """The engine settings a strong run uses; under plain PyTorch the DeepSpeed ones are moot."""
+    engine = config["engine"]
+    return engine if engine["backend"] == "deepspeed" else {"backend": "plain"}
+
+
+def engine_inputs():
+    """The DeepSpeed JSON template, so that editing it reruns the strong runs."""
+    return [config["engine"]["config"]] if config["engine"]["backend"] == "deepspeed" else []
+
+
 
 
 # ---- strong stage ---------------------------------------------------------------------
@@ -160,6 +197,7 @@ def strong_params(wildcards):
         "loss": loss_slice(wildcards),
         "seed": int(wildcards.seed),
         "max_length": CLS["max_length"],
+        "engine": engine_slice(),
         **STRONG_TRAINING,
     })
 
@@ -173,6 +211,7 @@ def strong_inputs(wildcards):
             f"results/classification/{wildcards.dataset}/weak/{m}/seed{wildcards.seed}/labels.parquet"
             for m in members_of(wildcards)
         ],
+        "engine_config": engine_inputs(),
     }
     if wildcards.method == "ceiling":
         inputs["gold"] = f"{split_dir}/strong_train_gold.parquet"

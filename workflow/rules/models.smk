@@ -11,8 +11,9 @@ rule prepare_model:
         "results/logs/prepare_model/{model}.log",
     benchmark:
         "results/benchmarks/prepare_model/{model}.tsv"
+    threads: job_threads("prepare")
     resources:
-        mem_mb=4000,
+        **job_resources("prepare"),
     conda:
         "../../envs/ws2s-train.yaml"
     shell:

@@ -14,9 +14,9 @@ rule strong_features:
         "results/logs/strong_features/{dataset}/{model}.log",
     benchmark:
         "results/benchmarks/strong_features/{dataset}/{model}.tsv"
-    threads: 2
+    threads: job_threads("features")
     resources:
-        mem_mb=8000,
+        **job_resources("features"),
     conda:
         "../../envs/ws2s-train.yaml"
     shell:
@@ -44,13 +44,14 @@ rule strong_classify:
         "results/logs/strong_classify/{dataset}/{method}/{source}/{aux}/seed{seed}.log",
     benchmark:
         "results/benchmarks/strong_classify/{dataset}/{method}/{source}/{aux}/seed{seed}.tsv"
-    threads: 2
+    threads: job_threads("strong")
     resources:
-        mem_mb=8000,
+        **job_resources("strong"),
     conda:
         "../../envs/ws2s-train.yaml"
     shell:
-        "WS2S_THREADS={threads} ws2s strong-classify --params {params.slice:q} --models-root results/models "
+        "WS2S_THREADS={threads} ws2s launch --gpus {resources.gpu} -- strong-classify --params {params.slice:q} "
+        "--models-root results/models "
         "--split-dir results/classification/{wildcards.dataset}/splits "
         "--weak-labels {input.weak_labels} --gold={params.gold} --features={params.features} "
         "--out-predictions {output.predictions} --out-metrics {output.metrics} > {log} 2>&1"

@@ -15,9 +15,9 @@ rule weak_classify:
         "results/logs/weak_classify/{dataset}/{model}/seed{seed}.log",
     benchmark:
         "results/benchmarks/weak_classify/{dataset}/{model}/seed{seed}.tsv"
-    threads: 2
+    threads: job_threads("weak")
     resources:
-        mem_mb=8000,
+        **job_resources("weak"),
     conda:
         "../../envs/ws2s-train.yaml"
     shell:

@@ -2,23 +2,22 @@
 
 The weak stage (gold labels) and the strong stage (weak soft labels, any loss) share
 `fit`: Adam with a cosine schedule and no warm-up (Burns et al. 2023; the paper's
-Appendix C), the loss given as `weak_ensemble_loss` with the method's config.
+Appendix C), the loss given as `weak_ensemble_loss` with the method's config, run by
+`ws2s.train.engine.train_loop` (plain PyTorch or DeepSpeed, resumable).
 """
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from ws2s.losses import LossConfig, predict, weak_ensemble_loss
+from ws2s.train.engine import PLAIN, EngineConfig, FitResult, train_loop
 
 NUM_CLASSES = 2
 # Inference batch size: changes speed only, so it is not a config value that names outputs.
@@ -103,51 +102,33 @@ def encode(tokenizer, frame: pd.DataFrame, max_length: int) -> list[dict]:
 
 def token_forward(model: nn.Module, tokenizer, features: list[dict]) -> Forward:
     """Logits of the full model on the given examples, padded per batch."""
-    return lambda idx: model(**tokenizer.pad([features[i] for i in idx], return_tensors="pt")).logits
+    def forward(idx: Sequence[int]) -> torch.Tensor:
+        batch = tokenizer.pad([features[i] for i in idx], return_tensors="pt")
+        return model(**batch.to(next(model.parameters()).device)).logits
 
-
-@dataclass
-class FitResult:
-    losses: list[float]
-    seconds: float
+    return forward
 
 
 def fit(forward: Forward, modules: Sequence[nn.Module], targets: torch.Tensor, weights: torch.Tensor,
         loss_cfg: LossConfig, *, epochs: int, batch_size: int, lr: float, generator: torch.Generator,
-        desc: str) -> FitResult:
+        desc: str, engine: EngineConfig = PLAIN, checkpoint_dir: Path | None = None, checkpoint_every: int = 0,
+        run_key: str = "") -> FitResult:
     """Minimise `weak_ensemble_loss` over `targets` [B, N, K] with Adam and a cosine schedule."""
-    from transformers import get_cosine_schedule_with_warmup
 
-    params = [p for m in modules for p in m.parameters() if p.requires_grad]
-    n = len(targets)
-    steps_per_epoch = math.ceil(n / batch_size)
-    total = steps_per_epoch * epochs
-    optimizer = torch.optim.Adam(params, lr=lr)
-    schedule = get_cosine_schedule_with_warmup(optimizer, 0, total)
-    for m in modules:
-        m.train()
-    losses, start, step = [], time.time(), 0
-    with tqdm(total=total, desc=desc, mininterval=5) as bar:
-        for _ in range(epochs):
-            order = torch.randperm(n, generator=generator).tolist()
-            for begin in range(0, n, batch_size):
-                idx = order[begin:begin + batch_size]
-                loss = weak_ensemble_loss(forward(idx), targets[idx], weights, step / total, loss_cfg)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                step += 1
-                losses.append(loss.item())
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-                bar.update()
-    return FitResult(losses, time.time() - start)
+    def loss_for_batch(idx: list[int], step_frac: float) -> torch.Tensor:
+        logits = forward(idx)
+        return weak_ensemble_loss(logits, targets[idx].to(logits.device), weights.to(logits.device), step_frac,
+                                  loss_cfg)
+
+    return train_loop(modules, loss_for_batch, len(targets), epochs=epochs, batch_size=batch_size, lr=lr,
+                      generator=generator, optimizer="adam", schedule="cosine", engine=engine,
+                      checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, desc=desc, run_key=run_key)
 
 
 @torch.no_grad()
 def forward_all(forward: Forward, n: int, transform=lambda out: out) -> np.ndarray:
     """`transform(forward(batch))` for all n examples in order, EVAL_BATCH_SIZE at a time."""
-    return np.concatenate([transform(forward(list(range(b, min(b + EVAL_BATCH_SIZE, n))))).float().numpy()
+    return np.concatenate([transform(forward(list(range(b, min(b + EVAL_BATCH_SIZE, n))))).float().cpu().numpy()
                            for b in range(0, n, EVAL_BATCH_SIZE)])
 
 

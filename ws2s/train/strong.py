@@ -10,11 +10,16 @@
 
 Each may add the auxiliary confidence term. With `train_layers: 0` the strong model is a
 linear probe on cached frozen features (`ws2s.train.features`), the CPU-sized setting;
-otherwise the whole model (or its top blocks) trains as in the paper.
+otherwise the whole model (or its top blocks) trains as in the paper. Either way the
+config's `engine` picks plain PyTorch or DeepSpeed, and a run killed by SIGTERM resumes
+from its checkpoint (`ws2s.train.engine`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +28,7 @@ import torch
 from torch import nn
 
 from ws2s import schemas
-from ws2s.config import StrongTrainConfig
+from ws2s.config import StrongTrainConfig, canonical
 from ws2s.errors import Ws2sError
 from ws2s.io import read_json, read_parquet, write_json, write_parquet
 from ws2s.labelmodel import flying_squid_soft_labels
@@ -31,7 +36,11 @@ from ws2s.losses import LossConfig
 from ws2s.metrics import accuracy
 from ws2s.train.classify import (NUM_CLASSES, encode, fit, freeze_for, load_classifier, one_hot_targets,
                                  predict_probs, seed_everything, token_forward)
+from ws2s.train.engine import EngineConfig, checkpoint_dir_for, is_main_process
 from ws2s.train.weak import PAIR_COLUMNS, probs_frame
+
+# Periodic checkpoints besides the one SIGTERM triggers: bounds the work lost to a SIGKILL.
+CHECKPOINTS_PER_RUN = 10
 
 LOSS_KIND = {"ceiling": "ce", "single": "ce", "naive": "ce", "flyingsquid": "ce", "bayesian": "edl"}
 
@@ -68,6 +77,17 @@ def _feature_matrix(features: pd.DataFrame, ids: pd.Series, split: str, path: st
     return torch.tensor(np.stack(aligned(part, ids, ["features"], path)[:, 0]), dtype=torch.float32)
 
 
+def _run_key(cfg: StrongTrainConfig, model_path: str | None, targets: torch.Tensor,
+             features: torch.Tensor | None) -> str:
+    """What a checkpoint must match to be resumed: the params and the data actually read."""
+    digest = hashlib.sha256(canonical(asdict(cfg)).encode())
+    digest.update(str(model_path).encode())
+    for tensor in (targets, features):
+        if tensor is not None:
+            digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
 # ---- one strong run --------------------------------------------------------------------
 
 
@@ -97,8 +117,8 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
         head = nn.Linear(train_x.shape[1], NUM_CLASSES)
         modules = [head]
         backbone_params += sum(p.numel() for p in head.parameters())
-        train_forward = lambda idx: head(train_x[idx])  # noqa: E731
-        test_forward = lambda idx: head(test_x[idx])  # noqa: E731
+        train_forward = lambda idx: head(train_x[idx].to(head.weight.device))  # noqa: E731
+        test_forward = lambda idx: head(test_x[idx].to(head.weight.device))  # noqa: E731
     else:
         model, tokenizer = load_classifier(model_path)
         freeze_for(model, cfg.train_layers)
@@ -107,9 +127,15 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
         train_forward = token_forward(model, tokenizer, encode(tokenizer, strong_train, cfg.max_length))
         test_forward = token_forward(model, tokenizer, encode(tokenizer, test, cfg.max_length))
 
+    steps = math.ceil(len(targets) / cfg.batch_size) * cfg.epochs
     result = fit(train_forward, modules, targets, weights, loss_cfg, epochs=cfg.epochs,
                  batch_size=cfg.batch_size, lr=cfg.lr, generator=generator,
-                 desc=f"{cfg.method} seed {cfg.seed}")
+                 desc=f"{cfg.method} seed {cfg.seed}", engine=EngineConfig.from_params(cfg.engine),
+                 checkpoint_dir=checkpoint_dir_for(out_metrics),
+                 checkpoint_every=math.ceil(steps / CHECKPOINTS_PER_RUN),
+                 run_key=_run_key(cfg, model_path, targets, train_x if cfg.train_layers == 0 else None))
+    if not is_main_process():
+        return {}
     test_probs = predict_probs(test_forward, modules, len(test), loss_cfg)
     test_accuracy = accuracy(test_probs, test["label"].to_numpy())
     metrics = {

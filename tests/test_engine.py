@@ -1,0 +1,209 @@
+"""The shared training loop: plain path, SIGTERM and resume, DeepSpeed on the CPU, ports."""
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import ROOT
+from ws2s.train import engine
+from ws2s.train.engine import EngineConfig, train_loop
+
+N, BATCH, EPOCHS, LR = 20, 4, 3, 5e-2
+
+
+def _problem(seed=0):
+    """A tiny regression: a model with dropout (so the RNG state matters), data, targets."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.2), nn.Tanh(), nn.Linear(8, 1))
+    x, y = torch.randn(N, 6), torch.randn(N, 1)
+    return model, x, y
+
+
+def _loss(model, x, y, hook=None):
+    def loss_for_batch(idx, step_frac):
+        if hook:
+            hook(idx)
+        return ((model(x[idx]) - y[idx]) ** 2).mean() * (1 + step_frac)
+
+    return loss_for_batch
+
+
+def _train(model, x, y, checkpoint_dir=None, hook=None, every=0, **kw):
+    return train_loop([model], _loss(model, x, y, hook), N, epochs=EPOCHS, batch_size=BATCH, lr=LR,
+                      generator=torch.Generator().manual_seed(1), checkpoint_dir=checkpoint_dir,
+                      checkpoint_every=every, desc="test", **kw)
+
+
+def test_plain_loop_is_adam_cosine_randperm_and_step_frac():
+    """The loop `fit` had: Adam, cosine without warm-up, one randperm per epoch, step/total."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    model, x, y = _problem()
+    ref, _, _ = _problem()
+    result = _train(model, x, y)
+
+    generator, total, losses = torch.Generator().manual_seed(1), math.ceil(N / BATCH) * EPOCHS, []
+    opt = torch.optim.Adam(ref.parameters(), lr=LR)
+    schedule = get_cosine_schedule_with_warmup(opt, 0, total)
+    _problem()  # the global RNG (dropout) as the loop found it
+    ref.train()
+    step = 0
+    for _ in range(EPOCHS):
+        order = torch.randperm(N, generator=generator).tolist()
+        for begin in range(0, N, BATCH):
+            idx = order[begin:begin + BATCH]
+            loss = ((ref(x[idx]) - y[idx]) ** 2).mean() * (1 + step / total)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+            losses.append(loss.item())
+            step += 1
+    assert result.losses == losses
+    for a, b in zip(model.parameters(), ref.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_sigterm_saves_exits_nonzero_and_the_rerun_matches_an_uninterrupted_run(tmp_path):
+    model, x, y = _problem()
+    uninterrupted = _train(model, x, y).losses
+
+    calls = []
+
+    def kill_at_step_7(idx):
+        calls.append(idx)
+        if len(calls) == 7:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    ckpt = tmp_path / ".resume-metrics"
+    model, x, y = _problem()
+    with pytest.raises(SystemExit) as exit_info:
+        _train(model, x, y, ckpt, hook=kill_at_step_7)
+    assert exit_info.value.code == 128 + signal.SIGTERM
+    assert (ckpt / "state.pt").is_file()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the loop's only
+
+    model, x, y = _problem()  # a fresh process: the same init, then the checkpoint
+    calls.clear()
+    resumed = _train(model, x, y, ckpt, hook=lambda idx: calls.append(idx))
+    assert len(calls) == len(uninterrupted) - 7  # finished steps are skipped, not replayed
+    assert resumed.losses == uninterrupted
+    assert not ckpt.exists()  # a finished run leaves no checkpoint
+
+
+def test_periodic_checkpoints_and_a_checkpoint_of_another_run_is_not_resumed(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    model, x, y = _problem()
+    saved = []
+
+    def stop_after_step_5(idx):
+        saved.append((ckpt / "state.pt").exists())
+        if len(saved) == 6:
+            raise KeyboardInterrupt  # a crash without SIGTERM: only the periodic checkpoint is there
+
+    with pytest.raises(KeyboardInterrupt):
+        _train(model, x, y, ckpt, hook=stop_after_step_5, every=2)
+    assert saved == [False, False, True, True, True, True]
+    assert torch.load(ckpt / "state.pt", weights_only=False)["client"]["step"] == 4
+
+    model, x, y = _problem()
+    other = train_loop([model], _loss(model, x, y), N, epochs=EPOCHS, batch_size=BATCH, lr=LR * 2,
+                       generator=torch.Generator().manual_seed(1), checkpoint_dir=ckpt, desc="other")
+    model, x, y = _problem()
+    assert other.losses == train_loop([model], _loss(model, x, y), N, epochs=EPOCHS, batch_size=BATCH, lr=LR * 2,
+                                      generator=torch.Generator().manual_seed(1), desc="fresh").losses
+
+
+def test_free_ports_differ_from_ports_in_use(monkeypatch):
+    held = []
+    for _ in range(5):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        held.append(sock)
+    try:
+        taken = {s.getsockname()[1] for s in held}
+        ports = {engine.free_port() for _ in range(20)}
+        assert not ports & taken
+    finally:
+        for sock in held:
+            sock.close()
+    for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    engine.ensure_process_group_env()
+    assert os.environ["WORLD_SIZE"] == "1" and int(os.environ["MASTER_PORT"]) > 0
+    monkeypatch.setenv("MASTER_PORT", "29123")  # torchrun's choice is kept
+    engine.ensure_process_group_env()
+    assert os.environ["MASTER_PORT"] == "29123"
+
+
+def test_two_single_process_jobs_on_one_node_get_different_ports():
+    code = "from ws2s.train import engine; engine.ensure_process_group_env(); import os; print(os.environ['MASTER_PORT'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("MASTER_PORT", "RANK", "WORLD_SIZE")}
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    ports = [int(p.communicate()[0]) for p in procs]
+    assert ports[0] != ports[1]
+
+
+def test_multi_gpu_launch_is_torchrun_standalone(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    command = engine.launch_command(["strong-classify", "--params", "{}"], 4)
+    assert command[:3] == ["torchrun", "--standalone", "--nproc-per-node=4"]
+    assert command[3:] == ["-m", "ws2s.cli", "strong-classify", "--params", "{}"]
+    with pytest.raises(Exception, match="8 GPUs requested but 4 visible"):
+        engine.launch_command(["x"], 8)
+
+
+def test_deepspeed_config_from_template_and_engine_values():
+    cfg = EngineConfig(backend="deepspeed", zero_stage=1, bf16=False, offload=True,
+                       config=str(ROOT / "workflow/deepspeed/zero2.json"))
+    ds = cfg.deepspeed_config(micro_batch=4)
+    assert ds["zero_optimization"]["stage"] == 1 and ds["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    assert ds["bf16"] == {"enabled": False} and ds["train_micro_batch_size_per_gpu"] == 4
+    assert ds["zero_optimization"]["overlap_comm"] is True  # the template's own settings stay
+
+
+DEEPSPEED_SCRIPT = """
+import json, sys, torch
+from transformers import LlamaConfig, LlamaForCausalLM
+from ws2s.train.engine import EngineConfig, train_loop
+
+def run(engine):
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32))
+    ids = torch.randint(0, 64, (12, 10), generator=torch.Generator().manual_seed(3))
+    loss = lambda idx, frac: model(input_ids=ids[idx], labels=ids[idx]).loss
+    return train_loop([model], loss, 12, epochs=2, batch_size=4, lr=1e-3, generator=torch.Generator().manual_seed(1),
+                      optimizer="adamw", schedule="linear", engine=engine, desc=engine.backend).losses
+
+plain = run(EngineConfig())
+ds = run(EngineConfig(backend="deepspeed", zero_stage=2, bf16=False, config=sys.argv[1]))
+print(json.dumps({"plain": plain, "deepspeed": ds}))
+"""
+
+
+@pytest.mark.deepspeed_jit
+def test_deepspeed_zero2_on_the_cpu_matches_the_plain_loop(tmp_path):
+    """ZeRO-2, gloo, one process, fp32: the same losses as plain PyTorch to 1e-5.
+
+    THE ONLY TEST THAT STARTS DEEPSPEED: its first run JIT-builds DeepSpeed's shm
+    communication op (minutes; cached in ~/.cache/torch_extensions afterwards).
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_PORT", "LOCAL_RANK")}
+    run = subprocess.run([sys.executable, "-c", DEEPSPEED_SCRIPT, str(ROOT / "workflow/deepspeed/zero2.json")],
+                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=1800)
+    assert run.returncode == 0, run.stderr[-3000:]
+    losses = json.loads(run.stdout.strip().splitlines()[-1])
+    assert len(losses["deepspeed"]) == len(losses["plain"]) == 6
+    assert losses["deepspeed"] == pytest.approx(losses["plain"], abs=1e-5)
+    assert losses["plain"][-1] != losses["plain"][0]  # it trained

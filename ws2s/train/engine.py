@@ -1,0 +1,386 @@
+"""One training loop for every stage: plain PyTorch or DeepSpeed, resumable, preemption-safe.
+
+`train_loop` owns what all stages share: the data order (one `torch.randperm` of the
+stage's generator per epoch), the optimizer and its schedule, the backend, checkpoints
+and SIGTERM. A stage hands it its modules and a `loss_for_batch(indices, step_frac)`.
+
+Checkpoints (weights, optimizer, schedule, RNG, step, losses) go to a folder that no
+rule declares as an output, so Snakemake never takes it for a result nor deletes it
+when a job fails. On SIGTERM (SLURM's preemption or time-out signal) the loop saves at
+the next step boundary and exits non-zero; the rerun replays the data order, skips the
+finished steps and ends exactly where an uninterrupted run would. A finished run removes
+its checkpoint. Stages write their outputs atomically after the loop, so a killed job
+leaves nothing Snakemake could take as complete.
+
+Processes: one per GPU under `torchrun` (see `launch`), or one; `ensure_process_group_env`
+fills RANK, WORLD_SIZE, MASTER_ADDR and a free MASTER_PORT for the single process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ws2s.errors import Ws2sError
+from ws2s.io import atomic_path
+
+LossForBatch = Callable[[list[int], float], torch.Tensor]  # (example indices, step/total) -> scalar loss
+
+DEFAULT_DEEPSPEED_CONFIG = "workflow/deepspeed/zero2.json"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How strong models train: the config's `engine` section."""
+
+    backend: str = "plain"        # plain | deepspeed
+    zero_stage: int = 2
+    bf16: bool = False
+    offload: bool = False         # ZeRO-Offload of the optimizer state to host memory
+    config: str = DEFAULT_DEEPSPEED_CONFIG  # DeepSpeed JSON template; the fields above override it
+
+    @classmethod
+    def from_params(cls, params: dict) -> "EngineConfig":
+        return cls(**params)
+
+    def deepspeed_config(self, micro_batch: int) -> dict:
+        """The template with this config's values filled in."""
+        path = Path(self.config)
+        if not path.is_file():
+            raise Ws2sError(f"engine.config: DeepSpeed config {path} does not exist")
+        ds = json.loads(path.read_text())
+        zero = ds.setdefault("zero_optimization", {})
+        zero["stage"] = self.zero_stage
+        if self.offload:
+            zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+        else:
+            zero.pop("offload_optimizer", None)
+        ds["bf16"] = {**ds.get("bf16", {}), "enabled": self.bf16}
+        ds["train_micro_batch_size_per_gpu"] = micro_batch
+        ds["gradient_accumulation_steps"] = 1
+        ds.pop("train_batch_size", None)  # DeepSpeed derives it from the two above and the world size
+        ds.setdefault("zero_allow_untested_optimizer", True)
+        return ds
+
+
+PLAIN = EngineConfig()
+
+
+@dataclass
+class FitResult:
+    losses: list[float]
+    seconds: float
+
+
+# ---- processes -------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now: the kernel's pick for port 0."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ensure_process_group_env() -> None:
+    """Single-process defaults for what torchrun sets; a free port, so two jobs on a node never collide."""
+    defaults = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+    if "MASTER_PORT" not in os.environ:
+        os.environ["MASTER_PORT"] = str(free_port())
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """Only rank 0 writes a stage's outputs."""
+    return rank() == 0
+
+
+def device() -> torch.device:
+    """This process's device: its GPU under torchrun, else the first GPU, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def launch_command(argv: Sequence[str], gpus: int) -> list[str]:
+    """`ws2s ARGV` as one process per GPU on this node, for a job given `gpus` > 1 GPUs.
+
+    `torchrun --standalone` binds its rendezvous to port 0, so concurrent jobs on one
+    node never collide on a port.
+    """
+    visible = torch.cuda.device_count()
+    if visible < gpus:
+        raise Ws2sError(f"launch: {gpus} GPUs requested but {visible} visible (CUDA_VISIBLE_DEVICES)")
+    return ["torchrun", "--standalone", f"--nproc-per-node={gpus}", "-m", "ws2s.cli", *argv]
+
+
+# ---- optimizers and schedules ----------------------------------------------------------
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+def _schedule(name: str):
+    from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+
+    return {"cosine": get_cosine_schedule_with_warmup, "linear": get_linear_schedule_with_warmup}[name]
+
+
+def _make_optimizer(params: list, name: str, lr: float, engine: EngineConfig):
+    if name not in OPTIMIZERS:
+        raise Ws2sError(f"optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
+    if engine.backend == "deepspeed" and engine.offload:
+        # ZeRO-Offload steps the optimizer on the host: DeepSpeed's CPU Adam, same update rule.
+        from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+        adamw = name == "adamw"
+        return DeepSpeedCPUAdam(params, lr=lr, adamw_mode=adamw, weight_decay=0.01 if adamw else 0.0)
+    return OPTIMIZERS[name](params, lr=lr)
+
+
+# ---- backends --------------------------------------------------------------------------
+
+
+class _Plain:
+    def __init__(self, modules: Sequence[nn.Module], optimizer, schedule):
+        self.modules, self.optimizer, self.schedule = list(modules), optimizer, schedule
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.schedule.step()
+
+    def save(self, folder: Path, client: dict) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {"modules": [m.state_dict() for m in self.modules], "optimizer": self.optimizer.state_dict(),
+                 "schedule": self.schedule.state_dict(), "client": client}
+        with atomic_path(folder / "state.pt") as tmp:
+            torch.save(state, tmp)
+
+    def load(self, folder: Path) -> dict | None:
+        path = folder / "state.pt"
+        if not path.is_file():
+            return None
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        for module, weights in zip(self.modules, state["modules"]):
+            module.load_state_dict(weights)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        return state["client"]
+
+    def autocast(self):
+        return contextlib.nullcontext()
+
+
+class _DeepSpeed:
+    def __init__(self, modules: Sequence[nn.Module], optimizer, schedule_fn, engine: EngineConfig, batch_size: int):
+        ensure_process_group_env()
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+        micro = max(1, math.ceil(batch_size / world_size()))
+        self.bf16 = engine.bf16
+        self.engine, *_ = deepspeed.initialize(model=nn.ModuleList(modules), optimizer=optimizer,
+                                               lr_scheduler=schedule_fn, config=engine.deepspeed_config(micro))
+
+    def step(self, loss: torch.Tensor) -> None:
+        self.engine.backward(loss)
+        self.engine.step()  # steps the schedule and zeroes the gradients too
+
+    def save(self, folder: Path, client: dict) -> None:
+        tag = f"step{client['step']}"
+        self.engine.save_checkpoint(str(folder), tag=tag, client_state={"ws2s": client})
+        if is_main_process():  # `latest` now names the new tag: older ones are dead weight
+            for old in folder.glob("step*"):
+                if old.name != tag:
+                    shutil.rmtree(old, ignore_errors=True)
+
+    def load(self, folder: Path) -> dict | None:
+        if not (folder / "latest").is_file():
+            return None
+        _, client = self.engine.load_checkpoint(str(folder))
+        return client["ws2s"]
+
+    def autocast(self):
+        # The stage calls its modules directly, not the engine: bf16 weights meet fp32 inputs.
+        if self.bf16:
+            return torch.autocast(device().type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+# ---- SIGTERM ---------------------------------------------------------------------------
+
+
+class Interrupted(SystemExit):
+    """SIGTERM arrived; the checkpoint is saved. Exit status 143, as for a plain SIGTERM."""
+
+    def __init__(self, message: str):
+        print(message, file=sys.stderr, flush=True)
+        super().__init__(128 + signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _sigterm_flag():
+    """A one-element list that becomes [True] when SIGTERM arrives (main thread only)."""
+    flag = [False]
+    if not hasattr(signal, "SIGTERM") or not _in_main_thread():
+        yield flag
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: flag.__setitem__(0, True))
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _any_rank(flag: bool) -> bool:
+    """True if any rank saw SIGTERM, so that all of them save at the same step."""
+    if world_size() == 1 or not torch.distributed.is_initialized():
+        return flag
+    value = torch.tensor([int(flag)], device=device() if torch.distributed.get_backend() == "nccl" else "cpu")
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_dir_for(output: str | Path) -> Path:
+    """Where a stage with this output keeps its checkpoint: beside it, declared by no rule."""
+    output = Path(output)
+    return output.parent / f".resume-{output.stem}"
+
+
+def _resume(runner, folder: Path | None, key: str) -> dict | None:
+    """The saved loop state if `folder` holds a complete checkpoint of this very run; else start over."""
+    if folder is None or not folder.exists():
+        return None
+    try:
+        saved = json.loads((folder / "run.json").read_text())["key"]
+    except (OSError, ValueError, KeyError):
+        saved = None
+    # Checked before any weights load: another run's state must never leak into this one.
+    client = runner.load(folder) if saved == key else None
+    if client is None and is_main_process():
+        shutil.rmtree(folder, ignore_errors=True)
+    return client
+
+
+# ---- the loop --------------------------------------------------------------------------
+
+
+def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_examples: int, *, epochs: int,
+               batch_size: int, lr: float, generator: torch.Generator, optimizer: str = "adam",
+               schedule: str = "cosine", engine: EngineConfig = PLAIN, checkpoint_dir: Path | None = None,
+               checkpoint_every: int = 0, desc: str = "train", run_key: str = "") -> FitResult:
+    """Minimise `loss_for_batch` over `n_examples` examples; no warm-up, one schedule step per batch.
+
+    `checkpoint_every` > 0 also saves every that many steps (0: only on SIGTERM).
+    `run_key` names what else the run depends on (e.g. the stage's params): a checkpoint
+    of another key, or of other loop settings, is discarded rather than resumed.
+    Under several processes each takes its share of every batch (data parallel).
+    """
+    dev = device()
+    for m in modules:
+        m.to(dev)
+        m.train()
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    steps_per_epoch = math.ceil(n_examples / batch_size)
+    total = steps_per_epoch * epochs
+    opt = _make_optimizer(params, optimizer, lr, engine)
+    make_schedule = lambda o: _schedule(schedule)(o, 0, total)  # noqa: E731
+    if engine.backend == "deepspeed":
+        runner = _DeepSpeed(modules, opt, make_schedule, engine, batch_size)
+    elif engine.backend == "plain":
+        runner = _Plain(modules, opt, make_schedule(opt))
+    else:
+        raise Ws2sError(f"engine.backend {engine.backend!r}; allowed: plain, deepspeed")
+
+    settings = {"run_key": run_key, "n": n_examples, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                "optimizer": optimizer, "schedule": schedule, "engine": asdict(engine), "world": world_size()}
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    start, losses = 0, []
+    client = _resume(runner, checkpoint_dir, key)
+    if client is not None:
+        start, losses = client["step"], client["losses"]
+        _set_rng_state(client["rng"])
+        print(f"{desc}: resuming at step {start}/{total} from {checkpoint_dir}", file=sys.stderr, flush=True)
+
+    def save(step: int) -> None:
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        if is_main_process():
+            with atomic_path(checkpoint_dir / "run.json") as tmp:
+                tmp.write_text(json.dumps({"key": key, "settings": settings}, indent=1))
+        runner.save(checkpoint_dir, {"key": key, "step": step, "losses": losses, "rng": _rng_state()})
+
+    began = time.time()
+    shard = slice(rank(), None, world_size())
+    with _sigterm_flag() as sigterm, tqdm(total=total, initial=start, desc=desc, mininterval=5) as bar:
+        for epoch in range(epochs):
+            # Drawn for every epoch, finished or not, so a resumed run sees the same order.
+            order = torch.randperm(n_examples, generator=generator).tolist()
+            for b, begin in enumerate(range(0, n_examples, batch_size)):
+                step = epoch * steps_per_epoch + b
+                if step < start:
+                    continue
+                with runner.autocast():
+                    loss = loss_for_batch(order[begin:begin + batch_size][shard], step / total)
+                runner.step(loss)
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+                bar.update()
+                done = step + 1
+                stop = _any_rank(sigterm[0])
+                if checkpoint_dir is not None and done < total and (
+                        stop or (checkpoint_every and done % checkpoint_every == 0)):
+                    save(done)
+                if stop:
+                    where = f"checkpoint in {checkpoint_dir}" if checkpoint_dir is not None else "no checkpoint dir"
+                    raise Interrupted(f"{desc}: SIGTERM; stopped after step {done}/{total} ({where}); rerun to resume")
+    if checkpoint_dir is not None and is_main_process():
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return FitResult(losses, time.time() - began)
