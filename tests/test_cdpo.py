@@ -14,7 +14,7 @@ from ws2s.data.generation_splits import write_generation_splits
 from ws2s.data.slurp import PROMPTS as PROMPTS_BY_NAME
 from ws2s.data.slurp import render_prompt
 from ws2s.errors import Ws2sError
-from ws2s.train.cdpo_stage import cdpo_batch_loss, draw_candidates, run_cdpo
+from ws2s.train.cdpo_stage import cdpo_batch_loss, disable_dropout, draw_candidates, run_cdpo
 from ws2s.train.generate import encode_pairs, load_causal
 
 PROMPTS = ['Slots of "wake me at five am": ', 'Slots of "play some jazz in the kitchen please": ', 'Slots of "hi": ']
@@ -98,6 +98,11 @@ def test_delta_is_zero_at_the_first_step(tiny_llama):
     rejected = ["{}", '{"date": "today"}', '{"x": "y"}']
     ref_c, _ = sequence_logprobs(model, tokenizer, PROMPTS, COMPLETIONS, 2)
     ref_r, _ = sequence_logprobs(model, tokenizer, PROMPTS, rejected, 2)
+    # training mode, as the engine sets it, with dropout the stage must switch off
+    for layer in model.model.layers:
+        layer.self_attn.attention_dropout = 0.5
+    model.train()
+    disable_dropout(model)
     loss_for_batch = cdpo_batch_loss(model, tokenizer, encode_pairs(tokenizer, PROMPTS, COMPLETIONS),
                                      encode_pairs(tokenizer, PROMPTS, rejected), torch.tensor(ref_c),
                                      torch.tensor(ref_r), beta=2.0, epsilon=0.1)
@@ -158,7 +163,7 @@ def cdpo_config(**change) -> CdpoConfig:
     values = dict(seed=0, ensemble="ws2", members=["weak-a", "weak-b"], weights=[0.5, 0.5], prompt="short", beams=2,
                   max_new_tokens=6, start_method="bayesian", start_aux=True, candidates=3, decoding="beam",
                   temperature=1.0, score="sequence_prob", beta=2.0, epsilon=0.1, lr=1e-3, epochs=2, batch_size=2,
-                  train_layers="all")
+                  train_layers="all", engine={"backend": "plain"})
     return CdpoConfig(**{**values, **change})
 
 
@@ -194,3 +199,27 @@ def test_run_cdpo_with_identical_candidates_trains_nothing(tiny_llama, splits, t
     assert metrics["n_pairs"] == 0 and metrics["n_dropped_identical"] == 5
     assert metrics["slu_f1_after"] == metrics["slu_f1_before"] and metrics["first_loss"] is None
     assert pd.read_parquet(tmp_path / "pairs.parquet").empty
+
+
+def test_table5_rows_per_seed_and_mean(tmp_path):
+    from ws2s.io import write_json
+    from ws2s.tables import table5, table5_notes
+
+    files = {"cdpo": [], "weak": [], "ceiling": []}
+    for seed, (before, after, ceiling) in enumerate([(0.50, 0.54, 0.70), (0.52, 0.52, 0.51)]):
+        run = {"seed": seed, "slu_f1_before": before, "slu_f1_after": after, "members": ["a", "b"], "n_pairs": 8,
+               "n_prompts": 10, "n_dropped_identical": 2, "n_dropped_tied": 0, "start": "bayesian/ws2/aux",
+               "score": "sequence_prob", "candidates": 5, "decoding": "beam", "beta": 2.0, "epsilon": 0.1}
+        for kind, obj in (("cdpo", run), ("ceiling", {"seed": seed, "slu_f1": ceiling})):
+            files[kind].append(tmp_path / f"{kind}{seed}.json")
+            write_json(obj, files[kind][-1])
+        for model, f1 in (("a", 0.40), ("b", 0.50)):
+            files["weak"].append(tmp_path / f"weak_{model}{seed}.json")
+            write_json({"model": model, "seed": seed, "slu_f1": f1}, files["weak"][-1])
+    table = table5(files["cdpo"], files["weak"], files["ceiling"], 1)
+    assert list(table["seed"]) == ["0", "1", "mean ± std"]
+    # PGR, the mean over members: before (0.1/0.3 + 0/0.2)/2, after (0.14/0.3 + 0.04/0.2)/2
+    assert list(table.iloc[0, 1:]) == ["50.0", "54.0", "16.7", "33.3"]
+    assert table.iloc[1, 3] == "n/a (gap too small)"  # seed 1: ceiling 51 against weak 50 is under 2 points
+    assert table.iloc[2, 1] == "51.0 ± 1.4" and table.iloc[2, 4] == "n/a (gap too small)"
+    assert "seed 0: 8 of 10 utterances gave a pair, 2 dropped (all candidates identical)" in table5_notes(files["cdpo"])

@@ -66,3 +66,20 @@ def test_unknown_and_malformed_files_one_error(tmp_path):
     for path, message in ((other, "match no ws2s file kind"), (bad, "not a readable Parquet file")):
         run = subprocess.run([sys.executable, "-m", "ws2s.cli", "inspect", str(path)], capture_output=True, text=True)
         assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
+
+
+def test_preference_pairs_show_chosen_rejected_and_every_judge(tmp_path):
+    frame = pd.DataFrame([{"id": "u1", "sentence": "wake me at five", "candidates": ['{"time": "five"}', "{}", "{time"],
+                           "candidate_scores": [-1.5, -3.0, -7.25], "chosen": '{"time": "five"}', "rejected": "{time",
+                           "chosen_score": -1.5, "rejected_score": -7.25, "judges": ["weak-a", "weak-b"],
+                           "judge_weights": [0.5, 0.5], "chosen_weak_scores": [-1.25, -2.5],
+                           "rejected_weak_scores": [-6.5, -9.0], "ref_chosen": -4.125, "ref_rejected": -8.5}])
+    path = tmp_path / "pairs.parquet"
+    write_parquet(frame, path, schemas.PREFERENCE_PAIRS)
+    text = inspect(path)
+    assert "preference pairs, 1 rows" in text
+    assert "valid JSON: chosen 100.0%, rejected 0.0%; mean ensemble score gap 5.750" in text
+    lines = [line.split() for line in text.splitlines()]
+    assert ["chosen", "-1.500", '{"time":', '"five"}'] in lines and ["rejected", "-7.250", "{time"] in lines
+    assert "weak-a (λ=0.50) -1.250 / -6.500; weak-b (λ=0.50) -2.500 / -9.000" in text
+    assert "chosen -4.125, rejected -8.500" in text

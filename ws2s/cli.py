@@ -164,6 +164,24 @@ def cmd_strong_generate(args) -> None:
     print(json.dumps(metrics))
 
 
+def cmd_cdpo(args) -> None:
+    from ws2s.config import CdpoConfig
+    from ws2s.train.cdpo_stage import run_cdpo
+
+    _threads()
+    cfg = CdpoConfig.from_params(json.loads(args.params))
+    print(json.dumps(run_cdpo(cfg, args.start_model, args.weak_models, args.split_dir, args.out_pairs, args.out_metrics)))
+
+
+def cmd_table5(args) -> None:
+    from ws2s.tables import table5, table5_notes, write_table
+
+    params = json.loads(args.params)
+    write_table(table5(args.cdpo, args.weak, args.ceiling, params["decimals"]), args.out_stem,
+                "Table 5: cDPO on the weak ensemble's preferences (SLURP test SLU-F1 and PGR, before and after)",
+                table5_notes(args.cdpo))
+
+
 def cmd_inspect(args) -> None:
     from ws2s.inspect import inspect
 
@@ -213,6 +231,12 @@ COMMANDS = {
                {"--gpus": {"type": int, "default": 0}, "argv": {"nargs": argparse.REMAINDER}}),
     "inspect": (cmd_inspect, "summarise any of the pipeline's Parquet files", [],
                 {"path": {}, "--head": {"type": int, "default": 5}, "--id": {"default": None}}),
+    "cdpo": (cmd_cdpo, "cDPO: weak-ensemble preferences over strong candidates, conservative DPO",
+             ["params", "start-model", "split-dir", "out-pairs", "out-metrics"],
+             {"--weak-models": {"nargs": "+", "required": True}}),
+    "table5": (cmd_table5, "Table 5 from cDPO, weak and ceiling metrics", ["params", "out-stem"],
+               {"--cdpo": {"nargs": "+", "required": True}, "--weak": {"nargs": "+", "required": True},
+                "--ceiling": {"nargs": "+", "required": True}}),
     "weak-generate": (cmd_weak_generate, "finetune a weak causal LM and write its generations",
                       ["params", "models-root", "split-dir", "out-hypotheses", "out-metrics", "out-model"], {}),
 }

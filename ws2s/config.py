@@ -259,3 +259,4 @@ class CdpoConfig(StageConfig):
     epochs: int
     batch_size: int
     train_layers: str | int
+    engine: dict         # ws2s.train.engine.EngineConfig fields

@@ -3,7 +3,8 @@
 The kind is recognised from the columns (the schemas in `ws2s.schemas`); each kind has
 a summary: class balance, confidence histogram and test accuracy for class
 probabilities; per-token and per-word log-probabilities aligned under the text for
-generations; and so on.
+generations; chosen and rejected
+candidates with every judge's score for cDPO preference pairs; and so on.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from ws2s import schemas
+from ws2s.data.slurp import parse_slots
 from ws2s.errors import Ws2sError
 from ws2s.io import read_parquet
 
@@ -29,6 +31,7 @@ KINDS = {
     "SLURP utterances without targets": schemas.UNLABELLED_UTTERANCES,
     "gold targets": schemas.GOLD_TARGETS,
     "weak generations": schemas.HYPOTHESES,
+    "preference pairs": schemas.PREFERENCE_PAIRS,
 }
 
 
@@ -99,6 +102,26 @@ def summarise_generations(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
+def summarise_pairs(frame: pd.DataFrame, shown: pd.DataFrame) -> list[str]:
+    """How often the ensemble preferred valid JSON, then each pair with every judge's scores."""
+    def valid(texts) -> float:
+        return float(np.mean([parse_slots(t) is not None for t in texts])) if len(texts) else 0.0
+
+    lines = [f"valid JSON: chosen {valid(frame['chosen']):.1%}, rejected {valid(frame['rejected']):.1%}; "
+             f"mean ensemble score gap {(frame['chosen_score'] - frame['rejected_score']).mean():.3f}"]
+    for row in shown.itertuples():
+        judges = [f"{j} (λ={w:.2f})" for j, w in zip(row.judges, row.judge_weights)]
+        lines += [f"{row.id}: {row.sentence}",
+                  f"  {len(row.candidates)} candidates, ensemble scores "
+                  + ", ".join(f"{s:.2f}" for s in row.candidate_scores),
+                  f"  chosen   {row.chosen_score:9.3f}  {row.chosen}",
+                  f"  rejected {row.rejected_score:9.3f}  {row.rejected}",
+                  "  judge scores (chosen / rejected): " + "; ".join(
+                      f"{j} {c:.3f} / {r:.3f}" for j, c, r in zip(judges, row.chosen_weak_scores, row.rejected_weak_scores)),
+                  f"  reference log p (start model): chosen {row.ref_chosen:.3f}, rejected {row.ref_rejected:.3f}"]
+    return lines
+
+
 def inspect(path: str | Path, head: int = 5, example_id: str | None = None) -> str:
     path = Path(path)
     kind = kind_of(path)
@@ -115,6 +138,9 @@ def inspect(path: str | Path, head: int = 5, example_id: str | None = None) -> s
         lines += summarise_class_probs(frame, path)
     elif kind == "weak generations":
         lines += summarise_generations(shown)
+        return "\n".join(lines)
+    elif kind == "preference pairs":
+        lines += summarise_pairs(frame, shown)
         return "\n".join(lines)
     elif "label" in frame.columns:
         lines.append(f"label 1 share: {frame['label'].mean():.1%}")

@@ -129,3 +129,41 @@ def w2s_notes(strong_files: list[str]) -> str:
             f"a multi-weak row averages its PGRs against each member. A PGR is '{GAP_TOO_SMALL}' when "
             f"a ceiling − weak gap is under {MIN_GAP * 100:.0f} points.")
 
+
+def _cell(value: float, decimals: int) -> str:
+    """One seed's value × 100, or the n/a mark of an undefined PGR."""
+    return GAP_TOO_SMALL if math.isnan(value) else f"{value * 100:.{decimals}f}"
+
+
+def table5(cdpo_files: list[str], weak_files: list[str], ceiling_files: list[str], decimals: int) -> pd.DataFrame:
+    """Table 5: SLU-F1 and PGR before and after cDPO, one row per seed and their mean ± std.
+
+    PGR is per seed against that seed's ensemble members and ceiling, as in Table 4.
+    """
+    weak = {(m["model"], m["seed"]): m["slu_f1"] for m in map(read_json, weak_files)}
+    ceiling = {m["seed"]: m["slu_f1"] for m in map(read_json, ceiling_files)}
+    runs = sorted(map(read_json, cdpo_files), key=lambda r: r["seed"])
+    values = pd.DataFrame([{
+        "seed": r["seed"], "f1_before": r["slu_f1_before"], "f1_after": r["slu_f1_after"],
+        **{f"pgr_{when}": multi_weak_pgr(r[f"slu_f1_{when}"], [weak[(m, r["seed"])] for m in r["members"]],
+                                         ceiling[r["seed"]]) for when in ("before", "after")},
+    } for r in runs])
+    columns = {"f1_before": "SLU-F1 (×100) before", "f1_after": "SLU-F1 (×100) after",
+               "pgr_before": "PGR (%) before", "pgr_after": "PGR (%) after"}
+    rows = [{"seed": str(row.seed), **{label: _cell(getattr(row, key), decimals) for key, label in columns.items()}}
+            for row in values.itertuples()]
+    rows.append({"seed": "mean ± std", **{label: mean_std(values[key], decimals) for key, label in columns.items()}})
+    return pd.DataFrame(rows)
+
+
+def table5_notes(cdpo_files: list[str]) -> str:
+    runs = sorted(map(read_json, cdpo_files), key=lambda r: r["seed"])
+    first = runs[0]
+    pairs = "; ".join(f"seed {r['seed']}: {r['n_pairs']} of {r['n_prompts']} utterances gave a pair, "
+                      f"{r['n_dropped_identical']} dropped (all candidates identical), "
+                      f"{r['n_dropped_tied']} dropped (all scored the same)" for r in runs)
+    return (f"cDPO from {first['start']} with the weak ensemble {', '.join(first['members'])} as judges "
+            f"(score: {first['score']}, M = {first['candidates']} {first['decoding']} candidates, "
+            f"β = {first['beta']}, ε = {first['epsilon']}). Pairs: {pairs}. "
+            f"PGR = (P − P_weak)/(P_ceiling − P_weak) per seed, averaged over the members; "
+            f"'{GAP_TOO_SMALL}' when a ceiling − weak gap is under {MIN_GAP * 100:.0f} points.")

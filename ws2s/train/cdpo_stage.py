@@ -11,6 +11,7 @@ conservative DPO (Eqns 9-10). Test SLU-F1 is measured before and after.
 from __future__ import annotations
 
 import gc
+import json
 import math
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ from ws2s.data.slurp import PROMPTS, render_prompt
 from ws2s.errors import Ws2sError
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.train.classify import freeze_for, seed_everything
+from ws2s.train.engine import EngineConfig, checkpoint_dir_for, train_loop
 from ws2s.train.generate import _strip, encode_pairs, generate, load_causal
 from ws2s.train.weak_generation import GENERATION_BATCH_SIZE, UTTERANCE_COLUMNS, slu_scores
 
@@ -97,38 +99,19 @@ def cdpo_batch_loss(model, tokenizer, chosen_items, rejected_items, ref_chosen: 
         items = [chosen_items[i] for i in indices] + [rejected_items[i] for i in indices]
         logp, _ = completion_logprobs(model, tokenizer, items)
         n = len(indices)
-        return cdpo_loss(logp[:n], logp[n:], ref_chosen[indices], ref_rejected[indices], beta, epsilon).mean()
+        ref_c, ref_r = ref_chosen[indices].to(logp.device), ref_rejected[indices].to(logp.device)
+        return cdpo_loss(logp[:n], logp[n:], ref_c, ref_r, beta, epsilon).mean()
 
     return loss_for_batch
 
 
-def train_loop(modules, loss_for_batch, n_examples: int, *, epochs: int, batch_size: int, lr: float,
-               generator: torch.Generator, desc: str) -> list[list[float]]:
-    """AdamW with a linear schedule and no warm-up; each epoch's step losses.
-
-    Shaped as ws2s.train.engine.train_loop (a closure over the batch), so it can be swapped for it.
-    """
-    from transformers import get_linear_schedule_with_warmup
-
-    params = [p for module in modules for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    steps = math.ceil(n_examples / batch_size) * epochs
-    schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)
-    losses: list[list[float]] = []
-    with tqdm(total=steps, desc=desc, mininterval=5) as bar:
-        for _ in range(epochs):
-            order = torch.randperm(n_examples, generator=generator).tolist()
-            losses.append([])
-            for b in range(0, n_examples, batch_size):
-                loss = loss_for_batch(order[b:b + batch_size], bar.n / max(steps, 1))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                losses[-1].append(loss.item())
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-                bar.update()
-    return losses
+def disable_dropout(model) -> None:
+    """No dropout while training (as TRL's DPO does), so the policy equals the reference at the first step."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):  # Llama, Gemma: functional dropout
+            module.attention_dropout = 0.0
 
 
 def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], split_dir: str | Path,
@@ -186,14 +169,17 @@ def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], 
     write_parquet(frame, out_pairs, schemas.PREFERENCE_PAIRS)
     lap("reference")
 
-    # Dropout stays off (eval mode) while training, so the policy equals the reference at the first step.
-    model.eval()
+    disable_dropout(model)
     freeze_for(model, cfg.train_layers)
     loss_for_batch = cdpo_batch_loss(model, tokenizer, chosen_items, rejected_items,
                                      torch.tensor(frame["ref_chosen"].to_numpy()),
                                      torch.tensor(frame["ref_rejected"].to_numpy()), cfg.beta, cfg.epsilon)
-    losses = train_loop([model], loss_for_batch, len(pairs), epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                        generator=generator, desc=f"cdpo {cfg.ensemble} seed {cfg.seed}")
+    # Adam with no weight decay and a linear schedule, as TRL's DPO trainer defaults.
+    result = train_loop([model], loss_for_batch, len(pairs), epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                        generator=generator, optimizer="adam", schedule="linear",
+                        engine=EngineConfig.from_params(cfg.engine), checkpoint_dir=checkpoint_dir_for(out_metrics),
+                        run_key=json.dumps(cfg.__dict__, sort_keys=True, default=str),
+                        desc=f"cdpo {cfg.ensemble} seed {cfg.seed}")
     lap("train")
 
     after = evaluate("after")
@@ -206,8 +192,7 @@ def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], 
         "n_test": len(test), "n_prompts": len(prompts), "n_pairs": len(pairs),
         "n_dropped_identical": n_identical, "n_dropped_tied": n_tied,
         "score": cfg.score, "decoding": cfg.decoding, "candidates": m, "beta": cfg.beta, "epsilon": cfg.epsilon,
-        "first_loss": losses[0][0] if losses and losses[0] else None,
-        "losses": [float(np.mean(epoch)) if epoch else None for epoch in losses],
+        "first_loss": result.losses[0] if result.losses else None, "losses": np.reshape(result.losses, (cfg.epochs, -1)).mean(axis=1).tolist() if result.losses else [],
         "train_seconds": seconds["train"], "seconds": seconds,
     }
     write_json(metrics, out_metrics)
