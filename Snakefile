@@ -15,6 +15,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/weak.smk"
 include: "workflow/rules/strong.smk"
 include: "workflow/rules/generation.smk"
+include: "workflow/rules/cdpo.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 

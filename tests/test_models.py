@@ -39,8 +39,23 @@ def test_cut_down_keeps_the_first_layers(tiny_bert, tmp_path):
     for (name, a), (_, b) in zip(parent.encoder.layer[0].state_dict().items(), child.encoder.layer[0].state_dict().items()):
         assert torch.equal(a, b), name
     assert torch.equal(parent.embeddings.word_embeddings.weight, child.embeddings.word_embeddings.weight)
-    with pytest.raises(Ws2sError, match="models.cut.num_layers: 5 not in 1..2"):
+    with pytest.raises(Ws2sError, match="models.cut: num_layers 5 not in 1..2"):
         cut_down(tiny_bert, 5, tmp_path / "bad", "models.cut")
+
+
+def test_cut_down_can_keep_the_last_blocks(tiny_llama, tmp_path):
+    """First block plus last block of the 2-block tiny Llama: the same model, renumbered; and
+    its generation (KV cache indexed per kept block) runs."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cut_down(tiny_llama, 1, tmp_path / "last", "models.cut", keep_last=1)
+    parent = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    child = AutoModelForCausalLM.from_pretrained(tmp_path / "last")
+    assert len(child.model.layers) == 1
+    for (name, a), (_, b) in zip(parent.model.layers[1].state_dict().items(), child.model.layers[0].state_dict().items()):
+        assert torch.equal(a, b), name
+    ids = AutoTokenizer.from_pretrained(tmp_path / "last")("hello there", return_tensors="pt")
+    assert child.generate(**ids, max_new_tokens=3, do_sample=False).shape[1] == ids["input_ids"].shape[1] + 3
 
 
 def test_specs_and_resolution_errors(tmp_path):

@@ -62,8 +62,9 @@ def cmd_table1(args) -> None:
     from ws2s.tables import table1, write_table
 
     params = json.loads(args.params)
-    write_table(table1(args.metrics, params["decimals"]), args.out_stem,
-                "Table 1: models finetuned on ground truth (test accuracy, mean ± std over seeds)")
+    title = {"accuracy": "Table 1: models finetuned on ground truth (test accuracy, mean ± std over seeds)",
+             "slu_f1": "Table 3: models finetuned on ground truth (SLURP test SLU-F1, mean ± std over seeds)"}
+    write_table(table1(args.metrics, params["decimals"], args.metric), args.out_stem, title[args.metric])
 
 
 def cmd_strong_features(args) -> None:
@@ -92,11 +93,24 @@ def cmd_strong_classify(args) -> None:
 def cmd_table_w2s(args) -> None:
     from ws2s.tables import w2s_notes, w2s_results, w2s_table, write_table
 
-    number = {"sciq": 2, "cosmosqa": 7}[args.dataset]
+    number = {"sciq": 2, "cosmosqa": 7, "slurp": 4}[args.dataset]
     layout = json.loads(args.params)
+    metric = "SLU-F1" if args.dataset == "slurp" else "test accuracy"
     write_table(w2s_table(w2s_results(args.weak, args.strong, layout), layout), args.out_stem,
-                f"Table {number}: Weak(S)-to-Strong on {args.dataset} (test accuracy and PGR)",
+                f"Table {number}: Weak(S)-to-Strong on {args.dataset} ({metric} and PGR)",
                 w2s_notes(args.strong))
+
+
+def cmd_table_ablation(args) -> None:
+    from ws2s.tables import ablation_table, w2s_notes, write_table
+
+    params = json.loads(args.params)
+    titles = {"table8": "Table 8: soft labels of Bayesian Multi-Weak (SLURP)",
+              "table9": "Table 9: weights of Bayesian Multi-Weak (SLURP)",
+              "table11": "Table 11: beams pooled by Joint Decoding (SLURP)"}
+    files = [path for _, paths in params["rows"] for path in paths]
+    write_table(ablation_table(params["rows"], args.weak, args.ceiling, params["format"]["decimals"]), args.out_stem,
+                titles[args.table], w2s_notes(files) + " Runs on the largest ensemble, without the auxiliary loss.")
 
 
 def cmd_generation_splits(args) -> None:
@@ -217,10 +231,13 @@ COMMANDS = {
                         {"--weak-labels": {"nargs": "*", "default": []}, "--gold": {"default": ""},
                          "--features": {"default": ""}}),
     "table-w2s": (cmd_table_w2s, "Table 2 or 7 from weak and strong metrics", ["params", "out-stem"],
-                  {"--dataset": {"required": True, "choices": ["sciq", "cosmosqa"]},
+                  {"--dataset": {"required": True, "choices": ["sciq", "cosmosqa", "slurp"]},
                    "--weak": {"nargs": "+", "required": True}, "--strong": {"nargs": "+", "required": True}}),
-    "table1": (cmd_table1, "Table 1 from weak and ceiling metrics", ["params", "out-stem"],
-               {"metrics": {"nargs": "+"}}),
+    "table1": (cmd_table1, "Table 1 (or 3) from weak and ceiling metrics", ["params", "out-stem"],
+               {"metrics": {"nargs": "+"}, "--metric": {"choices": ["accuracy", "slu_f1"], "default": "accuracy"}}),
+    "table-ablation": (cmd_table_ablation, "Tables 8, 9 and 11 (generation ablations)", ["params", "out-stem"],
+                       {"--table": {"required": True, "choices": ["table8", "table9", "table11"]},
+                        "--weak": {"nargs": "+", "required": True}, "--ceiling": {"nargs": "+", "required": True}}),
     "generation-splits": (cmd_generation_splits, "SLURP splits for the generation track", ["params", "out-dir"], {}),
     "fig-agreement": (cmd_fig_agreement, "Figure 3: agreement between weak models", ["title", "out"],
                       {"--kind": {"required": True, "choices": ["classification", "generation"]},
@@ -231,6 +248,15 @@ COMMANDS = {
                {"--gpus": {"type": int, "default": 0}, "argv": {"nargs": argparse.REMAINDER}}),
     "inspect": (cmd_inspect, "summarise any of the pipeline's Parquet files", [],
                 {"path": {}, "--head": {"type": int, "default": 5}, "--id": {"default": None}}),
+    "map-hypotheses": (cmd_map_hypotheses, "a weak model's hypotheses in the strong tokenizer (Eqns 6-7)",
+                       ["params", "models-root", "split-dir", "hypotheses", "out"], {}),
+    "joint-decode": (cmd_joint_decode, "Joint Decoding: the ensemble's preferred candidate per utterance",
+                     ["params", "split-dir", "out"],
+                     {"--hypotheses": {"nargs": "+", "required": True}, "--weak-models": {"nargs": "+", "required": True}}),
+    "strong-generate": (cmd_strong_generate, "one strong run of the generation track",
+                        ["params", "models-root", "split-dir", "out-generations", "out-metrics"],
+                        {"--mapped": {"nargs": "*", "default": []}, "--joint": {"default": ""},
+                         "--gold": {"default": ""}, "--out-model": {"default": ""}}),
     "cdpo": (cmd_cdpo, "cDPO: weak-ensemble preferences over strong candidates, conservative DPO",
              ["params", "start-model", "split-dir", "out-pairs", "out-metrics"],
              {"--weak-models": {"nargs": "+", "required": True}}),

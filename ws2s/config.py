@@ -61,13 +61,29 @@ def _one_line(error: jsonschema.ValidationError) -> str:
 def validate(config: dict) -> dict:
     """Fill defaults in place, check the schema and cross-references; raise Ws2sError on the first problem."""
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    _drop_removed(config)
     errors = list(_Validator(schema).iter_errors(config))
     if errors:
         # The most specific error is the deepest one; ties go to schema order.
         raise Ws2sError(_one_line(max(errors, key=lambda e: len(e.absolute_path))))
     _check_references(config)
     _check_generation(config)
+    _check_cdpo(config)
     return config
+
+
+def _drop_removed(config: dict) -> None:
+    """An overlay removes a named ensemble (or its fixed weights) of the base config by setting
+    it to null: Snakemake merges config files key by key, so it cannot otherwise drop one."""
+    for track in ("classification", "generation"):
+        section = config.get(track) or {}
+        for key in ("ensembles", "fixed_weights"):
+            tables = section.get(key) or {}
+            nested = [tables] if track == "generation" else list(tables.values())
+            for table in nested:
+                if isinstance(table, dict):
+                    for name in [n for n, v in table.items() if v is None]:
+                        del table[name]
 
 
 def _check_references(config: dict) -> None:
@@ -132,10 +148,35 @@ def _check_generation(config: dict) -> None:
             raise Ws2sError(f"config key 'generation.weak_models[{i}]' names model '{name}', which is not in models")
     if gen["strong_model"] not in config["models"]:
         raise Ws2sError(f"config key 'generation.strong_model' names model '{gen['strong_model']}', which is not in models")
+    for ens, members in gen["ensembles"].items():
+        for name in members:
+            if name not in gen["weak_models"]:
+                raise Ws2sError(f"config key 'generation.ensembles.{ens}' names '{name}', "
+                                "which is not among generation.weak_models")
+        if gen["weighting"] == "fixed" or "weighting" in gen["ablations"]:
+            weights = gen["fixed_weights"].get(ens)
+            if weights is None or len(weights) != len(members) or not sum(weights) > 0:
+                raise Ws2sError(f"config key 'generation.fixed_weights.{ens}' must give {len(members)} weights "
+                                f"with a positive sum (fixed weights are used); got {weights}")
+    if gen["joint_decoding"]["beams"] > gen["beams"] or ("jd_beams" in gen["ablations"] and gen["beams"] < 10):
+        raise Ws2sError(f"config key 'generation.beams' is {gen['beams']}; Joint Decoding pools up to "
+                        f"{10 if 'jd_beams' in gen['ablations'] else gen['joint_decoding']['beams']} beams per weak model")
+    if gen["ablations"] and not gen["ensembles"]:
+        raise Ws2sError("config key 'generation.ablations' needs an ensemble in generation.ensembles")
     slurp = config["data"].get("slurp", {})
     for split in ("train", "test"):
         if split not in slurp:
             raise Ws2sError(f"config key 'data.slurp.{split}' is missing; the generation track reads it")
+
+
+def _check_cdpo(config: dict) -> None:
+    gen = config.get("generation")
+    if "generation" not in config["tracks"] or not gen["cdpo"]["enabled"]:
+        return
+    if gen["cdpo"]["ensemble"] not in gen["ensembles"]:
+        raise Ws2sError(f"config key 'generation.cdpo.ensemble' names '{gen['cdpo']['ensemble']}', which is not in "
+                        f"generation.ensembles ({', '.join(sorted(gen['ensembles'])) or 'none'}); "
+                        "set it, or generation.cdpo.enabled: false")
 
 
 def load(*paths: str | Path) -> dict:
@@ -234,6 +275,48 @@ class WeakGenerationConfig(StageConfig):
     train_layers: str | int
     beams: int
     max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class MappingConfig(StageConfig):
+    """The cross-tokenizer mapping of one weak model's hypotheses (Eqns 6-7)."""
+
+    strong_model: str
+    strong_spec: dict
+    prompt: str
+    weighting: str       # confidence (e^{C_s}, Eqn 7) | inverse_confidence (the authors' code)
+
+
+@dataclass(frozen=True)
+class JointDecodingConfig(StageConfig):
+    """Joint Decoding: the pooled M-best lists of an ensemble, scored by its members."""
+
+    members: list
+    weights: list        # λ_i, one per member
+    prompt: str
+    beams: int           # M of each member's list
+
+
+@dataclass(frozen=True)
+class StrongGenerationConfig(StageConfig):
+    """One strong run of the generation track: a method, its sources and weights, its loss."""
+
+    model_name: str
+    model_spec: dict
+    seed: int
+    prompt: str
+    method: str          # ceiling | single | naive | jointdecoding | bayesian
+    members: list        # weak models whose hypotheses it reads (empty for the ceiling)
+    weighting: str       # average | fixed | dynamic
+    weights: list        # λ_i for average/fixed, one per member
+    loss: dict           # LossConfig fields
+    soft_labels: dict    # kind (full | target | onehot), min_prob
+    epochs: int
+    batch_size: int
+    lr: float
+    train_layers: str | int
+    decoding: dict       # beams, max_new_tokens
+    engine: dict         # ws2s.train.engine.EngineConfig fields
 
 
 @dataclass(frozen=True)

@@ -81,3 +81,33 @@ PREFERENCE_PAIRS = pa.schema([
     ("ref_chosen", pa.float64()),                       # log p(chosen + EOS | prompt) under the frozen start model
     ("ref_rejected", pa.float64()),
 ])
+
+# One weak model's strong_train hypotheses in the strong tokenizer (Eqns 6-7), one file per
+# (weak model, seed): what every strong run on that weak model trains on.
+MAPPED_HYPOTHESES = pa.schema([
+    ("id", pa.string()),
+    ("text", pa.string()),                              # the weak hypothesis
+    ("strong_token_ids", pa.list_(pa.int32())),         # its strong tokens (no EOS)
+    ("strong_tokens", pa.list_(pa.string())),           # each one's piece of `text`
+    ("strong_confidence", pa.list_(pa.float32())),      # C_s: the strong model's max probability there
+    ("target_logprobs", pa.list_(pa.float32())),        # log P(s_i), Eqn 7; they sum to the hypothesis's
+    ("weak_logprob", pa.float32()),                     # Σ of the weak token log-probs
+    ("weak_mean_logprob", pa.float32()),                # their mean: the weak confidence of dynamic weights
+])
+
+# Joint Decoding (one file per ensemble, seed and M): the pooled beams of the members and
+# the candidate the ensemble prefers.
+JOINT_CANDIDATES = pa.schema([
+    ("id", pa.string()),
+    ("candidates", pa.list_(pa.string())),              # distinct texts of the members' M-best lists
+    ("member_logprobs", pa.list_(pa.list_(pa.float32()))),  # [member][candidate] log p(text + EOS | prompt)
+    ("scores", pa.list_(pa.float32())),                 # log Σ_i λ_i p_i(candidate)
+    ("chosen", pa.string()),                            # the best-scored candidate: the training target
+])
+
+# A strong generation run's test outputs.
+GENERATIONS = pa.schema([
+    ("id", pa.string()),
+    ("text", pa.string()),
+    ("valid_json", pa.bool_()),                         # False: counted as no slots
+])

@@ -18,6 +18,7 @@ METHOD_LABELS = {
     "single": "Weak-to-Strong ({})",
     "naive": "Naive Multi-Weak ({})",
     "flyingsquid": "Flying Squid ({})",
+    "jointdecoding": "Joint Decoding ({})",
     "bayesian": "Bayesian Multi-Weak ({})",
 }
 
@@ -45,13 +46,19 @@ def write_table(frame: pd.DataFrame, stem: str | Path, title: str, notes: str = 
     write_text(f"# {title}\n\n{to_markdown(frame)}" + (f"\n{notes}\n" if notes else ""), stem.with_suffix(".md"))
 
 
+# What each track's tables report: the metrics.json key and its column name.
+METRICS = {"accuracy": ("test_accuracy", "accuracy (%)"), "slu_f1": ("slu_f1", "SLU-F1 (×100)")}
+
+
 def dataset_of(path: str) -> str:
-    """results/classification/{dataset}/... -> dataset (the pipeline's own layout)."""
-    return Path(path).parts[2]
+    """results/classification/{dataset}/... -> dataset; results/generation/... -> slurp."""
+    parts = Path(path).parts
+    return "slurp" if parts[1] == "generation" else parts[2]
 
 
-def table1(metric_files: list[str], decimals: int) -> pd.DataFrame:
-    """Table 1: per (dataset, model) the parameter count and test accuracy over seeds."""
+def table1(metric_files: list[str], decimals: int, metric: str = "accuracy") -> pd.DataFrame:
+    """Tables 1 and 3: per (dataset, model) the parameter count and test score over seeds."""
+    key, column = METRICS[metric]
     grouped: dict[tuple, list[dict]] = defaultdict(list)
     for path in metric_files:
         metrics = read_json(path)
@@ -61,7 +68,7 @@ def table1(metric_files: list[str], decimals: int) -> pd.DataFrame:
         "model": model,
         "role": role,
         "params (M)": f"{runs[0]['params'] / 1e6:.1f}",
-        "accuracy (%)": mean_std((m["test_accuracy"] for m in runs), decimals),
+        column: mean_std((m[key] for m in runs), decimals),
         "seeds": len(runs),
     } for (dataset, role, model), runs in grouped.items()]
     return pd.DataFrame(rows)
@@ -79,35 +86,38 @@ def w2s_rows(layout: dict) -> list[tuple[str, str]]:
     if "single" in layout["methods"]:
         rows += [("single", m) for m in layout["weak_models"]]
     for ensemble in layout["ensembles"]:
-        rows += [(m, ensemble) for m in ("naive", "flyingsquid", "bayesian") if m in layout["methods"]]
+        rows += [(m, ensemble) for m in ("naive", "flyingsquid", "jointdecoding", "bayesian") if m in layout["methods"]]
     return rows
 
 
 def w2s_results(weak_files: list[str], strong_files: list[str], layout: dict, min_gap: float = MIN_GAP) -> pd.DataFrame:
-    """One row per (method, source, aux, seed): test accuracy and PGR.
+    """One row per (method, source, aux, seed): the test score (layout["metric"], accuracy by
+    default) and PGR.
 
     PGR is computed per seed against that seed's weak model(s) and ceiling; a multi-weak
     run's PGR is the mean of its PGRs against each member. The ceiling has no PGR.
     """
-    weak_acc = {(m["model"], m["seed"]): m["test_accuracy"] for m in map(read_json, weak_files)}
+    key = METRICS[layout.get("metric", "accuracy")][0]
+    weak_acc = {(m["model"], m["seed"]): m[key] for m in map(read_json, weak_files)}
     runs = {strong_run_key(p): read_json(p) for p in strong_files}
     seeds = sorted({seed for (_, _, _, seed) in runs})
-    ceiling = {seed: runs[("ceiling", "gold", "noaux", seed)]["test_accuracy"] for seed in seeds}
+    ceiling = {seed: runs[("ceiling", "gold", "noaux", seed)][key] for seed in seeds}
     records = []
     for method, source in w2s_rows(layout):
         for aux in (["noaux"] if method == "ceiling" else layout["aux_variants"]):
             for seed in seeds:
                 run = runs[(method, source, aux, seed)]
                 pgr_value = math.nan if method == "ceiling" else multi_weak_pgr(
-                    run["test_accuracy"], [weak_acc[(m, seed)] for m in run["members"]], ceiling[seed], min_gap)
+                    run[key], [weak_acc[(m, seed)] for m in run["members"]], ceiling[seed], min_gap)
                 records.append({"method": METHOD_LABELS[method].format(source), "aux": aux, "seed": seed,
-                                "accuracy": run["test_accuracy"], "pgr": pgr_value})
+                                "score": run[key], "pgr": pgr_value})
     return pd.DataFrame(records)
 
 
 def w2s_table(results: pd.DataFrame, layout: dict) -> pd.DataFrame:
-    """Tables 2 and 7: accuracy and PGR of every method, without and with aux, mean ± std over seeds."""
+    """Tables 2, 7 and 4: the score and PGR of every method, without and with aux, mean ± std over seeds."""
     decimals = layout["format"]["decimals"]
+    column = METRICS[layout.get("metric", "accuracy")][1]
     rows = []
     for label in dict.fromkeys(results["method"]):
         row = {"method": label}
@@ -115,9 +125,9 @@ def w2s_table(results: pd.DataFrame, layout: dict) -> pd.DataFrame:
             suffix = "" if aux == "noaux" else " +aux"
             part = results[(results["method"] == label) & (results["aux"] == aux)]
             if part.empty:  # the ceiling has no aux variant
-                row[f"accuracy (%){suffix}"] = row[f"PGR (%){suffix}"] = "—"
+                row[f"{column}{suffix}"] = row[f"PGR (%){suffix}"] = "—"
                 continue
-            row[f"accuracy (%){suffix}"] = mean_std(part["accuracy"], decimals)
+            row[f"{column}{suffix}"] = mean_std(part["score"], decimals)
             row[f"PGR (%){suffix}"] = "—" if label == METHOD_LABELS["ceiling"] else mean_std(part["pgr"], decimals)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -128,6 +138,23 @@ def w2s_notes(strong_files: list[str]) -> str:
     return (f"Mean ± sample std over seeds {seeds}. PGR = (P − P_weak)/(P_ceiling − P_weak) per seed; "
             f"a multi-weak row averages its PGRs against each member. A PGR is '{GAP_TOO_SMALL}' when "
             f"a ceiling − weak gap is under {MIN_GAP * 100:.0f} points.")
+
+
+
+def ablation_table(rows: list[tuple[str, list[str]]], weak_files: list[str], ceiling_files: list[str],
+                   decimals: int) -> pd.DataFrame:
+    """Tables 8, 9 and 11: one row per setting, SLU-F1 and PGR mean ± std over seeds."""
+    weak = {(m["model"], m["seed"]): m["slu_f1"] for m in map(read_json, weak_files)}
+    ceiling = {m["seed"]: m["slu_f1"] for m in map(read_json, ceiling_files)}
+    out = []
+    for label, files in rows:
+        runs = [read_json(path) for path in files]
+        pgrs = [multi_weak_pgr(r["slu_f1"], [weak[(m, r["seed"])] for m in r["members"]], ceiling[r["seed"]])
+                for r in runs]
+        out.append({"setting": label, "SLU-F1 (×100)": mean_std((r["slu_f1"] for r in runs), decimals),
+                    "PGR (%)": mean_std(pgrs, decimals), "invalid JSON": f"{np.mean([r['invalid_json'] for r in runs]):.1f}",
+                    "seeds": len(runs)})
+    return pd.DataFrame(out)
 
 
 def _cell(value: float, decimals: int) -> str:

@@ -288,6 +288,238 @@ def weak_generation_params(wildcards):
     })
 
 
+def gen_model_dir(model, seed):
+    return f"results/generation/weak/{model}/seed{seed}/model"
+
+
+def gen_hypotheses(model, seed):
+    return f"results/generation/weak/{model}/seed{seed}/hypotheses.parquet"
+
+
+def mapping_params(wildcards):
+    return canonical({
+        "strong_model": GEN["strong_model"],
+        "strong_spec": config["models"][GEN["strong_model"]],
+        "prompt": GEN["prompt"],
+        "weighting": GEN["mapping"]["weighting"],
+    })
+
+
+def mapping_inputs(wildcards):
+    return {
+        "model": model_inputs(GEN["strong_model"]),
+        "strong_train": "results/generation/splits/strong_train.parquet",
+        "hypotheses": gen_hypotheses(wildcards.model, wildcards.seed),
+    }
+
+
+def joint_weights(members, ensemble):
+    """λ_i of Joint Decoding: fixed weights when configured, else 1/N (dynamic weights need one
+    hypothesis per member, and Joint Decoding scores many)."""
+    if GEN["weighting"] == "fixed":
+        fixed = GEN["fixed_weights"][ensemble]
+        return [w / sum(fixed) for w in fixed]
+    return [1.0 / len(members)] * len(members)
+
+
+def joint_params(wildcards):
+    members = GEN["ensembles"][wildcards.ensemble]
+    return canonical({"members": members, "weights": joint_weights(members, wildcards.ensemble),
+                      "prompt": GEN["prompt"], "beams": int(wildcards.m)})
+
+
+def joint_inputs(wildcards):
+    members = GEN["ensembles"][wildcards.ensemble]
+    return {
+        "strong_train": "results/generation/splits/strong_train.parquet",
+        "hypotheses": [gen_hypotheses(m, wildcards.seed) for m in members],
+        "weak_models": [gen_model_dir(m, wildcards.seed) for m in members],
+    }
+
+
+# A strong run's method wildcard is a method, or method-variant for the ablations:
+# bayesian-{full,target,onehot} (Table 8), bayesian-{average,dynamic,fixed} (Table 9),
+# jointdecoding-m{M} (Table 11).
+SOFT_LABEL_KINDS = ("full", "target", "onehot")
+WEIGHTINGS = ("average", "dynamic", "fixed")
+
+
+def gen_method(method):
+    """(base method, settings it overrides) of a method wildcard."""
+    base, _, variant = method.partition("-")
+    if variant in SOFT_LABEL_KINDS:
+        return base, {"soft_labels": variant}
+    if variant in WEIGHTINGS:
+        return base, {"weighting": variant}
+    if variant.startswith("m"):
+        return base, {"jd_beams": int(variant[1:])}
+    return base, {}
+
+
+def gen_members(method, source):
+    base, _ = gen_method(method)
+    if base == "ceiling":
+        return []
+    if base == "single":
+        return [source]
+    return GEN["ensembles"][source]
+
+
+def gen_settings(method):
+    """Soft-label kind, weighting and Joint Decoding M of a run: the config's, or its variant's."""
+    _, overrides = gen_method(method)
+    return {
+        "soft_labels": overrides.get("soft_labels", GEN["soft_labels"]["kind"]),
+        "weighting": overrides.get("weighting", GEN["weighting"]),
+        "jd_beams": overrides.get("jd_beams", GEN["joint_decoding"]["beams"]),
+    }
+
+
+def gen_weights(method, source):
+    members = gen_members(method, source)
+    base, _ = gen_method(method)
+    if base in ("ceiling", "single", "jointdecoding"):
+        return [1.0]
+    if gen_settings(method)["weighting"] == "fixed":
+        fixed = GEN["fixed_weights"][source]
+        return [w / sum(fixed) for w in fixed]
+    return [1.0 / len(members)] * len(members)
+
+
+def gen_strong_params(wildcards):
+    base, _ = gen_method(wildcards.method)
+    settings = gen_settings(wildcards.method)
+    kind = "edl" if base == "bayesian" else "ce"
+    loss = {"kind": kind, "aux": wildcards.aux == "aux", "balanced_threshold": False}
+    if loss["aux"]:
+        loss.update(GEN["aux"])
+    if kind == "edl":
+        loss.update(GEN["edl"])
+    # hard targets (ceiling, Joint Decoding) have no soft labels: keep their params free of them
+    soft = {"kind": settings["soft_labels"], "min_prob": GEN["soft_labels"]["min_prob"]}
+    if base in ("ceiling", "jointdecoding"):
+        soft = {"kind": "onehot", "min_prob": GEN["soft_labels"]["min_prob"]}
+    multi = base in ("naive", "bayesian")
+    return canonical({
+        "model_name": GEN["strong_model"],
+        "model_spec": config["models"][GEN["strong_model"]],
+        "seed": int(wildcards.seed),
+        "prompt": GEN["prompt"],
+        "method": base,
+        "members": gen_members(wildcards.method, wildcards.source),
+        "weighting": settings["weighting"] if multi else "average",
+        "weights": gen_weights(wildcards.method, wildcards.source),
+        "loss": loss,
+        "soft_labels": soft,
+        "decoding": GEN["decoding"],
+        "engine": engine_slice(),
+        **GEN["strong_training"],
+    })
+
+
+def gen_strong_inputs(wildcards):
+    base, _ = gen_method(wildcards.method)
+    inputs = {
+        "model": model_inputs(GEN["strong_model"]),
+        "strong_train": "results/generation/splits/strong_train.parquet",
+        "test": "results/generation/splits/test.parquet",
+        "engine_config": engine_inputs(),
+        "mapped": [],
+    }
+    if base == "ceiling":
+        inputs["gold"] = "results/generation/splits/strong_train_gold.parquet"
+    elif base == "jointdecoding":
+        m = gen_settings(wildcards.method)["jd_beams"]
+        inputs["joint"] = f"results/generation/joint/{wildcards.source}/m{m}/seed{wildcards.seed}.parquet"
+    else:
+        inputs["mapped"] = [f"results/generation/mapped/{m}/seed{wildcards.seed}.parquet"
+                            for m in gen_members(wildcards.method, wildcards.source)]
+    return inputs
+
+
+def gen_joint_arg(wildcards):
+    return gen_strong_inputs(wildcards).get("joint", "")
+
+
+def gen_gold_arg(wildcards):
+    return gen_strong_inputs(wildcards).get("gold", "")
+
+
+def gen_layout():
+    return {
+        "weak_models": GEN["weak_models"],
+        "ensembles": GEN["ensembles"],
+        "methods": GEN["methods"],
+        "aux_variants": GEN["aux_variants"],
+    }
+
+
+def gen_run(method, source, aux, seed):
+    return f"results/generation/strong/{method}/{source}/{aux}/seed{seed}/metrics.json"
+
+
+def gen_ceiling_metrics():
+    return [gen_run("ceiling", "gold", "noaux", seed) for seed in config["seeds"]]
+
+
+def gen_strong_metrics():
+    """Table 4's strong runs: the ceiling, then every method, source and aux variant."""
+    return gen_ceiling_metrics() + [
+        gen_run(method, source, aux, seed)
+        for method, source in w2s_rows(gen_layout()) if method != "ceiling"
+        for aux in GEN["aux_variants"]
+        for seed in config["seeds"]
+    ]
+
+
+# Ablations (Tables 8, 9, 11) run on the largest ensemble, without the auxiliary loss.
+ABLATION_VARIANTS = {
+    "table8": ("soft_labels", "bayesian", [f"bayesian-{k}" for k in ("onehot", "target", "full")]),
+    "table9": ("weighting", "bayesian", [f"bayesian-{w}" for w in WEIGHTINGS]),
+    "table11": ("jd_beams", "jointdecoding", [f"jointdecoding-m{m}" for m in (3, 5, 10)]),
+}
+
+
+def ablation_ensemble():
+    return max(GEN["ensembles"], key=lambda name: len(GEN["ensembles"][name]))
+
+
+def ablation_method(variant):
+    """A variant equal to the config's own setting is the main run: it is not trained twice."""
+    base, _ = gen_method(variant)
+    return base if gen_settings(variant) == gen_settings(base) else variant
+
+
+def ablation_rows(table):
+    """(label, metrics files over seeds) per row of an ablation table."""
+    _, _, variants = ABLATION_VARIANTS[table]
+    return [(variant.partition("-")[2],
+             [gen_run(ablation_method(variant), ablation_ensemble(), "noaux", seed) for seed in config["seeds"]])
+            for variant in variants]
+
+
+def ablation_tables():
+    if "generation" not in config["tracks"] or not GEN["ensembles"]:
+        return []
+    return [table for table, (name, _, _) in ABLATION_VARIANTS.items() if name in GEN["ablations"]]
+
+
+def ablation_inputs(wildcards):
+    return [path for _, paths in ablation_rows(wildcards.table) for path in paths]
+
+
+def gen_table_params(name):
+    """Table 4's (or, with None, the PGR figure's) layout and format."""
+    params = {**gen_layout(), "metric": "slu_f1"}
+    if name:
+        params["format"] = config["tables"][name]
+    return canonical(params)
+
+
+def ablation_params(table):
+    return canonical({"format": config["tables"][table], "rows": ablation_rows(table)})
+
+
 def weak_generation_metrics():
     if "generation" not in config["tracks"]:
         return []
@@ -321,5 +553,80 @@ def all_targets():
         targets += [f"results/figures/fig3_{dataset}.png" for dataset in CLS["datasets"]]
         targets += [f"results/figures/pgr_{dataset}.png" for dataset in w2s_tables().values()]
     if "generation" in config["tracks"]:
-        targets += weak_generation_metrics() + ["results/figures/fig3_slurp.png"]
+        tables = ["table3", "table4", *ablation_tables()]
+        targets += [f"results/tables/{name}.{ext}" for name in tables for ext in ("csv", "md")]
+        targets += ["results/figures/fig3_slurp.png", "results/figures/pgr_slurp.png"]
+    targets += cdpo_targets()
     return targets
+
+
+# ---- cDPO (Section 4.2, Table 5) ---------------------------------------------------------
+
+
+def cdpo_enabled():
+    return "generation" in config["tracks"] and GEN["cdpo"]["enabled"]
+
+
+def cdpo_members():
+    return GEN["ensembles"][GEN["cdpo"]["ensemble"]]
+
+
+def cdpo_start_wildcards():
+    """Method and aux of the strong runs that keep their weights for cDPO."""
+    cdpo = GEN["cdpo"] if GEN else {"start_method": "bayesian", "start_aux": True}
+    return {"method": cdpo["start_method"], "aux": "aux" if cdpo["start_aux"] else "noaux"}
+
+
+def cdpo_start(seed):
+    """The strong run cDPO starts from: Bayesian Multi-Weak with aux on the ensemble, by default."""
+    cdpo = GEN["cdpo"]
+    aux = "aux" if cdpo["start_aux"] else "noaux"
+    return f"results/generation/strong/{cdpo['start_method']}/{cdpo['ensemble']}/{aux}/seed{seed}"
+
+
+def cdpo_params(wildcards):
+    cdpo = {key: value for key, value in GEN["cdpo"].items() if key != "enabled"}
+    members = cdpo_members()
+    return canonical({
+        **cdpo,
+        "seed": int(wildcards.seed),
+        "members": members,
+        # λ_i of Eqn 8, one per model as in Joint Decoding (dynamic weights are per utterance)
+        "weights": joint_weights(members, wildcards.ensemble),
+        "prompt": GEN["prompt"],
+        # test decoding before and after, as the strong stage decodes
+        "beams": GEN["decoding"]["beams"],
+        "max_new_tokens": GEN["decoding"]["max_new_tokens"],
+        "engine": engine_slice(),
+    })
+
+
+def cdpo_inputs(wildcards):
+    return {
+        "start_model": f"{cdpo_start(wildcards.seed)}/model",
+        "weak_models": [gen_model_dir(m, wildcards.seed) for m in cdpo_members()],
+        "strong_train": "results/generation/splits/strong_train.parquet",
+        "test": "results/generation/splits/test.parquet",
+        "engine_config": engine_inputs(),
+    }
+
+
+def cdpo_metrics():
+    if not cdpo_enabled():
+        return []
+    return [f"results/generation/cdpo/{GEN['cdpo']['ensemble']}/seed{seed}/metrics.json" for seed in config["seeds"]]
+
+
+def cdpo_weak_metrics():
+    """The ensemble members' own SLU-F1: P_weak of Table 5's PGR."""
+    if not cdpo_enabled():
+        return []
+    return [f"results/generation/weak/{m}/seed{seed}/metrics.json" for m in cdpo_members() for seed in config["seeds"]]
+
+
+def cdpo_ceiling_metrics():
+    return gen_ceiling_metrics() if cdpo_enabled() else []
+
+
+def cdpo_targets():
+    return [f"results/tables/table5.{ext}" for ext in ("csv", "md")] if cdpo_enabled() else []

@@ -52,3 +52,22 @@ for _name, _dataset in w2s_tables().items():
         shell:
             f"ws2s fig-pgr --title {DATASET_TITLES[_dataset]!r} --params {{params.slice:q}} --out {{output}} "
             "--weak {input.weak} --strong {input.strong} > {log} 2>&1"
+
+
+rule pgr_slurp:
+    """PGR per method of the generation track, with seed error bars."""
+    input:
+        weak=weak_generation_metrics(),
+        strong=gen_strong_metrics(),
+    output:
+        report("results/figures/pgr_slurp.png", caption="../report/pgr.rst", category="Figures"),
+    params:
+        slice=gen_table_params(None),
+        code=code_version("ws2s.figures", "ws2s.tables"),
+    log:
+        "results/logs/figures/pgr_slurp.log",
+    conda:
+        "../../envs/ws2s-data.yaml"
+    shell:
+        "ws2s fig-pgr --title SLURP --params {params.slice:q} --out {output} "
+        "--weak {input.weak} --strong {input.strong} > {log} 2>&1"

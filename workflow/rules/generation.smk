@@ -43,3 +43,102 @@ rule weak_generate:
         "WS2S_THREADS={threads} ws2s weak-generate --params {params.slice:q} --models-root results/models "
         "--split-dir results/generation/splits --out-hypotheses {output.hypotheses} "
         "--out-metrics {output.metrics} --out-model {output.model} > {log} 2>&1"
+
+
+rule map_hypotheses:
+    """One weak model's strong_train hypotheses in the strong tokenizer, split by Eqns 6-7."""
+    input:
+        unpack(mapping_inputs),
+    output:
+        "results/generation/mapped/{model}/seed{seed}.parquet",
+    params:
+        slice=mapping_params,
+        code=code_version("ws2s.train.mapping_stage", "ws2s.models"),
+    log:
+        "results/logs/map_hypotheses/{model}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/map_hypotheses/{model}/seed{seed}.tsv"
+    threads: job_threads("features")
+    resources:
+        **job_resources("features"),
+    conda:
+        "../../envs/ws2s-train.yaml"
+    shell:
+        "WS2S_THREADS={threads} ws2s map-hypotheses --params {params.slice:q} --models-root results/models "
+        "--split-dir results/generation/splits --hypotheses {input.hypotheses} --out {output} > {log} 2>&1"
+
+
+rule joint_decode:
+    """Joint Decoding: pool the members' M-best lists; every member scores every candidate."""
+    input:
+        unpack(joint_inputs),
+    output:
+        "results/generation/joint/{ensemble}/m{m}/seed{seed}.parquet",
+    params:
+        slice=joint_params,
+        code=code_version("ws2s.train.joint_decoding"),
+    wildcard_constraints:
+        m=r"\d+",
+    log:
+        "results/logs/joint_decode/{ensemble}/m{m}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/joint_decode/{ensemble}/m{m}/seed{seed}.tsv"
+    threads: job_threads("weak")
+    resources:
+        **job_resources("weak"),
+    conda:
+        "../../envs/ws2s-train.yaml"
+    shell:
+        "WS2S_THREADS={threads} ws2s joint-decode --params {params.slice:q} --split-dir results/generation/splits "
+        "--hypotheses {input.hypotheses} --weak-models {input.weak_models} --out {output} > {log} 2>&1"
+
+
+rule strong_generate:
+    """One strong run of the generation track: a method on weak hypotheses (or gold), with or without aux."""
+    input:
+        unpack(gen_strong_inputs),
+    output:
+        generations="results/generation/strong/{method}/{source}/{aux}/seed{seed}/generations.parquet",
+        metrics="results/generation/strong/{method}/{source}/{aux}/seed{seed}/metrics.json",
+    params:
+        slice=gen_strong_params,
+        code=code_version("ws2s.train.strong_generation", "ws2s.models"),
+        joint=gen_joint_arg,
+        gold=gen_gold_arg,
+        model="",
+    wildcard_constraints:
+        method=r"ceiling|single|naive|jointdecoding(-m\d+)?|bayesian(-(full|target|onehot|average|dynamic|fixed))?",
+        aux="noaux|aux",
+    log:
+        "results/logs/strong_generate/{method}/{source}/{aux}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/strong_generate/{method}/{source}/{aux}/seed{seed}.tsv"
+    threads: job_threads("strong")
+    resources:
+        **job_resources("strong"),
+    conda:
+        "../../envs/ws2s-train.yaml"
+    shell:
+        "WS2S_THREADS={threads} ws2s strong-generate --params {params.slice:q} --models-root results/models "
+        "--split-dir results/generation/splits --mapped {input.mapped} --joint={params.joint} --gold={params.gold} "
+        "--out-model={params.model} --out-generations {output.generations} --out-metrics {output.metrics} > {log} 2>&1"
+
+
+use rule strong_generate as strong_generate_keep_model with:
+    output:
+        generations="results/generation/strong/{method}/{source}/{aux}/seed{seed}/generations.parquet",
+        metrics="results/generation/strong/{method}/{source}/{aux}/seed{seed}/metrics.json",
+        model=directory("results/generation/strong/{method}/{source}/{aux}/seed{seed}/model"),
+    params:
+        slice=gen_strong_params,
+        code=code_version("ws2s.train.strong_generation", "ws2s.models"),
+        joint=gen_joint_arg,
+        gold=gen_gold_arg,
+        model="results/generation/strong/{method}/{source}/{aux}/seed{seed}/model",
+    wildcard_constraints:
+        method=cdpo_start_wildcards()["method"],
+        aux=cdpo_start_wildcards()["aux"],
+
+
+# Only the runs cDPO starts from (generation.cdpo) keep their weights.
+ruleorder: strong_generate_keep_model > strong_generate

@@ -38,3 +38,66 @@ for _name, _dataset in w2s_tables().items():
         shell:
             f"ws2s table-w2s --dataset {_dataset} --params {{params.slice:q}} --out-stem results/tables/{_name} "
             "--weak {input.weak} --strong {input.strong} > {log} 2>&1"
+
+
+rule table3:
+    """Table 3: weak models and the strong ceiling finetuned on gold SLURP targets, SLU-F1 over seeds."""
+    input:
+        weak=weak_generation_metrics(),
+        ceiling=gen_ceiling_metrics(),
+    output:
+        csv=report("results/tables/table3.csv", caption="../report/table3.rst", category="Tables"),
+        md="results/tables/table3.md",
+    params:
+        slice=table_params("table3"),
+        code=code_version("ws2s.tables"),
+    log:
+        "results/logs/tables/table3.log",
+    conda:
+        "../../envs/ws2s-data.yaml"
+    shell:
+        "ws2s table1 --metric slu_f1 --params {params.slice:q} --out-stem results/tables/table3 "
+        "{input.weak} {input.ceiling} > {log} 2>&1"
+
+
+rule table4:
+    """Table 4: every Weak(S)-to-Strong method of the generation track, SLU-F1 and PGR."""
+    input:
+        weak=weak_generation_metrics(),
+        strong=gen_strong_metrics(),
+    output:
+        csv=report("results/tables/table4.csv", caption="../report/table_w2s.rst", category="Tables"),
+        md="results/tables/table4.md",
+    params:
+        slice=gen_table_params("table4"),
+        code=code_version("ws2s.tables"),
+    log:
+        "results/logs/tables/table4.log",
+    conda:
+        "../../envs/ws2s-data.yaml"
+    shell:
+        "ws2s table-w2s --dataset slurp --params {params.slice:q} --out-stem results/tables/table4 "
+        "--weak {input.weak} --strong {input.strong} > {log} 2>&1"
+
+
+rule table_ablation:
+    """Tables 8, 9 and 11: the generation track's ablations on the largest ensemble."""
+    input:
+        weak=weak_generation_metrics(),
+        ceiling=gen_ceiling_metrics(),
+        runs=ablation_inputs,
+    output:
+        csv=report("results/tables/{table}.csv", caption="../report/table_ablation.rst", category="Tables"),
+        md="results/tables/{table}.md",
+    params:
+        slice=lambda wildcards: ablation_params(wildcards.table),
+        code=code_version("ws2s.tables"),
+    wildcard_constraints:
+        table="table8|table9|table11",
+    log:
+        "results/logs/tables/{table}.log",
+    conda:
+        "../../envs/ws2s-data.yaml"
+    shell:
+        "ws2s table-ablation --table {wildcards.table} --params {params.slice:q} --out-stem results/tables/{wildcards.table} "
+        "--weak {input.weak} --ceiling {input.ceiling} > {log} 2>&1"

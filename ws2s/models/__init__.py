@@ -118,19 +118,37 @@ def convert_gguf(name: str, spec: dict, out_dir: Path) -> None:
         checkpoint_from_gguf(*load_gguf(gguf_path(name, spec, Path(scratch))), out_dir)
 
 
-def cut_down(parent: str, num_layers: int, out_dir: Path, key: str) -> None:
-    """The first `num_layers` transformer layers of `parent`, with its embeddings and head."""
+def kept_layers(total: int, num_layers: int, keep_last: int) -> list[int]:
+    """Indices of the parent's blocks a cut-down model keeps: the first num_layers − keep_last
+    and the last keep_last. Keeping the last blocks leaves the output layer the inputs it was
+    trained on, so the cut-down model starts far closer to its parent."""
+    return list(range(num_layers - keep_last)) + list(range(total - keep_last, total))
+
+
+def cut_down(parent: str, num_layers: int, out_dir: Path, key: str, keep_last: int = 0) -> None:
+    """`num_layers` transformer blocks of `parent` (see `kept_layers`), with its embeddings and head."""
+    import torch
     from transformers import AutoConfig, AutoTokenizer
 
     config = AutoConfig.from_pretrained(parent)
     text_config = config.get_text_config()
-    if not 1 <= num_layers <= text_config.num_hidden_layers:
-        raise Ws2sError(f"{key}.num_layers: {num_layers} not in 1..{text_config.num_hidden_layers}")
+    total = text_config.num_hidden_layers
+    if not 1 <= num_layers <= total or keep_last > num_layers:
+        raise Ws2sError(f"{key}: num_layers {num_layers} not in 1..{total}, or keep_last {keep_last} above it")
+    keep = kept_layers(total, num_layers, keep_last)
+    full = _model_class(config).from_pretrained(parent, config=config)
+    blocks = max((m for m in full.modules() if isinstance(m, torch.nn.ModuleList)), key=len)
+    for i in sorted(set(range(total)) - set(keep), reverse=True):
+        del blocks[i]
+    for new_index, block in enumerate(blocks):
+        attention = getattr(block, "self_attn", None)
+        if attention is not None and hasattr(attention, "layer_idx"):
+            attention.layer_idx = new_index  # the KV cache is indexed by position in the stack
+    text_config = full.config.get_text_config()  # from_pretrained keeps its own copy
     text_config.num_hidden_layers = num_layers
     if isinstance(getattr(text_config, "layer_types", None), list):
-        text_config.layer_types = text_config.layer_types[:num_layers]
-    model = _model_class(config).from_pretrained(parent, config=config)
-    save_checkpoint(model, AutoTokenizer.from_pretrained(parent), out_dir)
+        text_config.layer_types = [text_config.layer_types[i] for i in keep]
+    save_checkpoint(full, AutoTokenizer.from_pretrained(parent), out_dir)
 
 
 def prepare(name: str, spec: dict, prepared_root: str | Path, registry: dict) -> Path:
@@ -140,7 +158,8 @@ def prepare(name: str, spec: dict, prepared_root: str | Path, registry: dict) ->
         parent_name = spec["from"]
         if parent_name not in registry:
             raise Ws2sError(f"models.{name}.from: '{parent_name}' is not in models")
-        cut_down(resolve(parent_name, registry[parent_name], prepared_root), spec["num_layers"], out_dir, f"models.{name}")
+        cut_down(resolve(parent_name, registry[parent_name], prepared_root), spec["num_layers"], out_dir,
+                 f"models.{name}", spec.get("keep_last", 0))
     else:
         convert_gguf(name, spec, out_dir)
     return out_dir

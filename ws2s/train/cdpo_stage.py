@@ -29,7 +29,7 @@ from ws2s.errors import Ws2sError
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.train.classify import freeze_for, seed_everything
 from ws2s.train.engine import EngineConfig, checkpoint_dir_for, train_loop
-from ws2s.train.generate import _strip, encode_pairs, generate, load_causal
+from ws2s.train.generate import _strip, decode, encode_pairs, load_causal
 from ws2s.train.weak_generation import GENERATION_BATCH_SIZE, UTTERANCE_COLUMNS, slu_scores
 
 # Batch size of teacher-forced scoring: changes speed only.
@@ -136,9 +136,9 @@ def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], 
     test_prompts = [render_prompt(template, s) for s in test["sentence"]]
 
     def evaluate(when: str) -> dict:
-        hyps = generate(model, tokenizer, test_prompts, beams=cfg.beams, max_new_tokens=cfg.max_new_tokens,
-                        batch_size=GENERATION_BATCH_SIZE, desc=f"test {when}")
-        return slu_scores(test, [h.text for h in hyps])
+        texts = decode(model, tokenizer, test_prompts, beams=cfg.beams, max_new_tokens=cfg.max_new_tokens,
+                       batch_size=GENERATION_BATCH_SIZE, desc=f"test {when}")
+        return slu_scores(test, texts)
 
     before = evaluate("before")
     lap("test_before")
@@ -192,7 +192,8 @@ def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], 
         "n_test": len(test), "n_prompts": len(prompts), "n_pairs": len(pairs),
         "n_dropped_identical": n_identical, "n_dropped_tied": n_tied,
         "score": cfg.score, "decoding": cfg.decoding, "candidates": m, "beta": cfg.beta, "epsilon": cfg.epsilon,
-        "first_loss": result.losses[0] if result.losses else None, "losses": np.reshape(result.losses, (cfg.epochs, -1)).mean(axis=1).tolist() if result.losses else [],
+        "first_loss": result.losses[0] if result.losses else None,
+        "losses": np.reshape(result.losses, (cfg.epochs, -1)).mean(axis=1).tolist() if result.losses else [],  # per epoch
         "train_seconds": seconds["train"], "seconds": seconds,
     }
     write_json(metrics, out_metrics)

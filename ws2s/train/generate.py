@@ -150,6 +150,25 @@ def generate(model, tokenizer, prompts: list[str], *, beams: int, max_new_tokens
     return results
 
 
+def decode(model, tokenizer, prompts: list[str], *, beams: int, max_new_tokens: int, batch_size: int,
+           desc: str = "decode") -> list[str]:
+    """The best hypothesis's text per prompt: greedy (beams 1) or beam search, batched with the KV cache."""
+    model.eval()
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    texts: list[str] = []
+    try:
+        for b in tqdm(range(0, len(prompts), batch_size), desc=desc, mininterval=5):
+            batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True)
+            with torch.no_grad():
+                out = model.generate(**batch, num_beams=beams, do_sample=False, max_new_tokens=max_new_tokens,
+                                     early_stopping=beams > 1)
+            texts += [tokenizer.decode(_strip(tokenizer, row.tolist()), clean_up_tokenization_spaces=False)
+                      for row in out[:, batch["input_ids"].shape[1]:]]
+    finally:
+        tokenizer.padding_side = padding_side
+    return texts
+
+
 def _strip(tokenizer, ids: list[int]) -> list[int]:
     """Generated ids up to the first EOS or pad."""
     stops = {tokenizer.eos_token_id, tokenizer.pad_token_id}

@@ -1,0 +1,156 @@
+"""The generation track after the weak stage: mapping, Joint Decoding, the strong methods."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ws2s import schemas
+from ws2s.config import (GenerationSplitConfig, JointDecodingConfig, MappingConfig, StrongGenerationConfig,
+                         WeakGenerationConfig)
+from ws2s.data.generation_splits import write_generation_splits
+from ws2s.data.slurp import PROMPTS, render_prompt
+from ws2s.losses import LossConfig
+from ws2s.train.generate import encode_pairs, load_causal
+from ws2s.train.joint_decoding import joint_decode, pooled_candidates
+from ws2s.train.mapping_stage import map_hypotheses
+from ws2s.train.strong_generation import member_weights, run_strong_generation, sequence_losses, soft_targets
+from ws2s.train.weak_generation import run_weak_generation
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, shared_data, tiny_llama):
+    """Splits, two weak runs (seeds 0 and 1 of the tiny model stand in for two weak models), their mappings."""
+    root = tmp_path_factory.mktemp("strong_gen")
+    splits = root / "splits"
+    write_generation_splits(GenerationSplitConfig(str(shared_data / "slurp" / "devel.jsonl"),
+                                                  str(shared_data / "slurp" / "test.jsonl"),
+                                                  {"weak_train": 8, "strong_train": 6, "test": 4}, 0), splits)
+    weak = {}
+    for seed in (0, 1):
+        cfg = WeakGenerationConfig(model_name=f"w{seed}", model_spec={"path": tiny_llama}, seed=seed, prompt="short",
+                                   epochs=1, batch_size=4, lr=1e-3, val_fraction=0.25, train_layers="all", beams=3,
+                                   max_new_tokens=6)
+        out = root / f"w{seed}"
+        run_weak_generation(cfg, tiny_llama, splits, out / "h.parquet", out / "m.json", out / "model")
+        map_hypotheses(MappingConfig("tiny", {"path": tiny_llama}, "short", "confidence"), tiny_llama, splits,
+                       out / "h.parquet", out / "mapped.parquet")
+        weak[seed] = out
+    return root, splits, weak
+
+
+def test_mapping_keeps_each_hypothesis_probability(pipeline):
+    _, _, weak = pipeline
+    for out in weak.values():
+        hyps = pd.read_parquet(out / "h.parquet").query("split == 'strong_train'").set_index("id")
+        mapped = pd.read_parquet(out / "mapped.parquet")
+        assert list(mapped.columns) == [f.name for f in schemas.MAPPED_HYPOTHESES]
+        for row in mapped.itertuples():
+            assert "".join(row.strong_tokens) == row.text == hyps.loc[row.id, "text"]
+            assert len(row.strong_token_ids) == len(row.target_logprobs) == len(row.strong_confidence)
+            # Eqns 6-7 only move probability between the pieces of a word: the total is kept
+            assert np.sum(row.target_logprobs) == pytest.approx(np.sum(hyps.loc[row.id, "token_logprobs"]), abs=1e-4)
+            assert np.all((np.asarray(row.strong_confidence) > 0) & (np.asarray(row.strong_confidence) <= 1))
+
+
+def test_joint_decoding_picks_the_best_weighted_probability(pipeline, tmp_path):
+    _, splits, weak = pipeline
+    cfg = JointDecodingConfig(members=["w0", "w1"], weights=[0.3, 0.7], prompt="short", beams=2)
+    joint_decode(cfg, splits, [str(weak[s] / "h.parquet") for s in (0, 1)], [str(weak[s] / "model") for s in (0, 1)],
+                 tmp_path / "joint.parquet")
+    joint = pd.read_parquet(tmp_path / "joint.parquet")
+    hyps = [pd.read_parquet(weak[s] / "h.parquet").query("split == 'strong_train'").set_index("id") for s in (0, 1)]
+    strong_train = pd.read_parquet(splits / "strong_train.parquet").set_index("id")
+    model, tokenizer = load_causal(str(weak[1] / "model"))
+    for row in joint.itertuples():
+        expected = list(dict.fromkeys(list(hyps[0].loc[row.id, "nbest"][:2]) + list(hyps[1].loc[row.id, "nbest"][:2])))
+        assert list(row.candidates) == expected
+        member = np.stack(row.member_logprobs).astype(float)
+        score = np.log(0.3 * np.exp(member[0]) + 0.7 * np.exp(member[1]))
+        np.testing.assert_allclose(row.scores, score, rtol=1e-4, atol=1e-4)
+        assert row.chosen == row.candidates[int(np.argmax(score))]
+    # the second member's score of the first candidate, recomputed by hand, one example alone
+    row = joint.iloc[0]
+    prompt = render_prompt(PROMPTS["short"], strong_train.loc[row.id, "sentence"])
+    ids, start = encode_pairs(tokenizer, [prompt], [row.candidates[0]])[0]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].double(), dim=-1)
+    by_hand = sum(logp[t - 1, ids[t]].item() for t in range(start, len(ids)))
+    assert row.member_logprobs[1][0] == pytest.approx(by_hand, abs=1e-3)
+    assert pooled_candidates([["a", "b", "c"], ["b", "d"]], 2) == ["a", "b", "d"]
+
+
+def test_dynamic_weights_are_a_softmax_of_weak_confidence():
+    conf = np.array([[-0.1, -2.0], [-1.0, -1.0]])
+    expected = np.exp(conf) / np.exp(conf).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(member_weights("dynamic", [], conf), expected, rtol=1e-12)
+    np.testing.assert_allclose(member_weights("average", [1, 1], conf), 0.5)
+    np.testing.assert_allclose(member_weights("fixed", [1, 3], conf), [[0.25, 0.75]] * 2)
+
+
+def test_soft_target_kinds():
+    logits = torch.randn(3, 7)
+    ids = torch.tensor([1, 4, 6])
+    logp = torch.log(torch.tensor([0.9, 0.5, 1e-9]))
+    full = soft_targets(logits, ids, logp, "full", 1e-4)
+    torch.testing.assert_close(full.sum(dim=-1), torch.ones(3))
+    torch.testing.assert_close(full[torch.arange(3), ids], torch.tensor([0.9, 0.5, 1e-4]))
+    target = soft_targets(logits, ids, logp, "target", 1e-4)
+    assert (target > 0).sum() == 3
+    torch.testing.assert_close(target[torch.arange(3), ids], torch.tensor([0.9, 0.5, 1e-4]))
+    onehot = soft_targets(logits, ids, logp, "onehot", 1e-4)
+    torch.testing.assert_close(onehot, torch.nn.functional.one_hot(ids, 7).float())
+
+
+def test_sequence_loss_is_per_sequence_cross_entropy_at_any_batch_size(tiny_llama):
+    model, tokenizer = load_causal(tiny_llama)
+    model.eval()
+    items = encode_pairs(tokenizer, ["set an alarm", "what time is it in a long prompt here", "hi"],
+                         ['{"time": "seven"}', "{}", '{"date": "today", "place_name": "paris"}'])
+    sequences = [(ids, start, None) for ids, start in items]
+    cfg = LossConfig(kind="ce")
+    soft = {"kind": "onehot", "min_prob": 1e-4}
+    with torch.no_grad():
+        batched = sequence_losses(model, tokenizer, sequences, 0.0, cfg, soft)
+        for row, (ids, start) in enumerate(items):
+            logits = model(torch.tensor([ids])).logits[0]
+            alone = torch.nn.functional.cross_entropy(logits[start - 1:-1], torch.tensor(ids[start:]))
+            assert batched[row].item() == pytest.approx(alone.item(), rel=1e-5)
+        # soft labels with all mass on the target are the one-hot case
+        sure = [(ids, start, np.zeros(len(ids) - start - 1)) for ids, start in items]
+        full = sequence_losses(model, tokenizer, sure, 0.0, cfg, {"kind": "full", "min_prob": 1e-4})
+        torch.testing.assert_close(full, batched, rtol=1e-5, atol=1e-6)
+        edl = sequence_losses(model, tokenizer, sequences, 0.5, LossConfig(kind="edl", kl_weight=1e-4), soft)
+        assert torch.isfinite(edl).all() and (edl > 0).all()
+
+
+@pytest.mark.parametrize("method", ["ceiling", "single", "naive", "jointdecoding", "bayesian"])
+def test_strong_generation_methods(pipeline, tiny_llama, method, tmp_path):
+    root, splits, weak = pipeline
+    members = {"ceiling": [], "single": ["w0"], "jointdecoding": ["w0", "w1"]}.get(method, ["w0", "w1"])
+    multi = method in ("naive", "bayesian")
+    joint = None
+    if method == "jointdecoding":
+        joint = tmp_path / "joint.parquet"
+        joint_decode(JointDecodingConfig(["w0", "w1"], [0.5, 0.5], "short", 2), splits,
+                     [str(weak[s] / "h.parquet") for s in (0, 1)], [str(weak[s] / "model") for s in (0, 1)], joint)
+    loss = {"kind": "edl" if method == "bayesian" else "ce", "aux": method == "bayesian", "balanced_threshold": False,
+            "gamma_max": 0.2, "warmup_frac": 0.25, "kl_weight": 1e-4}
+    cfg = StrongGenerationConfig(model_name="tiny", model_spec={"path": tiny_llama}, seed=0, prompt="short",
+                                 method=method, members=members, weighting="dynamic" if multi else "average",
+                                 weights=[0.5, 0.5] if multi else [1.0], loss=loss,
+                                 soft_labels={"kind": "full", "min_prob": 1e-4}, epochs=1, batch_size=4, lr=1e-3,
+                                 train_layers="all", decoding={"beams": 1, "max_new_tokens": 6},
+                                 engine={"backend": "plain"})
+    mapped = [str(weak[0 if m == "w0" else 1] / "mapped.parquet") for m in members] if method in ("single", "naive", "bayesian") else []
+    gold = str(splits / "strong_train_gold.parquet") if method == "ceiling" else None
+    metrics = run_strong_generation(cfg, tiny_llama, splits, mapped, joint and str(joint), gold,
+                                    tmp_path / "g.parquet", tmp_path / "m.json", tmp_path / "model" if method == "bayesian" else None)
+    generations = pd.read_parquet(tmp_path / "g.parquet")
+    assert list(generations.columns) == [f.name for f in schemas.GENERATIONS] and len(generations) == 4
+    assert metrics["invalid_json"] == int((~generations["valid_json"]).sum())
+    assert json.loads((tmp_path / "m.json").read_text())["method"] == method
+    assert (tmp_path / "model").exists() == (method == "bayesian")
+    assert not list(tmp_path.glob(".resume-*"))  # a finished run leaves no checkpoint

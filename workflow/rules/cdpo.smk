@@ -1,0 +1,44 @@
+rule cdpo:
+    """cDPO (Section 4.2): the weak ensemble ranks the strong model's candidates; conservative DPO on the pairs."""
+    input:
+        unpack(cdpo_inputs),
+    output:
+        pairs="results/generation/cdpo/{ensemble}/seed{seed}/pairs.parquet",
+        metrics="results/generation/cdpo/{ensemble}/seed{seed}/metrics.json",
+    params:
+        slice=cdpo_params,
+        code=code_version("ws2s.train.cdpo_stage", "ws2s.cdpo"),
+    log:
+        "results/logs/cdpo/{ensemble}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/cdpo/{ensemble}/seed{seed}.tsv"
+    threads: job_threads("strong")
+    resources:
+        **job_resources("strong"),
+    conda:
+        "../../envs/ws2s-train.yaml"
+    shell:
+        "WS2S_THREADS={threads} ws2s cdpo --params {params.slice:q} --start-model {input.start_model} "
+        "--weak-models {input.weak_models} --split-dir results/generation/splits "
+        "--out-pairs {output.pairs} --out-metrics {output.metrics} > {log} 2>&1"
+
+
+rule table5:
+    """Table 5: SLU-F1 and PGR of the strong model before and after cDPO, per seed and on average."""
+    input:
+        cdpo=cdpo_metrics(),
+        weak=cdpo_weak_metrics(),
+        ceiling=cdpo_ceiling_metrics(),
+    output:
+        csv=report("results/tables/table5.csv", caption="../report/table5.rst", category="Tables"),
+        md="results/tables/table5.md",
+    params:
+        slice=table_params("table5"),
+        code=code_version("ws2s.tables"),
+    log:
+        "results/logs/tables/table5.log",
+    conda:
+        "../../envs/ws2s-data.yaml"
+    shell:
+        "ws2s table5 --params {params.slice:q} --out-stem results/tables/table5 --cdpo {input.cdpo} "
+        "--weak {input.weak} --ceiling {input.ceiling} > {log} 2>&1"

@@ -1,0 +1,186 @@
+"""The strong stage of the generation track: every Weak(S)-to-Strong method on SLURP.
+
+| method        | sequences per utterance                       | targets per position  | loss                  |
+| ------------- | --------------------------------------------- | --------------------- | --------------------- |
+| ceiling       | the gold target (the only reader of it)       | one-hot               | cross-entropy         |
+| single        | one weak model's hypothesis                   | Stage 3 soft labels   | cross-entropy (Eqn 1) |
+| naive         | each member's hypothesis, weights λ_i         | Stage 3 soft labels   | Σ λ_i CE (Eqn 11)     |
+| jointdecoding | the pooled beam the ensemble scores highest   | one-hot               | cross-entropy         |
+| bayesian      | each member's hypothesis, weights λ_i         | Stage 3 soft labels   | Σ λ_i EDL (Eqns 4-5)  |
+
+A loss is taken per target position over the vocabulary, averaged over a sequence's
+positions (EOS included, its target one-hot: no weak model scored the end of its text),
+then weighted by λ and averaged over utterances. The auxiliary term's targets are the
+strong model's own argmax at each position (Burns et al.; a class-balanced threshold has
+no meaning over a vocabulary).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from ws2s import schemas
+from ws2s.config import StrongGenerationConfig
+from ws2s.data.slurp import PROMPTS, parse_slots, render_prompt
+from ws2s.errors import Ws2sError
+from ws2s.io import read_parquet, write_json, write_parquet
+from ws2s.losses import LossConfig, aux_weight, edl_loss, soft_cross_entropy
+from ws2s.mapping import soft_label_rows
+from ws2s.models import save_checkpoint
+from ws2s.train.classify import freeze_for, seed_everything
+from ws2s.train.engine import EngineConfig, checkpoint_dir_for, train_loop
+from ws2s.train.generate import decode, load_causal, target_logits
+from ws2s.train.weak_generation import GENERATION_BATCH_SIZE, UTTERANCE_COLUMNS, slu_scores
+
+# A training sequence: token ids of prompt + target + EOS, where the target starts, and the
+# target log-probability of each target position (None: one-hot targets).
+Sequence = tuple[list[int], int, np.ndarray | None]
+
+
+def member_weights(weighting: str, fixed: list[float], weak_mean_logprobs: np.ndarray) -> np.ndarray:
+    """λ [B, N] per utterance: the configured weights, or (dynamic) a softmax over the members
+    of each hypothesis's mean token log-probability, the weak models' own confidence."""
+    if weighting == "dynamic":
+        return torch.softmax(torch.as_tensor(weak_mean_logprobs, dtype=torch.float64), dim=-1).numpy()
+    weights = np.asarray(fixed, dtype=np.float64)
+    return np.broadcast_to(weights / weights.sum(), weak_mean_logprobs.shape).copy()
+
+
+def soft_targets(logits: torch.Tensor, target_ids: torch.Tensor, target_logprobs: torch.Tensor | None,
+                 kind: str, min_prob: float) -> torch.Tensor:
+    """[P, V] targets at P positions: Stage 3 rows (full), P(s_i) alone (target) or one-hot."""
+    if target_logprobs is None or kind == "onehot":
+        return F.one_hot(target_ids, logits.shape[-1]).float()
+    if kind == "full":
+        return soft_label_rows(torch.softmax(logits.detach().float(), dim=-1), target_ids, target_logprobs, min_prob)
+    rows = torch.zeros(logits.shape, dtype=torch.float32)
+    rows[torch.arange(len(target_ids)), target_ids] = torch.exp(target_logprobs.float()).clamp(min_prob, 1.0)
+    return rows
+
+
+def position_loss(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, cfg: LossConfig) -> torch.Tensor:
+    """Per-position loss [P]: cross-entropy or EDL, plus the auxiliary term when configured."""
+    def loss_fn(y):
+        if cfg.kind == "edl":
+            return edl_loss(logits, y, step_frac, cfg.activation, cfg.kl_weight)
+        return soft_cross_entropy(logits, y)
+
+    loss = loss_fn(targets)
+    if cfg.aux:
+        gamma = aux_weight(step_frac, cfg.gamma_max, cfg.warmup_frac)
+        own = F.one_hot(logits.detach().argmax(dim=-1), logits.shape[-1]).float()
+        loss = (1 - gamma) * loss + gamma * loss_fn(own)
+    return loss
+
+
+def sequence_losses(model, tokenizer, sequences: list[Sequence], step_frac: float, cfg: LossConfig,
+                    soft_cfg: dict) -> torch.Tensor:
+    """Each sequence's mean per-position loss [B], from one forward pass."""
+    logits, target = target_logits(model, tokenizer, [(ids, start) for ids, start, _ in sequences])
+    real = target != -100
+    logprobs = None
+    if all(lp is not None for _, _, lp in sequences):
+        # targets are right-aligned (left padding), so are their log-probs; EOS gets 0 (P = 1)
+        logprobs = torch.zeros(target.shape, dtype=torch.float64)
+        for row, (_, _, lp) in enumerate(sequences):
+            logprobs[row, target.shape[1] - len(lp) - 1:target.shape[1] - 1] = torch.as_tensor(lp, dtype=torch.float64)
+        logprobs = logprobs[real]
+    z = logits[real]
+    per_position = position_loss(z, soft_targets(z, target[real], logprobs, soft_cfg["kind"], soft_cfg["min_prob"]),
+                                 step_frac, cfg)
+    rows = real.nonzero()[:, 0]
+    totals = torch.zeros(len(sequences), dtype=per_position.dtype).index_add(0, rows, per_position)
+    return totals / real.sum(dim=-1).clamp_min(1)
+
+
+# ---- the training data of each method ----------------------------------------------------
+
+
+def _aligned(frame: pd.DataFrame, ids: pd.Series, path: str) -> pd.DataFrame:
+    indexed = frame.set_index("id")
+    missing = ids[~ids.isin(indexed.index)]
+    if len(missing):
+        raise Ws2sError(f"{path}: no row for id {missing.iloc[0]} ({len(missing)} ids missing)")
+    return indexed.loc[ids]
+
+
+def build_sequences(cfg: StrongGenerationConfig, tokenizer, strong_train: pd.DataFrame, mapped_files: list[str],
+                    joint_file: str | None, gold_file: str | None) -> tuple[list[list[Sequence]], np.ndarray]:
+    """Per member (or the one target of ceiling / Joint Decoding), each utterance's sequence; and λ [B, N]."""
+    ids = strong_train["id"]
+    prompts = [tokenizer(render_prompt(PROMPTS[cfg.prompt], s), add_special_tokens=True)["input_ids"]
+               for s in strong_train["sentence"]]
+    eos = [tokenizer.eos_token_id]
+
+    def from_texts(texts):
+        targets = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [(p + t + eos, len(p), None) for p, t in zip(prompts, targets)]
+
+    if cfg.method == "ceiling":
+        gold = _aligned(read_parquet(gold_file, ["id", "target"]), ids, gold_file)
+        return [from_texts(gold["target"])], np.ones((len(ids), 1))
+    if cfg.method == "jointdecoding":
+        joint = _aligned(read_parquet(joint_file, ["id", "chosen"]), ids, joint_file)
+        return [from_texts(joint["chosen"])], np.ones((len(ids), 1))
+    members, confidence = [], []
+    for path in mapped_files:
+        mapped = _aligned(read_parquet(path, [f.name for f in schemas.MAPPED_HYPOTHESES]), ids, path)
+        members.append([(p + list(t) + eos, len(p), np.asarray(lp, dtype=np.float64))
+                        for p, t, lp in zip(prompts, mapped["strong_token_ids"], mapped["target_logprobs"])])
+        confidence.append(mapped["weak_mean_logprob"].to_numpy(dtype=np.float64))
+    return members, member_weights(cfg.weighting, cfg.weights, np.stack(confidence, axis=1))
+
+
+# ---- one strong run ----------------------------------------------------------------------
+
+
+def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_dir: str | Path,
+                          mapped_files: list[str], joint_file: str | None, gold_file: str | None,
+                          out_generations: str | Path, out_metrics: str | Path, out_model: str | Path | None) -> dict:
+    split_dir = Path(split_dir)
+    # strong_train.parquet has sentences only: the gold targets are handed to the ceiling alone.
+    strong_train = read_parquet(split_dir / "strong_train.parquet", ["id", "sentence"])
+    test = read_parquet(split_dir / "test.parquet", UTTERANCE_COLUMNS)
+    loss_cfg = LossConfig(**cfg.loss)
+
+    generator = seed_everything(cfg.seed)
+    model, tokenizer = load_causal(model_path)
+    freeze_for(model, cfg.train_layers)
+    members, weights = build_sequences(cfg, tokenizer, strong_train, mapped_files, joint_file, gold_file)
+    weights_t = torch.as_tensor(weights, dtype=torch.float32)
+
+    def loss_for_batch(indices: list[int], step_frac: float) -> torch.Tensor:
+        per_member = torch.stack([
+            sequence_losses(model, tokenizer, [member[i] for i in indices], step_frac, loss_cfg, cfg.soft_labels)
+            for member in members], dim=-1)
+        return (per_member * weights_t[indices]).sum(dim=-1).mean()
+
+    result = train_loop([model], loss_for_batch, len(strong_train), epochs=cfg.epochs, batch_size=cfg.batch_size,
+                        lr=cfg.lr, generator=generator, optimizer="adamw", schedule="linear",
+                        engine=EngineConfig.from_params(cfg.engine), checkpoint_dir=checkpoint_dir_for(out_metrics),
+                        run_key=json.dumps(cfg.__dict__, sort_keys=True, default=str),
+                        desc=f"{cfg.method} seed {cfg.seed}")
+
+    prompts = [render_prompt(PROMPTS[cfg.prompt], s) for s in test["sentence"]]
+    texts = decode(model, tokenizer, prompts, beams=cfg.decoding["beams"],
+                   max_new_tokens=cfg.decoding["max_new_tokens"], batch_size=GENERATION_BATCH_SIZE)
+    metrics = {
+        "method": cfg.method, "members": cfg.members, "weighting": cfg.weighting, "weights": cfg.weights,
+        "aux": loss_cfg.aux, "soft_labels": cfg.soft_labels["kind"], "seed": cfg.seed, "model": cfg.model_name,
+        "role": "strong", **slu_scores(test, texts),
+        "params": sum(p.numel() for p in model.parameters()),
+        "train_seconds": round(result.seconds, 1), "final_train_loss": float(np.mean(result.losses[-5:])),
+    }
+    generations = pd.DataFrame({"id": test["id"].to_numpy(), "text": texts,
+                                "valid_json": [parse_slots(t) is not None for t in texts]})
+    if out_model:
+        save_checkpoint(model, tokenizer, Path(out_model))
+    write_parquet(generations, out_generations, schemas.GENERATIONS)
+    write_json(metrics, out_metrics)
+    return metrics
