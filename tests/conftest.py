@@ -1,5 +1,7 @@
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,7 +78,34 @@ def tiny_llama(tmp_path_factory, tokenizers) -> str:
 
 def copy_repo(dest: Path) -> Path:
     """The workflow files of this checkout, for Snakemake runs in a scratch folder."""
-    for name in ("Snakefile", "config.yaml", "workflow", "envs"):
+    for name in ("Snakefile", "config.yaml", "workflow", "envs", "slurm"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
     return dest
+
+
+def snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`snakemake all ARGS` in `workdir`, offline."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "snakemake", "all", *args], cwd=workdir, capture_output=True,
+                          text=True, env=env)
+
+
+SMOKE = ("--configfile", "workflow/configs/smoke.yaml", "data.yaml")
+
+
+def write_data_overlay(workdir: Path, shared_data: Path) -> None:
+    """data.yaml: the smoke config's data paths made absolute, for a scratch copy of the repo."""
+    (workdir / "data.yaml").write_text(
+        f"data: {{cosmosqa: {{source: {shared_data}/cosmosqa/valid.csv}}, "
+        f"slurp: {{train: {shared_data}/slurp/devel.jsonl, test: {shared_data}/slurp/test.jsonl}}}}\n")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, shared_data):
+    """The smoke config run once through Snakemake (local executor) in a scratch copy of the workflow."""
+    workdir = copy_repo(tmp_path_factory.mktemp("smoke"))
+    write_data_overlay(workdir, shared_data)
+    run = snakemake(workdir, "--cores", "2", *SMOKE)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return workdir

@@ -122,6 +122,16 @@ def test_periodic_checkpoints_and_a_checkpoint_of_another_run_is_not_resumed(tmp
                                       generator=torch.Generator().manual_seed(1), desc="fresh").losses
 
 
+def test_checkpoints_by_time(tmp_path):
+    ckpt, seen = tmp_path / "ckpt", []
+    model, x, y = _problem()
+    hook = lambda idx: seen.append((ckpt / "state.pt").exists())  # noqa: E731
+    train_loop([model], _loss(model, x, y, hook), N, epochs=1, batch_size=BATCH, lr=LR,
+               generator=torch.Generator().manual_seed(1), checkpoint_dir=ckpt, checkpoint_minutes=1e-9)
+    assert seen == [False, True, True, True, True]  # saved after every step but the last
+    assert not ckpt.exists()
+
+
 def test_free_ports_differ_from_ports_in_use(monkeypatch):
     held = []
     for _ in range(5):

@@ -165,7 +165,7 @@ def test_adding_a_seed_reruns_no_finished_job(smoke_run):
 def test_only_the_ceiling_is_handed_gold(workdir):
     run = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", "workflow/configs/smoke.yaml")
     assert run.returncode == 0, run.stderr
-    commands = [line for line in run.stdout.splitlines() if "ws2s strong-classify" in line]
+    commands = [line for line in run.stdout.splitlines() if "strong-classify --params" in line]
     assert commands
     for command in commands:
         is_ceiling = '"method":"ceiling"' in command

@@ -111,8 +111,8 @@ def token_forward(model: nn.Module, tokenizer, features: list[dict]) -> Forward:
 
 def fit(forward: Forward, modules: Sequence[nn.Module], targets: torch.Tensor, weights: torch.Tensor,
         loss_cfg: LossConfig, *, epochs: int, batch_size: int, lr: float, generator: torch.Generator,
-        desc: str, engine: EngineConfig = PLAIN, checkpoint_dir: Path | None = None, checkpoint_every: int = 0,
-        run_key: str = "") -> FitResult:
+        desc: str, engine: EngineConfig = PLAIN, checkpoint_dir: Path | None = None,
+        checkpoint_minutes: float = 0.0, run_key: str = "") -> FitResult:
     """Minimise `weak_ensemble_loss` over `targets` [B, N, K] with Adam and a cosine schedule."""
 
     def loss_for_batch(idx: list[int], step_frac: float) -> torch.Tensor:
@@ -122,7 +122,8 @@ def fit(forward: Forward, modules: Sequence[nn.Module], targets: torch.Tensor, w
 
     return train_loop(modules, loss_for_batch, len(targets), epochs=epochs, batch_size=batch_size, lr=lr,
                       generator=generator, optimizer="adam", schedule="cosine", engine=engine,
-                      checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, desc=desc, run_key=run_key)
+                      checkpoint_dir=checkpoint_dir, checkpoint_minutes=checkpoint_minutes, desc=desc,
+                      run_key=run_key)
 
 
 @torch.no_grad()

@@ -197,6 +197,9 @@ class _Plain:
     def autocast(self):
         return contextlib.nullcontext()
 
+    def finish(self) -> None:
+        pass
+
 
 class _DeepSpeed:
     def __init__(self, modules: Sequence[nn.Module], optimizer, schedule_fn, engine: EngineConfig, batch_size: int):
@@ -233,6 +236,11 @@ class _DeepSpeed:
             return torch.autocast(device().type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def finish(self) -> None:
+        # DeepSpeed cast the modules to bf16 in place; the stage predicts with fp32 inputs.
+        if self.bf16:
+            self.engine.module.float()
+
 
 # ---- SIGTERM ---------------------------------------------------------------------------
 
@@ -265,13 +273,13 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _any_rank(flag: bool) -> bool:
-    """True if any rank saw SIGTERM, so that all of them save at the same step."""
+def _any_rank(*flags: bool) -> list[bool]:
+    """Each flag, true if true on any rank: all ranks save (a collective) at the same step."""
     if world_size() == 1 or not torch.distributed.is_initialized():
-        return flag
-    value = torch.tensor([int(flag)], device=device() if torch.distributed.get_backend() == "nccl" else "cpu")
+        return list(flags)
+    value = torch.tensor([int(f) for f in flags], device=device() if torch.distributed.get_backend() == "nccl" else "cpu")
     torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
-    return bool(value.item())
+    return [bool(v) for v in value.tolist()]
 
 
 def _rng_state() -> dict:
@@ -316,10 +324,13 @@ def _resume(runner, folder: Path | None, key: str) -> dict | None:
 def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_examples: int, *, epochs: int,
                batch_size: int, lr: float, generator: torch.Generator, optimizer: str = "adam",
                schedule: str = "cosine", engine: EngineConfig = PLAIN, checkpoint_dir: Path | None = None,
-               checkpoint_every: int = 0, desc: str = "train", run_key: str = "") -> FitResult:
+               checkpoint_every: int = 0, checkpoint_minutes: float = 0.0, desc: str = "train",
+               run_key: str = "") -> FitResult:
     """Minimise `loss_for_batch` over `n_examples` examples; no warm-up, one schedule step per batch.
 
-    `checkpoint_every` > 0 also saves every that many steps (0: only on SIGTERM).
+    Besides the save on SIGTERM, `checkpoint_every` > 0 saves every that many steps and
+    `checkpoint_minutes` > 0 at the first step boundary that many minutes after the last
+    save: bounds the work a SIGKILL loses whatever a step costs.
     `run_key` names what else the run depends on (e.g. the stage's params): a checkpoint
     of another key, or of other loop settings, is discarded rather than resumed.
     Under several processes each takes its share of every batch (data parallel).
@@ -357,7 +368,7 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
                 tmp.write_text(json.dumps({"key": key, "settings": settings}, indent=1))
         runner.save(checkpoint_dir, {"key": key, "step": step, "losses": losses, "rng": _rng_state()})
 
-    began = time.time()
+    began = last_save = time.time()
     shard = slice(rank(), None, world_size())
     with _sigterm_flag() as sigterm, tqdm(total=total, initial=start, desc=desc, mininterval=5) as bar:
         for epoch in range(epochs):
@@ -374,13 +385,16 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
                 bar.update()
                 done = step + 1
-                stop = _any_rank(sigterm[0])
+                due = checkpoint_minutes > 0 and time.time() - last_save >= 60 * checkpoint_minutes
+                stop, due = _any_rank(sigterm[0], due)
                 if checkpoint_dir is not None and done < total and (
-                        stop or (checkpoint_every and done % checkpoint_every == 0)):
+                        stop or due or (checkpoint_every and done % checkpoint_every == 0)):
                     save(done)
+                    last_save = time.time()
                 if stop:
                     where = f"checkpoint in {checkpoint_dir}" if checkpoint_dir is not None else "no checkpoint dir"
                     raise Interrupted(f"{desc}: SIGTERM; stopped after step {done}/{total} ({where}); rerun to resume")
+    runner.finish()
     if checkpoint_dir is not None and is_main_process():
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return FitResult(losses, time.time() - began)

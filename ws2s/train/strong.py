@@ -18,7 +18,6 @@ from its checkpoint (`ws2s.train.engine`).
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -39,8 +38,9 @@ from ws2s.train.classify import (NUM_CLASSES, encode, fit, freeze_for, load_clas
 from ws2s.train.engine import EngineConfig, checkpoint_dir_for, is_main_process
 from ws2s.train.weak import PAIR_COLUMNS, probs_frame
 
-# Periodic checkpoints besides the one SIGTERM triggers: bounds the work lost to a SIGKILL.
-CHECKPOINTS_PER_RUN = 10
+# Periodic checkpoints besides the one SIGTERM triggers bound the work a SIGKILL loses; by
+# time, since a 7B ZeRO checkpoint (weights and fp32 optimizer state) is about 100 GB.
+CHECKPOINT_MINUTES = 30
 
 LOSS_KIND = {"ceiling": "ce", "single": "ce", "naive": "ce", "flyingsquid": "ce", "bayesian": "edl"}
 
@@ -127,12 +127,11 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
         train_forward = token_forward(model, tokenizer, encode(tokenizer, strong_train, cfg.max_length))
         test_forward = token_forward(model, tokenizer, encode(tokenizer, test, cfg.max_length))
 
-    steps = math.ceil(len(targets) / cfg.batch_size) * cfg.epochs
     result = fit(train_forward, modules, targets, weights, loss_cfg, epochs=cfg.epochs,
                  batch_size=cfg.batch_size, lr=cfg.lr, generator=generator,
                  desc=f"{cfg.method} seed {cfg.seed}", engine=EngineConfig.from_params(cfg.engine),
                  checkpoint_dir=checkpoint_dir_for(out_metrics),
-                 checkpoint_every=math.ceil(steps / CHECKPOINTS_PER_RUN),
+                 checkpoint_minutes=CHECKPOINT_MINUTES,
                  run_key=_run_key(cfg, model_path, targets, train_x if cfg.train_layers == 0 else None))
     if not is_main_process():
         return {}
