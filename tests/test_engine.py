@@ -183,37 +183,59 @@ def test_deepspeed_config_from_template_and_engine_values():
 
 
 DEEPSPEED_SCRIPT = """
-import json, sys, torch
+import json, os, signal, sys
+from pathlib import Path
+import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 from ws2s.train.engine import EngineConfig, train_loop
 
-def run(engine):
+def run(engine, checkpoint_dir=None, sigterm_at=0):
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
                                          num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32))
     ids = torch.randint(0, 64, (12, 10), generator=torch.Generator().manual_seed(3))
-    loss = lambda idx, frac: model(input_ids=ids[idx], labels=ids[idx]).loss
-    return train_loop([model], loss, 12, epochs=2, batch_size=4, lr=1e-3, generator=torch.Generator().manual_seed(1),
-                      optimizer="adamw", schedule="linear", engine=engine, desc=engine.backend).losses
+    calls = []
 
-plain = run(EngineConfig())
-ds = run(EngineConfig(backend="deepspeed", zero_stage=2, bf16=False, config=sys.argv[1]))
-print(json.dumps({"plain": plain, "deepspeed": ds}))
+    def loss(idx, frac):
+        calls.append(1)
+        if len(calls) == sigterm_at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return model(input_ids=ids[idx], labels=ids[idx]).loss
+
+    return train_loop([model], loss, 12, epochs=2, batch_size=4, lr=1e-3, generator=torch.Generator().manual_seed(1),
+                      optimizer="adamw", schedule="linear", engine=engine, checkpoint_dir=checkpoint_dir,
+                      desc=engine.backend).losses
+
+ds = EngineConfig(backend="deepspeed", zero_stage=2, bf16=False, config=sys.argv[1])
+ckpt = Path(sys.argv[2])
+out = {"plain": run(EngineConfig()), "deepspeed": run(ds)}
+try:
+    run(ds, ckpt, sigterm_at=4)
+except SystemExit as exit:
+    out["killed"] = [exit.code, sorted(p.name for p in ckpt.iterdir())]
+out["resumed"] = run(ds, ckpt)
+out["left"] = ckpt.exists()
+print(json.dumps(out))
 """
 
 
 @pytest.mark.deepspeed_jit
 def test_deepspeed_zero2_on_the_cpu_matches_the_plain_loop(tmp_path):
-    """ZeRO-2, gloo, one process, fp32: the same losses as plain PyTorch to 1e-5.
+    """ZeRO-2, gloo, one process, fp32: the same losses as plain PyTorch to 1e-5, also
+    when killed by SIGTERM after step 4 of 6 and resumed from DeepSpeed's checkpoint.
 
     THE ONLY TEST THAT STARTS DEEPSPEED: its first run JIT-builds DeepSpeed's shm
     communication op (minutes; cached in ~/.cache/torch_extensions afterwards).
     """
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_PORT", "LOCAL_RANK")}
-    run = subprocess.run([sys.executable, "-c", DEEPSPEED_SCRIPT, str(ROOT / "workflow/deepspeed/zero2.json")],
+    run = subprocess.run([sys.executable, "-c", DEEPSPEED_SCRIPT, str(ROOT / "workflow/deepspeed/zero2.json"),
+                          str(tmp_path / "ckpt")],
                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=1800)
     assert run.returncode == 0, run.stderr[-3000:]
     losses = json.loads(run.stdout.strip().splitlines()[-1])
     assert len(losses["deepspeed"]) == len(losses["plain"]) == 6
     assert losses["deepspeed"] == pytest.approx(losses["plain"], abs=1e-5)
     assert losses["plain"][-1] != losses["plain"][0]  # it trained
+    code, saved = losses["killed"]
+    assert code == 128 + signal.SIGTERM and {"latest", "run.json", "step4"} <= set(saved)
+    assert losses["resumed"] == pytest.approx(losses["plain"], abs=1e-5) and not losses["left"]

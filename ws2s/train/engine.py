@@ -391,7 +391,7 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
                         stop or due or (checkpoint_every and done % checkpoint_every == 0)):
                     save(done)
                     last_save = time.time()
-                if stop:
+                if stop and done < total:  # at the last step, finishing is quicker than resuming
                     where = f"checkpoint in {checkpoint_dir}" if checkpoint_dir is not None else "no checkpoint dir"
                     raise Interrupted(f"{desc}: SIGTERM; stopped after step {done}/{total} ({where}); rerun to resume")
     runner.finish()
