@@ -98,7 +98,7 @@ def test_every_job_went_through_sbatch_with_its_kind_of_resources(slurm_run):
         by_rule.setdefault(rule, []).append(job)
     assert len(by_rule["strong_classify"]) == 1 + 2 * (3 + 3)  # ceiling + (3 single + 3 ws3 methods) x aux
     assert {"classification_splits", "weak_classify", "strong_features", "table1", "table7"} <= set(by_rule)
-    assert all(job["JobState"] == "COMPLETED" for job in jobs)
+    assert all(job["JobState"] == "COMPLETED" and job["Requeue"] == "1" for job in jobs)  # requeue on preemption
     # GPU rule: the GPU partition, one GPU, the config's memory, CPUs and runtime.
     for job in by_rule["strong_classify"]:
         assert job["Partition"] == "gpu" and job.get("TresPerJob") == "gres:gpu:1"
