@@ -154,3 +154,22 @@ def test_strong_generation_methods(pipeline, tiny_llama, method, tmp_path):
     assert json.loads((tmp_path / "m.json").read_text())["method"] == method
     assert (tmp_path / "model").exists() == (method == "bayesian")
     assert not list(tmp_path.glob(".resume-*"))  # a finished run leaves no checkpoint
+
+
+def test_inspect_shows_the_strong_tokenizer_mapping_beside_the_generations(pipeline, tmp_path):
+    import shutil
+
+    from ws2s.inspect import inspect
+
+    _, _, weak = pipeline
+    weak_dir = tmp_path / "results/generation/weak/w0/seed0"
+    weak_dir.mkdir(parents=True)
+    shutil.copy(weak[0] / "h.parquet", weak_dir / "hypotheses.parquet")
+    mapped = tmp_path / "results/generation/mapped/w0/seed0.parquet"
+    mapped.parent.mkdir(parents=True)
+    shutil.copy(weak[0] / "mapped.parquet", mapped)
+    first = pd.read_parquet(mapped).iloc[0]
+    out = inspect(weak_dir / "hypotheses.parquet", head=1, example_id=first["id"])
+    assert "strong tokens (Eqn 7 probability under each):" in out and "C_s" in out
+    out = inspect(mapped, head=1)
+    assert out.startswith(f"{mapped}: hypotheses in the strong tokenizer") and "strong pieces sum" in out

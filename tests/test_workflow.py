@@ -4,9 +4,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import ROOT, SMOKE, copy_repo, snakemake
+from conftest import SMOKE, copy_repo, snakemake
 
 
 
@@ -103,8 +102,24 @@ def test_smoke_config_end_to_end(smoke_run):
     labels = pd.read_parquet(workdir / "results/classification/cosmosqa/weak/minilm-l3/seed0/labels.parquet")
     assert len(labels) == 64 and set(labels["split"]) == {"strong_train", "test"}
     assert (workdir / "results/logs/weak_classify/cosmosqa/minilm-l3/seed0.log").stat().st_size > 0
-    for figure in ("fig3_cosmosqa.png", "pgr_cosmosqa.png"):
+    for figure in ("fig3_cosmosqa.png", "pgr_cosmosqa.png", "fig3_slurp.png", "pgr_slurp.png"):
         assert (workdir / "results/figures" / figure).read_bytes()[:4] == b"\x89PNG"
+    # generation: Table 3 (weak models and the ceiling), Table 4, the ablations, Table 5
+    table3 = pd.read_csv(workdir / "results/tables/table3.csv")
+    assert list(table3["model"]) == ["smollm2-d2", "gemma3-d2", "smollm2-135m"]
+    table4 = pd.read_csv(workdir / "results/tables/table4.csv")
+    assert list(table4["method"]) == ["Strong ceiling (gold)", "Weak-to-Strong (smollm2-d2)", "Weak-to-Strong (gemma3-d2)",
+                                      "Naive Multi-Weak (ws2)", "Joint Decoding (ws2)", "Bayesian Multi-Weak (ws2)"]
+    for name, settings in (("table8", ["onehot", "target", "full"]), ("table9", ["average", "dynamic", "fixed"]),
+                           ("table11", ["m3", "m5", "m10"])):
+        assert list(pd.read_csv(workdir / f"results/tables/{name}.csv")["setting"]) == settings
+    assert len(pd.read_csv(workdir / "results/tables/table5.csv")) == 2  # seed 0 and the mean
+    # the Gemma weak model's hypotheses in SmolLM2's tokenizer: same text, same total log-probability
+    mapped = pd.read_parquet(workdir / "results/generation/mapped/gemma3-d2/seed0.parquet")
+    hyps = pd.read_parquet(workdir / "results/generation/weak/gemma3-d2/seed0/hypotheses.parquet").set_index("id")
+    for row in mapped.itertuples():
+        assert "".join(row.strong_tokens) == row.text == hyps.loc[row.id, "text"]
+        assert sum(row.target_logprobs) == pytest.approx(sum(hyps.loc[row.id, "token_logprobs"]), abs=1e-3)
 
 
 @pytest.mark.e2e
@@ -172,36 +187,35 @@ def test_only_the_ceiling_is_handed_gold(workdir):
         assert ("strong_train_gold.parquet" in command) == is_ceiling, command
 
 
-# ---- cDPO (Table 5) ----------------------------------------------------------------------
-
-SMOKE_HAS_GENERATION = "generation" in yaml.safe_load((ROOT / "workflow/configs/smoke.yaml").read_text()).get("tracks", [])
+# ---- generation track and cDPO ----------------------------------------------------------
 
 
-# TODO(generation smoke): runs once workflow/configs/smoke.yaml has the generation track
-# (with an ensemble and generation.cdpo pointing at it); skipped until then.
 @pytest.mark.e2e
-@pytest.mark.skipif(not SMOKE_HAS_GENERATION, reason="the smoke config has no generation track yet")
 def test_a_cdpo_beta_reruns_only_cdpo_and_table5(smoke_run):
     jobs = planned(smoke_run, "generation: {cdpo: {beta: 1.0}}")
-    assert sorted({r for r, _ in jobs}) == ["cdpo", "table5"]
-    cdpo = [w for r, w in jobs if r == "cdpo"]
-    assert len(cdpo) == 1 and cdpo[0].startswith("ensemble=") and cdpo[0].endswith("seed=0")
+    assert jobs == [("cdpo", "ensemble=ws2, seed=0"), ("table5", "")]
 
 
-CDPO_OVERLAY = ("tracks: [classification, generation]\n"
-                "generation: {ensembles: {ws2: [smollm2-l4, gemma3-l2]}, joint_decoding: {beams: 3}, cdpo: {ensemble: ws2}}\n")
+@pytest.mark.e2e
+def test_the_mapping_weighting_reruns_the_soft_label_runs_only(smoke_run):
+    jobs = planned(smoke_run, "generation: {mapping: {weighting: inverse_confidence}}")
+    rules = {r for r, _ in jobs}
+    assert [w for r, w in jobs if r == "map_hypotheses"] == ["model=gemma3-d2, seed=0", "model=smollm2-d2, seed=0"]
+    strong = [w for r, w in jobs if r.startswith("strong_generate")]
+    # single, naive and Bayesian read the mapping; the ceiling and Joint Decoding do not
+    assert strong and not any("ceiling" in w or "jointdecoding" in w for w in strong)
+    assert "weak_generate" not in rules and "joint_decode" not in rules
 
 
 def test_cdpo_jobs_follow_the_config(workdir):
-    (workdir / "gen.yaml").write_text(CDPO_OVERLAY)
-    run = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", "workflow/configs/small.yaml", "gen.yaml")
+    run = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", "workflow/configs/small.yaml")
     assert run.returncode == 0, run.stderr[-2000:]
     counts = job_counts(run.stdout)
     assert counts["cdpo"] == 2 and counts["table5"] == 1  # one per seed
     command = next(line for line in run.stdout.splitlines() if "ws2s cdpo" in line)
     assert "--start-model results/generation/strong/bayesian/ws2/aux/seed" in command
-    assert '"members":["smollm2-l4","gemma3-l2"]' in command and '"weights":[0.5,0.5]' in command
+    assert '"members":["smollm2-d6","smollm2-d4"]' in command and '"weights":[0.5,0.5]' in command
     (workdir / "off.yaml").write_text("generation: {cdpo: {enabled: false}}\n")
-    off = snakemake(workdir, "-n", "--cores", "1", "--configfile", "workflow/configs/small.yaml", "gen.yaml", "off.yaml")
+    off = snakemake(workdir, "-n", "--cores", "1", "--configfile", "workflow/configs/small.yaml", "off.yaml")
     assert off.returncode == 0, off.stderr[-2000:]
     assert "cdpo" not in job_counts(off.stdout) and "table5" not in job_counts(off.stdout)

@@ -31,6 +31,9 @@ KINDS = {
     "SLURP utterances without targets": schemas.UNLABELLED_UTTERANCES,
     "gold targets": schemas.GOLD_TARGETS,
     "weak generations": schemas.HYPOTHESES,
+    "hypotheses in the strong tokenizer": schemas.MAPPED_HYPOTHESES,
+    "Joint Decoding candidates": schemas.JOINT_CANDIDATES,
+    "strong generations": schemas.GENERATIONS,
     "preference pairs": schemas.PREFERENCE_PAIRS,
 }
 
@@ -91,14 +94,41 @@ def aligned(pieces: list[str], values: np.ndarray, per_line: int = 8) -> list[st
     return lines
 
 
-def summarise_generations(frame: pd.DataFrame) -> list[str]:
+def _mapping_for(path: Path) -> pd.DataFrame | None:
+    """The strong-tokenizer mapping of weak generations: results/generation/mapped/{model}/seed{seed}.parquet."""
+    parts = path.resolve().parts
+    if len(parts) < 5 or parts[-5:-3] != ("generation", "weak"):
+        return None
+    mapped = Path(*parts[:-4]) / "mapped" / parts[-3] / f"{parts[-2]}.parquet"
+    return read_parquet(mapped).set_index("id") if mapped.exists() else None
+
+
+def mapped_lines(row) -> list[str]:
+    """A hypothesis's strong pieces with their Eqn 7 probability, and C_s under each."""
+    tokens = list(row.strong_tokens)
+    confidence = np.log(np.clip(np.asarray(row.strong_confidence, dtype=float), 1e-12, 1))
+    return ["  strong tokens (Eqn 7 probability under each):", *aligned(tokens, np.asarray(row.target_logprobs)),
+            "  strong tokens (the strong model's confidence C_s under each):", *aligned(tokens, confidence)]
+
+
+def summarise_generations(frame: pd.DataFrame, mapping: pd.DataFrame | None = None) -> list[str]:
     lines = [f"valid JSON: {frame['valid_json'].mean():.1%} of {len(frame)}"]
     for row in frame.itertuples():
         lines += [f"[{row.split}] {row.id}: {row.text}",
                   f"  sequence log-prob {np.sum(row.token_logprobs):.2f}; tokens (probability under each):",
                   *aligned(list(row.tokens), np.asarray(row.token_logprobs)),
-                  "  words (Stage 1):", *aligned(list(row.words), np.asarray(row.word_logprobs)),
-                  f"  {len(row.nbest)}-best: " + json.dumps(list(row.nbest))]
+                  "  words (Stage 1):", *aligned(list(row.words), np.asarray(row.word_logprobs))]
+        if mapping is not None and row.id in mapping.index:
+            lines += mapped_lines(mapping.loc[row.id].rename(row.id))
+        lines.append(f"  {len(row.nbest)}-best: " + json.dumps(list(row.nbest)))
+    return lines
+
+
+def summarise_mapped(frame: pd.DataFrame) -> list[str]:
+    lines = []
+    for row in frame.itertuples():
+        lines += [f"{row.id}: {row.text}", f"  weak log-prob {row.weak_logprob:.2f}, "
+                  f"strong pieces sum {np.sum(row.target_logprobs):.2f}", *mapped_lines(row)]
     return lines
 
 
@@ -137,8 +167,13 @@ def inspect(path: str | Path, head: int = 5, example_id: str | None = None) -> s
     if kind == "class probabilities":
         lines += summarise_class_probs(frame, path)
     elif kind == "weak generations":
-        lines += summarise_generations(shown)
+        lines += summarise_generations(shown, _mapping_for(path))
         return "\n".join(lines)
+    elif kind == "hypotheses in the strong tokenizer":
+        lines += summarise_mapped(shown)
+        return "\n".join(lines)
+    elif kind == "strong generations":
+        lines.append(f"valid JSON: {frame['valid_json'].mean():.1%} of {len(frame)}")
     elif kind == "preference pairs":
         lines += summarise_pairs(frame, shown)
         return "\n".join(lines)

@@ -26,6 +26,13 @@ def load_causal(model_path: str):
 
     tokenizer = load_tokenizer(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    # A tokenizer read from GGUF can name another EOS than the model generates with
+    # (SmolLM2: <|im_start|> against <|im_end|>); training must append the token that ends
+    # generation, or decoding never stops where the targets did.
+    eos = model.generation_config.eos_token_id
+    eos = eos if isinstance(eos, int) or eos is None else (tokenizer.eos_token_id if tokenizer.eos_token_id in eos else eos[0])
+    if eos is not None and eos != tokenizer.eos_token_id:
+        tokenizer.eos_token = tokenizer.convert_ids_to_tokens(eos)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
 
