@@ -55,8 +55,8 @@ def sequence_logprobs(model, tokenizer, prompts: list[str], completions: list[st
     with torch.no_grad():
         for b in range(0, len(items), batch_size):
             total, count = completion_logprobs(model, tokenizer, items[b:b + batch_size])
-            sums.append(total.double().numpy())
-            counts.append(count.numpy())
+            sums.append(total.double().cpu().numpy())
+            counts.append(count.cpu().numpy())
     if not items:
         return np.zeros(0), np.zeros(0, dtype=np.int64)
     return np.concatenate(sums), np.concatenate(counts).astype(np.int64)

@@ -119,7 +119,7 @@ rule strong_generate:
     conda:
         "../../envs/ws2s-train.yaml"
     shell:
-        "WS2S_THREADS={threads} ws2s strong-generate --params {params.slice:q} --models-root results/models "
+        "WS2S_THREADS={threads} ws2s launch --gpus {resources.gpu} -- strong-generate --params {params.slice:q} --models-root results/models "
         "--split-dir results/generation/splits --mapped {input.mapped} --joint={params.joint} --gold={params.gold} "
         "--out-model={params.model} --out-generations {output.generations} --out-metrics {output.metrics} > {log} 2>&1"
 

@@ -28,7 +28,7 @@ from ws2s.data.slurp import PROMPTS, render_prompt
 from ws2s.errors import Ws2sError
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.train.classify import freeze_for, seed_everything
-from ws2s.train.engine import EngineConfig, checkpoint_dir_for, train_loop
+from ws2s.train.engine import EngineConfig, checkpoint_dir_for, device, train_loop
 from ws2s.train.generate import _strip, decode, encode_pairs, load_causal
 from ws2s.train.weak_generation import GENERATION_BATCH_SIZE, UTTERANCE_COLUMNS, slu_scores
 
@@ -49,7 +49,7 @@ def draw_candidates(model, tokenizer, prompts: list[str], *, m: int, decoding: s
     candidates: list[list[str]] = []
     try:
         for b in tqdm(range(0, len(prompts), batch_size), desc="candidates", mininterval=5):
-            batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True)
+            batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True).to(model.device)
             with torch.no_grad():
                 out = model.generate(**batch, num_return_sequences=m, max_new_tokens=max_new_tokens, **how)
             texts = [tokenizer.decode(_strip(tokenizer, row.tolist()), clean_up_tokenization_spaces=False)
@@ -65,6 +65,7 @@ def judge(weak_model_dirs: list[str], prompts: list[str], texts: list[str]) -> t
     logps, lengths = [], []
     for path in weak_model_dirs:
         model, tokenizer = load_causal(path)
+        model.to(device())
         logp, count = sequence_logprobs(model, tokenizer, prompts, texts, SCORING_BATCH_SIZE)
         logps.append(logp)
         lengths.append(count)
@@ -133,6 +134,7 @@ def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], 
 
     generator = seed_everything(cfg.seed)
     model, tokenizer = load_causal(start_model_dir)
+    model.to(device())
     test_prompts = [render_prompt(template, s) for s in test["sentence"]]
 
     def evaluate(when: str) -> dict:

@@ -67,8 +67,10 @@ def target_logits(model, tokenizer, items: list[tuple[list[int], int]]):
         targets[row, keep - 1 - len(target):] = torch.tensor(target)
     # Positions count from each sequence's first real token, as generation does.
     positions = (mask.cumsum(dim=-1) - 1).clamp_min(0)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep).logits
-    return logits[:, :-1], targets
+    on = model.device  # the engine may have moved the model to a GPU
+    logits = model(input_ids=ids.to(on), attention_mask=mask.to(on), position_ids=positions.to(on),
+                   logits_to_keep=keep).logits
+    return logits[:, :-1], targets.to(on)
 
 
 def sequence_nll(model, tokenizer, items, batch_size: int) -> float:
@@ -138,7 +140,7 @@ def generate(model, tokenizer, prompts: list[str], *, beams: int, max_new_tokens
     padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     results: list[Hypothesis] = []
     for b in tqdm(range(0, len(prompts), batch_size), desc=desc, mininterval=5):
-        batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True)
+        batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True).to(model.device)
         with torch.no_grad():
             out = model.generate(**batch, num_beams=beams, num_return_sequences=beams, do_sample=False,
                                  max_new_tokens=max_new_tokens, output_scores=True, return_dict_in_generate=True,
@@ -165,7 +167,7 @@ def decode(model, tokenizer, prompts: list[str], *, beams: int, max_new_tokens: 
     texts: list[str] = []
     try:
         for b in tqdm(range(0, len(prompts), batch_size), desc=desc, mininterval=5):
-            batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True)
+            batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True).to(model.device)
             with torch.no_grad():
                 out = model.generate(**batch, num_beams=beams, do_sample=False, max_new_tokens=max_new_tokens,
                                      early_stopping=beams > 1)
@@ -192,4 +194,4 @@ def token_logprobs(model, tokenizer, prompt_batch, continuations: list[list[int]
     with torch.no_grad():
         logits, target = target_logits(model, tokenizer, items)
     picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, target.clamp_min(0)[..., None])[..., 0]
-    return [picked[row][target[row] != -100].numpy() for row in range(len(items))]
+    return [picked[row][target[row] != -100].cpu().numpy() for row in range(len(items))]

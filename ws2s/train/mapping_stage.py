@@ -22,6 +22,7 @@ from ws2s.data.slurp import PROMPTS, render_prompt
 from ws2s.errors import Ws2sError
 from ws2s.io import read_parquet, write_parquet
 from ws2s.mapping import map_batch, starts_from_offsets
+from ws2s.train.engine import device
 from ws2s.train.generate import encode_pairs, load_causal, target_logits
 
 # Batch size of the teacher-forced pass: changes speed only.
@@ -44,7 +45,7 @@ def strong_confidence(model, tokenizer, prompts: list[str], texts: list[str]) ->
         logits, target = target_logits(model, tokenizer, items[b:b + BATCH_SIZE])
         top = torch.softmax(logits.float(), dim=-1).amax(dim=-1)
         for row in range(len(target)):
-            conf = top[row][target[row] != -100].numpy()
+            conf = top[row][target[row] != -100].cpu().numpy()
             out.append(conf[:-1])  # the last target is EOS, which no hypothesis token maps to
     return out
 
@@ -61,6 +62,7 @@ def map_hypotheses(cfg: MappingConfig, strong_model_path: str, split_dir: str | 
     texts = list(hyps["text"])
 
     model, tokenizer = load_causal(strong_model_path)
+    model.to(device())
     encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     strong_starts = [starts_from_offsets(offsets) for offsets in encoded["offset_mapping"]]
     prompts = [render_prompt(PROMPTS[cfg.prompt], s) for s in strong_train["sentence"]]

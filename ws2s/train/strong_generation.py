@@ -34,7 +34,7 @@ from ws2s.losses import LossConfig, aux_weight, edl_loss, soft_cross_entropy
 from ws2s.mapping import soft_label_rows
 from ws2s.models import save_checkpoint
 from ws2s.train.classify import freeze_for, seed_everything
-from ws2s.train.engine import EngineConfig, checkpoint_dir_for, train_loop
+from ws2s.train.engine import EngineConfig, checkpoint_dir_for, device, is_main_process, train_loop
 from ws2s.train.generate import decode, load_causal, target_logits
 from ws2s.train.weak_generation import GENERATION_BATCH_SIZE, UTTERANCE_COLUMNS, slu_scores
 
@@ -59,7 +59,7 @@ def soft_targets(logits: torch.Tensor, target_ids: torch.Tensor, target_logprobs
         return F.one_hot(target_ids, logits.shape[-1]).float()
     if kind == "full":
         return soft_label_rows(torch.softmax(logits.detach().float(), dim=-1), target_ids, target_logprobs, min_prob)
-    rows = torch.zeros(logits.shape, dtype=torch.float32)
+    rows = torch.zeros(logits.shape, dtype=torch.float32, device=logits.device)
     rows[torch.arange(len(target_ids)), target_ids] = torch.exp(target_logprobs.float()).clamp(min_prob, 1.0)
     return rows
 
@@ -87,15 +87,15 @@ def sequence_losses(model, tokenizer, sequences: list[Sequence], step_frac: floa
     logprobs = None
     if all(lp is not None for _, _, lp in sequences):
         # targets are right-aligned (left padding), so are their log-probs; EOS gets 0 (P = 1)
-        logprobs = torch.zeros(target.shape, dtype=torch.float64)
+        logprobs = torch.zeros(target.shape, dtype=torch.float64, device=target.device)
         for row, (_, _, lp) in enumerate(sequences):
-            logprobs[row, target.shape[1] - len(lp) - 1:target.shape[1] - 1] = torch.as_tensor(lp, dtype=torch.float64)
+            logprobs[row, target.shape[1] - len(lp) - 1:target.shape[1] - 1] = torch.as_tensor(lp)
         logprobs = logprobs[real]
     z = logits[real]
     per_position = position_loss(z, soft_targets(z, target[real], logprobs, soft_cfg["kind"], soft_cfg["min_prob"]),
                                  step_frac, cfg)
     rows = real.nonzero()[:, 0]
-    totals = torch.zeros(len(sequences), dtype=per_position.dtype).index_add(0, rows, per_position)
+    totals = torch.zeros(len(sequences), dtype=per_position.dtype, device=z.device).index_add(0, rows, per_position)
     return totals / real.sum(dim=-1).clamp_min(1)
 
 
@@ -153,7 +153,7 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
     model, tokenizer = load_causal(model_path)
     freeze_for(model, cfg.train_layers)
     members, weights = build_sequences(cfg, tokenizer, strong_train, mapped_files, joint_file, gold_file)
-    weights_t = torch.as_tensor(weights, dtype=torch.float32)
+    weights_t = torch.as_tensor(weights, dtype=torch.float32, device=device())
 
     def loss_for_batch(indices: list[int], step_frac: float) -> torch.Tensor:
         per_member = torch.stack([
@@ -166,6 +166,8 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
                         engine=EngineConfig.from_params(cfg.engine), checkpoint_dir=checkpoint_dir_for(out_metrics),
                         run_key=json.dumps(cfg.__dict__, sort_keys=True, default=str),
                         desc=f"{cfg.method} seed {cfg.seed}")
+    if not is_main_process():
+        return {}
 
     prompts = [render_prompt(PROMPTS[cfg.prompt], s) for s in test["sentence"]]
     texts = decode(model, tokenizer, prompts, beams=cfg.decoding["beams"],

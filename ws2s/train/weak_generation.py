@@ -22,6 +22,7 @@ from ws2s.mapping import words_with_log_probs
 from ws2s.metrics.slu_f1 import score
 from ws2s.models import save_checkpoint
 from ws2s.train.classify import freeze_for, seed_everything
+from ws2s.train.engine import device
 from ws2s.train.generate import encode_pairs, finetune, generate, load_causal
 
 UTTERANCE_COLUMNS = [f.name for f in schemas.UTTERANCES]
@@ -64,6 +65,7 @@ def run_weak_generation(cfg: WeakGenerationConfig, model_path: str, split_dir: s
 
     generator = seed_everything(cfg.seed)
     model, tokenizer = load_causal(model_path)
+    model.to(device())  # weak models train in plain PyTorch, on a GPU where there is one
     freeze_for(model, cfg.train_layers)
     items = encode_pairs(tokenizer, [render_prompt(template, s) for s in weak_train["sentence"]], list(weak_train["target"]))
     order = torch.randperm(len(items), generator=generator).tolist()
