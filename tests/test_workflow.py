@@ -49,10 +49,10 @@ def test_dry_run_embedded_default(workdir):
     counts = job_counts(run.stdout)
     assert counts["prepare_model"] == 4 and counts["weak_classify"] == 6 and counts["strong_features"] == 1
     assert counts["strong_classify"] == 2 * (1 + 2 * (3 + 3)) and "table2" not in counts  # SciQ is hub-only
-    # generation: 2 weak models x 2 seeds; ceiling + 2 aux x (2 single + naive, JD, Bayesian) per seed
-    assert counts["weak_generate"] == counts["map_hypotheses"] == 2 * 2 and counts["joint_decode"] == 2
-    assert counts["strong_generate"] + counts["strong_generate_keep_model"] == 2 * (1 + 2 * (2 + 3))
-    assert counts["cdpo"] == 2 and "table_ablation" not in counts
+    # generation (its own seeds: one): 2 weak models; ceiling + 2 aux x (2 single + naive, JD, Bayesian)
+    assert counts["weak_generate"] == counts["map_hypotheses"] == 2 and counts["joint_decode"] == 1
+    assert counts["strong_generate"] + counts["strong_generate_keep_model"] == 1 + 2 * (2 + 3)
+    assert counts["cdpo"] == 1 and "table_ablation" not in counts
 
 
 def test_bad_config_one_line_and_nothing_written(workdir):
@@ -211,7 +211,7 @@ def test_cdpo_jobs_follow_the_config(workdir):
     run = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", "workflow/configs/small.yaml")
     assert run.returncode == 0, run.stderr[-2000:]
     counts = job_counts(run.stdout)
-    assert counts["cdpo"] == 2 and counts["table5"] == 1  # one per seed
+    assert counts["cdpo"] == 1 and counts["table5"] == 1  # one per generation seed
     command = next(line for line in run.stdout.splitlines() if "ws2s cdpo" in line)
     assert "--start-model results/generation/strong/bayesian/ws2/aux/seed" in command
     assert '"members":["smollm2-d6","smollm2-d4"]' in command and '"weights":[0.5,0.5]' in command

@@ -265,6 +265,8 @@ def w2s_tables():
 # ---- generation track ------------------------------------------------------------------
 
 GEN = config.get("generation")
+# generation.seeds, where set, replaces seeds for the generation track (its runs cost more)
+GEN_SEEDS = (GEN or {}).get("seeds") or config["seeds"]
 
 
 def generation_split_params(wildcards):
@@ -459,7 +461,7 @@ def gen_run(method, source, aux, seed):
 
 
 def gen_ceiling_metrics():
-    return [gen_run("ceiling", "gold", "noaux", seed) for seed in config["seeds"]]
+    return [gen_run("ceiling", "gold", "noaux", seed) for seed in GEN_SEEDS]
 
 
 def gen_strong_metrics():
@@ -468,7 +470,7 @@ def gen_strong_metrics():
         gen_run(method, source, aux, seed)
         for method, source in w2s_rows(gen_layout()) if method != "ceiling"
         for aux in GEN["aux_variants"]
-        for seed in config["seeds"]
+        for seed in GEN_SEEDS
     ]
 
 
@@ -494,7 +496,7 @@ def ablation_rows(table):
     """(label, metrics files over seeds) per row of an ablation table."""
     _, _, variants = ABLATION_VARIANTS[table]
     return [(variant.partition("-")[2],
-             [gen_run(ablation_method(variant), ablation_ensemble(), "noaux", seed) for seed in config["seeds"]])
+             [gen_run(ablation_method(variant), ablation_ensemble(), "noaux", seed) for seed in GEN_SEEDS])
             for variant in variants]
 
 
@@ -523,7 +525,7 @@ def ablation_params(table):
 def weak_generation_metrics():
     if "generation" not in config["tracks"]:
         return []
-    return [f"results/generation/weak/{model}/seed{seed}/metrics.json" for model in GEN["weak_models"] for seed in config["seeds"]]
+    return [f"results/generation/weak/{model}/seed{seed}/metrics.json" for model in GEN["weak_models"] for seed in GEN_SEEDS]
 
 
 DATASET_TITLES = {"sciq": "SciQ", "cosmosqa": "Cosmos QA"}
@@ -614,14 +616,14 @@ def cdpo_inputs(wildcards):
 def cdpo_metrics():
     if not cdpo_enabled():
         return []
-    return [f"results/generation/cdpo/{GEN['cdpo']['ensemble']}/seed{seed}/metrics.json" for seed in config["seeds"]]
+    return [f"results/generation/cdpo/{GEN['cdpo']['ensemble']}/seed{seed}/metrics.json" for seed in GEN_SEEDS]
 
 
 def cdpo_weak_metrics():
     """The ensemble members' own SLU-F1: P_weak of Table 5's PGR."""
     if not cdpo_enabled():
         return []
-    return [f"results/generation/weak/{m}/seed{seed}/metrics.json" for m in cdpo_members() for seed in config["seeds"]]
+    return [f"results/generation/weak/{m}/seed{seed}/metrics.json" for m in cdpo_members() for seed in GEN_SEEDS]
 
 
 def cdpo_ceiling_metrics():
