@@ -47,7 +47,8 @@ def test_dry_run_embedded_default(workdir):
     run = snakemake(workdir, "-n", "--cores", "1", "--configfile", "workflow/configs/small.yaml")
     assert run.returncode == 0, run.stderr
     counts = job_counts(run.stdout)
-    assert counts["prepare_model"] == 4 and counts["weak_classify"] == 6 and counts["strong_features"] == 1
+    # SmolLM2-135M and Gemma-3-270M from GGUF, and four cut-down weak models (two per track)
+    assert counts["prepare_model"] == 6 and counts["weak_classify"] == 6 and counts["strong_features"] == 1
     assert counts["strong_classify"] == 2 * (1 + 2 * (3 + 3)) and "table2" not in counts  # SciQ is hub-only
     # generation (its own seeds: one): 2 weak models; ceiling + 2 aux x (2 single + naive, JD, Bayesian)
     assert counts["weak_generate"] == counts["map_hypotheses"] == 2 and counts["joint_decode"] == 1
@@ -65,7 +66,7 @@ def test_bad_config_one_line_and_nothing_written(workdir):
 
 
 def test_missing_data_path_fails_cleanly(workdir):
-    (workdir / "missing.yaml").write_text("data: {cosmosqa: {source: ./nowhere/valid.csv}}\n")
+    (workdir / "missing.yaml").write_text("tracks: [classification]\ndata: {cosmosqa: {source: ./nowhere/valid.csv}}\n")
     run = snakemake(workdir, "--cores", "1", "--configfile", "workflow/configs/smoke.yaml", "missing.yaml")
     assert run.returncode != 0
     log = (workdir / "results/logs/classification_splits/cosmosqa.log").read_text()

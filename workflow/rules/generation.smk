@@ -34,9 +34,9 @@ rule weak_generate:
         "results/logs/weak_generate/{model}/seed{seed}.log",
     benchmark:
         "results/benchmarks/weak_generate/{model}/seed{seed}.tsv"
-    threads: 2
+    threads: job_threads("weak")
     resources:
-        mem_mb=8000,
+        **job_resources("weak"),
     conda:
         "../../envs/ws2s-train.yaml"
     shell:
