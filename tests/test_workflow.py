@@ -194,14 +194,14 @@ def test_only_the_ceiling_is_handed_gold(workdir):
 @pytest.mark.e2e
 def test_a_cdpo_beta_reruns_only_cdpo_and_table5(smoke_run):
     jobs = planned(smoke_run, "generation: {cdpo: {beta: 1.0}}")
-    assert jobs == [("cdpo", "ensemble=ws2, seed=0"), ("table5", "")]
+    assert sorted(jobs) == [("cdpo", "ensemble=ws2, seed=0"), ("table5", "")]
 
 
 @pytest.mark.e2e
 def test_the_mapping_weighting_reruns_the_soft_label_runs_only(smoke_run):
     jobs = planned(smoke_run, "generation: {mapping: {weighting: inverse_confidence}}")
     rules = {r for r, _ in jobs}
-    assert [w for r, w in jobs if r == "map_hypotheses"] == ["model=gemma3-d2, seed=0", "model=smollm2-d2, seed=0"]
+    assert sorted(w for r, w in jobs if r == "map_hypotheses") == ["model=gemma3-d2, seed=0", "model=smollm2-d2, seed=0"]
     strong = [w for r, w in jobs if r.startswith("strong_generate")]
     # single, naive and Bayesian read the mapping; the ceiling and Joint Decoding do not
     assert strong and not any("ceiling" in w or "jointdecoding" in w for w in strong)
