@@ -128,10 +128,11 @@ def test_report_has_every_table_and_figure_with_captions(smoke_run):
     run = snakemake(smoke_run, "--cores", "1", *SMOKE, "--report", "results/report.html")
     assert run.returncode == 0, run.stderr[-2000:]
     html = (smoke_run / "results/report.html").read_text()
-    for name in ("table1.csv", "table7.csv", "fig3_cosmosqa.png", "pgr_cosmosqa.png"):
+    for name in ("table1.csv", "table7.csv", "fig3_cosmosqa.png", "pgr_cosmosqa.png", "table3.csv", "table4.csv",
+                 "table5.csv", "table8.csv", "fig3_slurp.png", "pgr_slurp.png"):
         assert name in html
-    for caption in ("Table 1: every model finetuned", "Tables 2 (SciQ) and 7 (Cosmos QA)", "Figure 3: agreement",
-                    "PGR per method"):
+    for caption in ("Table 1: every model finetuned", "Tables 2 (SciQ), 7 (Cosmos QA) and 4 (SLURP)",
+                    "Table 3: SLURP slot filling", "Generation ablations", "Figure 3: agreement", "PGR per method"):
         assert caption in html
 
 
@@ -175,7 +176,9 @@ def test_adding_a_seed_reruns_no_finished_job(smoke_run):
     per_seed = [w for r, w in jobs if "seed=" in w]
     assert per_seed and all(w.endswith("seed=1") for w in per_seed)
     # the tables and figures gather the new seed
-    assert {r for r, w in jobs if "seed=" not in w} == {"table1", "table7", "fig3_classification", "pgr_cosmosqa"}
+    gathering = {r for r, w in jobs if "seed=" not in w}
+    assert {"table1", "table7", "fig3_classification", "pgr_cosmosqa", "table3", "table4", "table5"} <= gathering
+    assert all(r.startswith(("table", "fig3_", "pgr_")) for r in gathering), gathering
 
 
 def test_only_the_ceiling_is_handed_gold(workdir):
@@ -213,7 +216,7 @@ def test_cdpo_jobs_follow_the_config(workdir):
     assert run.returncode == 0, run.stderr[-2000:]
     counts = job_counts(run.stdout)
     assert counts["cdpo"] == 1 and counts["table5"] == 1  # one per generation seed
-    command = next(line for line in run.stdout.splitlines() if "ws2s cdpo" in line)
+    command = next(line for line in run.stdout.splitlines() if "-- cdpo --params" in line)
     assert "--start-model results/generation/strong/bayesian/ws2/aux/seed" in command
     assert '"members":["smollm2-d6","smollm2-d4"]' in command and '"weights":[0.5,0.5]' in command
     (workdir / "off.yaml").write_text("generation: {cdpo: {enabled: false}}\n")
