@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from ws2s import schemas
 from ws2s.cdpo import Pair, cdpo_loss, completion_logprobs, preference_scores, select_pairs, sequence_logprobs
@@ -29,7 +27,7 @@ from ws2s.errors import Ws2sError
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.train.classify import freeze_for, seed_everything
 from ws2s.train.engine import EngineConfig, checkpoint_dir_for, device, train_loop
-from ws2s.train.generate import _strip, decode, encode_pairs, load_causal
+from ws2s.train.generate import decode, decode_texts, encode_pairs, load_causal
 from ws2s.train.weak_generation import GENERATION_BATCH_SIZE, UTTERANCE_COLUMNS, slu_scores
 
 # Batch size of teacher-forced scoring: changes speed only.
@@ -44,20 +42,9 @@ def draw_candidates(model, tokenizer, prompts: list[str], *, m: int, decoding: s
         how = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0, "num_beams": 1}
     else:
         how = {"do_sample": False, "num_beams": m, "early_stopping": True}
-    model.eval()
-    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    candidates: list[list[str]] = []
-    try:
-        for b in tqdm(range(0, len(prompts), batch_size), desc="candidates", mininterval=5):
-            batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True).to(model.device)
-            with torch.no_grad():
-                out = model.generate(**batch, num_return_sequences=m, max_new_tokens=max_new_tokens, **how)
-            texts = [tokenizer.decode(_strip(tokenizer, row.tolist()), clean_up_tokenization_spaces=False)
-                     for row in out[:, batch["input_ids"].shape[1]:]]
-            candidates += [texts[i:i + m] for i in range(0, len(texts), m)]
-    finally:
-        tokenizer.padding_side = padding_side
-    return candidates
+    texts = decode_texts(model, tokenizer, prompts, batch_size=batch_size, desc="candidates",
+                         num_return_sequences=m, max_new_tokens=max_new_tokens, **how)
+    return [texts[i:i + m] for i in range(0, len(texts), m)]
 
 
 def judge(weak_model_dirs: list[str], prompts: list[str], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:

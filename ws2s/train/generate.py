@@ -162,6 +162,13 @@ def generate(model, tokenizer, prompts: list[str], *, beams: int, max_new_tokens
 def decode(model, tokenizer, prompts: list[str], *, beams: int, max_new_tokens: int, batch_size: int,
            desc: str = "decode") -> list[str]:
     """The best hypothesis's text per prompt: greedy (beams 1) or beam search, batched with the KV cache."""
+    return decode_texts(model, tokenizer, prompts, batch_size=batch_size, desc=desc, num_beams=beams,
+                        do_sample=False, max_new_tokens=max_new_tokens, early_stopping=beams > 1)
+
+
+def decode_texts(model, tokenizer, prompts: list[str], *, batch_size: int, desc: str, **search) -> list[str]:
+    """`model.generate(**search)` over left-padded batches: each returned sequence's text
+    (up to EOS), prompt by prompt, `num_return_sequences` of them per prompt."""
     model.eval()
     padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     texts: list[str] = []
@@ -169,8 +176,7 @@ def decode(model, tokenizer, prompts: list[str], *, beams: int, max_new_tokens: 
         for b in tqdm(range(0, len(prompts), batch_size), desc=desc, mininterval=5):
             batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True).to(model.device)
             with torch.no_grad():
-                out = model.generate(**batch, num_beams=beams, do_sample=False, max_new_tokens=max_new_tokens,
-                                     early_stopping=beams > 1)
+                out = model.generate(**batch, **search)
             texts += [tokenizer.decode(_strip(tokenizer, row.tolist()), clean_up_tokenization_spaces=False)
                       for row in out[:, batch["input_ids"].shape[1]:]]
     finally:
