@@ -7,6 +7,8 @@ then stop" is what the weak models score and what the policy learns to prefer.
 
 from __future__ import annotations
 
+import gc
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,9 +16,12 @@ import torch
 import torch.nn.functional as F
 
 from ws2s.errors import Ws2sError
-from ws2s.train.generate import encode_pairs, target_logits
+from ws2s.train.engine import device
+from ws2s.train.generate import encode_pairs, load_causal, target_logits
 
 SCORE_KINDS = ("sequence_prob", "mean_logprob")
+# Batch size of teacher-forced scoring: changes speed only.
+SCORING_BATCH_SIZE = 16
 
 
 def cdpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
@@ -60,6 +65,20 @@ def sequence_logprobs(model, tokenizer, prompts: list[str], completions: list[st
     if not items:
         return np.zeros(0), np.zeros(0, dtype=np.int64)
     return np.concatenate(sums), np.concatenate(counts).astype(np.int64)
+
+
+def judge(weak_model_dirs: list[str], prompts: list[str], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Every weak model's log p(text + EOS | prompt) and token count, [n_weak, n_texts]; one model in memory at a time."""
+    logps, lengths = [], []
+    for path in weak_model_dirs:
+        model, tokenizer = load_causal(path)
+        model.to(device())
+        logp, count = sequence_logprobs(model, tokenizer, prompts, texts, SCORING_BATCH_SIZE)
+        logps.append(logp)
+        lengths.append(count)
+        del model
+        gc.collect()
+    return np.stack(logps), np.stack(lengths)
 
 
 def preference_scores(per_weak_logprobs: np.ndarray, lengths: np.ndarray, weights, kind: str) -> np.ndarray:

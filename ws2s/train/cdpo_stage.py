@@ -10,7 +10,6 @@ conservative DPO (Eqns 9-10). Test SLU-F1 is measured before and after.
 
 from __future__ import annotations
 
-import gc
 import json
 import time
 from pathlib import Path
@@ -20,7 +19,8 @@ import pandas as pd
 import torch
 
 from ws2s import schemas
-from ws2s.cdpo import Pair, cdpo_loss, completion_logprobs, preference_scores, select_pairs, sequence_logprobs
+from ws2s.cdpo import (SCORING_BATCH_SIZE, Pair, cdpo_loss, completion_logprobs, judge, preference_scores, select_pairs,
+                       sequence_logprobs)
 from ws2s.config import CdpoConfig
 from ws2s.data.slurp import PROMPTS, render_prompt
 from ws2s.errors import Ws2sError
@@ -30,8 +30,6 @@ from ws2s.train.engine import EngineConfig, checkpoint_dir_for, device, train_lo
 from ws2s.train.generate import decode, decode_texts, encode_pairs, load_causal
 from ws2s.train.weak_generation import GENERATION_BATCH_SIZE, UTTERANCE_COLUMNS, slu_scores
 
-# Batch size of teacher-forced scoring: changes speed only.
-SCORING_BATCH_SIZE = 16
 
 
 def draw_candidates(model, tokenizer, prompts: list[str], *, m: int, decoding: str, temperature: float,
@@ -45,20 +43,6 @@ def draw_candidates(model, tokenizer, prompts: list[str], *, m: int, decoding: s
     texts = decode_texts(model, tokenizer, prompts, batch_size=batch_size, desc="candidates",
                          num_return_sequences=m, max_new_tokens=max_new_tokens, **how)
     return [texts[i:i + m] for i in range(0, len(texts), m)]
-
-
-def judge(weak_model_dirs: list[str], prompts: list[str], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Every weak model's log p(text + EOS | prompt) and token count, [n_weak, n_texts]; one model in memory at a time."""
-    logps, lengths = [], []
-    for path in weak_model_dirs:
-        model, tokenizer = load_causal(path)
-        model.to(device())
-        logp, count = sequence_logprobs(model, tokenizer, prompts, texts, SCORING_BATCH_SIZE)
-        logps.append(logp)
-        lengths.append(count)
-        del model
-        gc.collect()
-    return np.stack(logps), np.stack(lengths)
 
 
 def pairs_frame(frame: pd.DataFrame, candidates: list[list[str]], scores: list[np.ndarray], weak_scores: np.ndarray,

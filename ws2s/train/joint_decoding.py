@@ -19,12 +19,11 @@ import numpy as np
 import pandas as pd
 
 from ws2s import schemas
-from ws2s.cdpo import preference_scores
+from ws2s.cdpo import judge, preference_scores
 from ws2s.config import JointDecodingConfig
 from ws2s.data.slurp import PROMPTS, render_prompt
 from ws2s.errors import Ws2sError
 from ws2s.io import read_parquet, write_parquet
-from ws2s.train.cdpo_stage import judge
 
 
 def pooled_candidates(nbest_lists: list[list[str]], m: int) -> list[str]:
