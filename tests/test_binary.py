@@ -80,3 +80,19 @@ def test_sciq_fixture_in_hub_schema():
     assert with_support[0].text.startswith("Support paragraph")
     splits = make_splits("sciq", questions, {"weak_train": 40, "strong_train": 40, "test": 20}, seed=0)
     assert sum(len(s) for s in splits.values()) == 100
+
+
+def test_slurp_intent_pairs_each_utterance_with_its_intent_and_the_others_as_distractors(shared_data):
+    import json
+
+    questions = CLASSIFICATION_DATASETS["slurp_intent"]({"source": str(shared_data / "slurp")}, "data.slurp_intent")
+    records = [json.loads(line) for name in ("devel", "test") for line in (shared_data / "slurp" / f"{name}.jsonl").open()]
+    assert len(questions) == len(records)
+    intents = {r["intent"] for r in records}
+    by_text = {q.text: q for q in questions}
+    first = by_text[records[0]["sentence"]]
+    assert first.correct == records[0]["intent"].replace("_", " ")
+    assert len(first.distractors) == len(intents) - 1 and first.correct not in first.distractors
+    splits = make_splits("slurp_intent", questions, {"weak_train": 40, "strong_train": 40, "test": 40}, seed=0)
+    test = splits["test"]
+    assert set(test.loc[test["label"] == 1, "candidate"]) <= {i.replace("_", " ") for i in intents}

@@ -47,13 +47,28 @@ def test_dry_run_embedded_default(workdir):
     run = snakemake(workdir, "-n", "--cores", "1", "--configfile", "workflow/configs/small.yaml")
     assert run.returncode == 0, run.stderr
     counts = job_counts(run.stdout)
-    # SmolLM2-135M and Gemma-3-270M from GGUF, and four cut-down weak models (two per track)
-    assert counts["prepare_model"] == 6 and counts["weak_classify"] == 6 and counts["strong_features"] == 1
-    assert counts["strong_classify"] == 2 * (1 + 2 * (3 + 3)) and "table2" not in counts  # SciQ is hub-only
-    # generation (its own seeds: one): 2 weak models; ceiling + 2 aux x (2 single + naive, JD, Bayesian)
-    assert counts["weak_generate"] == counts["map_hypotheses"] == 2 and counts["joint_decode"] == 1
-    assert counts["strong_generate"] + counts["strong_generate_keep_model"] == 1 + 2 * (2 + 3)
-    assert counts["cdpo"] == 1 and "table_ablation" not in counts
+    # SmolLM2-135M from GGUF, and four cut-down weak models (two per track)
+    assert counts["prepare_model"] == 5 and counts["weak_classify"] == 3 * 2 and counts["strong_features"] == 1
+    assert counts["strong_classify"] == 2 * (1 + 2 * (3 + 3)) and counts["table_slurp_intent"] == 1
+    assert "table2" not in counts and "table7" not in counts  # the CPU-sized classification task only
+    # generation, two seeds: 2 weak models; the ceiling, Naive and Bayesian Multi-Weak without aux
+    assert counts["weak_generate"] == counts["map_hypotheses"] == 2 * 2 and "joint_decode" not in counts
+    assert counts["strong_generate"] == 2 * 3 and "strong_generate_keep_model" not in counts
+    assert "cdpo" not in counts and "table_ablation" not in counts
+
+
+def test_dry_run_bench(workdir):
+    run = snakemake(workdir, "-n", "--cores", "1", "--configfile", "workflow/configs/small.yaml",
+                    "workflow/configs/bench.yaml")
+    assert run.returncode == 0, run.stderr
+    counts = job_counts(run.stdout)
+    seeds = 5
+    assert counts["weak_classify"] == 5 * seeds
+    # per seed: ceiling + 2 aux variants x (5 single + 2 ensembles x 3 methods)
+    assert counts["strong_classify"] == seeds * (1 + 2 * (5 + 2 * 3))
+    assert counts["weak_generate"] == counts["map_hypotheses"] == 2 * seeds and counts["joint_decode"] == seeds
+    # per seed: ceiling, 2 single, Naive, Joint Decoding, Bayesian, and Bayesian with aux
+    assert counts["strong_generate"] + counts.get("strong_generate_keep_model", 0) == seeds * 7
 
 
 def test_bad_config_one_line_and_nothing_written(workdir):

@@ -93,11 +93,12 @@ def cmd_strong_classify(args) -> None:
 def cmd_table_w2s(args) -> None:
     from ws2s.tables import w2s_notes, w2s_results, w2s_table, write_table
 
-    number = {"sciq": 2, "cosmosqa": 7, "slurp": 4}[args.dataset]
+    title = {"sciq": "Table 2", "cosmosqa": "Table 7", "slurp": "Table 4",
+             "slurp_intent": "Table (not in the paper)"}[args.dataset]
     layout = json.loads(args.params)
     metric = "SLU-F1" if args.dataset == "slurp" else "test accuracy"
     write_table(w2s_table(w2s_results(args.weak, args.strong, layout), layout), args.out_stem,
-                f"Table {number}: Weak(S)-to-Strong on {args.dataset} ({metric} and PGR)",
+                f"{title}: Weak(S)-to-Strong on {args.dataset} ({metric} and PGR)",
                 w2s_notes(args.strong))
 
 
@@ -231,7 +232,7 @@ COMMANDS = {
                         {"--weak-labels": {"nargs": "*", "default": []}, "--gold": {"default": ""},
                          "--features": {"default": ""}}),
     "table-w2s": (cmd_table_w2s, "Table 2 or 7 from weak and strong metrics", ["params", "out-stem"],
-                  {"--dataset": {"required": True, "choices": ["sciq", "cosmosqa", "slurp"]},
+                  {"--dataset": {"required": True, "choices": ["sciq", "cosmosqa", "slurp", "slurp_intent"]},
                    "--weak": {"nargs": "+", "required": True}, "--strong": {"nargs": "+", "required": True}}),
     "table1": (cmd_table1, "Table 1 (or 3) from weak and ceiling metrics", ["params", "out-stem"],
                {"metrics": {"nargs": "+"}, "--metric": {"choices": ["accuracy", "slu_f1"], "default": "accuracy"}}),

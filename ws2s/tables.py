@@ -33,6 +33,32 @@ def mean_std(values, decimals: int, scale: float = 100.0) -> str:
     return f"{arr.mean():.{decimals}f} ± {std:.{decimals}f}"
 
 
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (beyond: the normal's).
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+         2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+         2.045, 2.042)
+
+
+def ci95(values, decimals: int, scale: float = 100.0) -> str:
+    """'[lo, hi]': the t-interval mean ± t_{0.975, n−1}·s/√n over seeds; 'n/a' for one value
+    or an undefined (gap too small) one."""
+    arr = np.asarray(list(values), dtype=float) * scale
+    if len(arr) < 2 or np.isnan(arr).any():
+        return "n/a"
+    df = len(arr) - 1
+    half = (T_975[df - 1] if df <= len(T_975) else 1.960) * arr.std(ddof=1) / math.sqrt(len(arr))
+    return f"[{arr.mean() - half:.{decimals}f}, {arr.mean() + half:.{decimals}f}]"
+
+
+def aux_variants_of(layout: dict, method: str) -> list[str]:
+    """The aux variants `method` runs: none for the ceiling; `aux` only for the methods in
+    `aux_methods` where the layout names them (a CPU budget may afford aux for a few)."""
+    if method == "ceiling":
+        return ["noaux"]
+    only = layout.get("aux_methods")
+    return [aux for aux in layout["aux_variants"] if aux == "noaux" or only is None or method in only]
+
+
 def to_markdown(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
@@ -104,7 +130,7 @@ def w2s_results(weak_files: list[str], strong_files: list[str], layout: dict, mi
     ceiling = {seed: runs[("ceiling", "gold", "noaux", seed)][key] for seed in seeds}
     records = []
     for method, source in w2s_rows(layout):
-        for aux in (["noaux"] if method == "ceiling" else layout["aux_variants"]):
+        for aux in aux_variants_of(layout, method):
             for seed in seeds:
                 run = runs[(method, source, aux, seed)]
                 pgr_value = math.nan if method == "ceiling" else multi_weak_pgr(
@@ -124,11 +150,14 @@ def w2s_table(results: pd.DataFrame, layout: dict) -> pd.DataFrame:
         for aux in layout["aux_variants"]:
             suffix = "" if aux == "noaux" else " +aux"
             part = results[(results["method"] == label) & (results["aux"] == aux)]
-            if part.empty:  # the ceiling has no aux variant
+            ceiling = label == METHOD_LABELS["ceiling"]
+            if part.empty:  # the ceiling, or a method run without aux only
                 row[f"{column}{suffix}"] = row[f"PGR (%){suffix}"] = "—"
-                continue
-            row[f"{column}{suffix}"] = mean_std(part["score"], decimals)
-            row[f"PGR (%){suffix}"] = "—" if label == METHOD_LABELS["ceiling"] else mean_std(part["pgr"], decimals)
+            else:
+                row[f"{column}{suffix}"] = mean_std(part["score"], decimals)
+                row[f"PGR (%){suffix}"] = "—" if ceiling else mean_std(part["pgr"], decimals)
+            if layout["format"].get("ci95"):
+                row[f"PGR 95% CI{suffix}"] = "—" if ceiling or part.empty else ci95(part["pgr"], decimals)
         rows.append(row)
     return pd.DataFrame(rows)
 

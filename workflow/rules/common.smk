@@ -6,7 +6,7 @@ from ws2s.codeversion import code_version
 from ws2s.config import canonical, validate
 from ws2s.errors import Ws2sError
 from ws2s.models import needs_preparation
-from ws2s.tables import w2s_rows
+from ws2s.tables import aux_variants_of, w2s_rows
 
 try:
     validate(config)
@@ -15,7 +15,7 @@ except Ws2sError as err:
 
 
 wildcard_constraints:
-    dataset="sciq|cosmosqa",
+    dataset="sciq|cosmosqa|slurp_intent",
     model="[A-Za-z0-9][A-Za-z0-9._-]*",
     seed=r"\d+",
 
@@ -142,10 +142,8 @@ PROBE = STRONG_TRAINING["train_layers"] == 0
 def strong_runs(dataset):
     """(method, source, aux) of every strong run on `dataset`; source names the weak model,
     the ensemble, or gold for the ceiling."""
-    rows = w2s_rows(w2s_layout(dataset))
-    return [("ceiling", "gold", "noaux")] + [
-        (method, source, aux) for method, source in rows if method != "ceiling" for aux in CLS["aux_variants"]
-    ]
+    layout = w2s_layout(dataset)
+    return [(method, source, aux) for method, source in w2s_rows(layout) for aux in aux_variants_of(layout, method)]
 
 
 def strong_metrics(dataset):
@@ -254,8 +252,9 @@ def w2s_table_params(name, dataset):
     return canonical({"format": config["tables"][name], **w2s_layout(dataset)})
 
 
-# Table 2 is SciQ's and Table 7 Cosmos QA's, as in the paper.
-W2S_TABLES = {"table2": "sciq", "table7": "cosmosqa"}
+# Table 2 is SciQ's and Table 7 Cosmos QA's, as in the paper; SLURP intents (the CPU-sized
+# classification task, not in the paper) get a table of the same layout.
+W2S_TABLES = {"table2": "sciq", "table7": "cosmosqa", "table_slurp_intent": "slurp_intent"}
 
 
 def w2s_tables():
@@ -453,6 +452,7 @@ def gen_layout():
         "ensembles": GEN["ensembles"],
         "methods": GEN["methods"],
         "aux_variants": GEN["aux_variants"],
+        "aux_methods": GEN.get("aux_methods"),
     }
 
 
@@ -466,10 +466,11 @@ def gen_ceiling_metrics():
 
 def gen_strong_metrics():
     """Table 4's strong runs: the ceiling, then every method, source and aux variant."""
+    layout = gen_layout()
     return gen_ceiling_metrics() + [
         gen_run(method, source, aux, seed)
-        for method, source in w2s_rows(gen_layout()) if method != "ceiling"
-        for aux in GEN["aux_variants"]
+        for method, source in w2s_rows(layout) if method != "ceiling"
+        for aux in aux_variants_of(layout, method)
         for seed in GEN_SEEDS
     ]
 
@@ -528,7 +529,7 @@ def weak_generation_metrics():
     return [f"results/generation/weak/{model}/seed{seed}/metrics.json" for model in GEN["weak_models"] for seed in GEN_SEEDS]
 
 
-DATASET_TITLES = {"sciq": "SciQ", "cosmosqa": "Cosmos QA"}
+DATASET_TITLES = {"sciq": "SciQ", "cosmosqa": "Cosmos QA", "slurp_intent": "SLURP intents"}
 
 
 def dataset_title(wildcards):

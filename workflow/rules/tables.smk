@@ -19,7 +19,7 @@ rule table1:
 for _name, _dataset in w2s_tables().items():
 
     rule:
-        """Tables 2 (SciQ) and 7 (Cosmos QA): every Weak(S)-to-Strong method, accuracy and PGR."""
+        """Tables 2 (SciQ), 7 (Cosmos QA) and the SLURP-intents table: every Weak(S)-to-Strong method, accuracy and PGR."""
         name:
             f"{_name}"
         input:

@@ -61,4 +61,23 @@ def load_cosmosqa(source: dict, key: str) -> list[Question]:
     return questions
 
 
+@register("slurp_intent")
+def load_slurp_intent(source: dict, key: str) -> list[Question]:
+    """SLURP utterances (`sentence`, `intent`; the official jsonl, a file or a folder of them)
+    as "utterance + candidate intent -> correct?": every other intent is a distractor.
+
+    Not a data set of the paper: its short texts and wide accuracy range (near chance to
+    about 80% for a 135M probe) make the weak-strong gap measurable on a CPU, where Cosmos
+    QA's long contexts leave every small model within a few points of chance.
+    """
+    frame = read_table(source, key, ["sentence", "intent"])
+    intents = sorted(set(frame["intent"].map(_text)))
+    readable = {intent: intent.replace("_", " ") for intent in intents}
+    return [
+        Question(text=_text(row.sentence), correct=readable[_text(row.intent)],
+                 distractors=tuple(readable[i] for i in intents if i != _text(row.intent)))
+        for row in frame.itertuples(index=False)
+    ]
+
+
 __all__ = ["CLASSIFICATION_DATASETS", "Question", "make_splits"]

@@ -1,0 +1,51 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from ws2s.tables import aux_variants_of, ci95, w2s_results, w2s_table
+
+
+def test_ci95_is_the_student_t_interval():
+    # n = 5: mean 3, s = sqrt(2.5), t_{0.975,4} = 2.776 (printed tables)
+    half = 2.776 * math.sqrt(2.5) / math.sqrt(5)
+    assert ci95([0.01, 0.02, 0.03, 0.04, 0.05], 2) == f"[{3 - half:.2f}, {3 + half:.2f}]"
+    # n = 2: t_{0.975,1} = 12.706
+    assert ci95([0.5, 0.6], 1) == f"[{55 - 12.706 * math.sqrt(50) / math.sqrt(2):.1f}, {55 + 12.706 * 5:.1f}]"
+    assert ci95([0.5], 1) == "n/a" and ci95([0.5, np.nan], 1) == "n/a"
+
+
+def test_aux_methods_limit_which_methods_run_with_aux():
+    layout = {"aux_variants": ["noaux", "aux"]}
+    assert aux_variants_of(layout, "ceiling") == ["noaux"]
+    assert aux_variants_of(layout, "naive") == ["noaux", "aux"]
+    only = {**layout, "aux_methods": ["bayesian"]}
+    assert aux_variants_of(only, "naive") == ["noaux"] and aux_variants_of(only, "bayesian") == ["noaux", "aux"]
+
+
+def _write(path, payload):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload))
+    return str(path)
+
+
+def test_w2s_table_with_ci_and_aux_for_some_methods(tmp_path):
+    layout = {"weak_models": ["a"], "ensembles": {}, "methods": ["single"], "aux_variants": ["noaux", "aux"],
+              "aux_methods": [], "format": {"decimals": 1, "ci95": True}}
+    weak, strong = [], []
+    for seed, (w, c, s) in enumerate([(0.60, 0.80, 0.70), (0.60, 0.70, 0.65), (0.50, 0.70, 0.55)]):
+        weak.append(_write(tmp_path / f"weak/a/seed{seed}/metrics.json",
+                           {"model": "a", "seed": seed, "test_accuracy": w}))
+        strong.append(_write(tmp_path / f"strong/ceiling/gold/noaux/seed{seed}/metrics.json",
+                             {"test_accuracy": c, "members": []}))
+        strong.append(_write(tmp_path / f"strong/single/a/noaux/seed{seed}/metrics.json",
+                             {"test_accuracy": s, "members": ["a"]}))
+    table = w2s_table(w2s_results(weak, strong, layout), layout)
+    single = table.iloc[1]
+    pgrs = np.array([50.0, 50.0, 25.0])  # (s − w)/(c − w) per seed
+    half = 4.303 * pgrs.std(ddof=1) / math.sqrt(3)
+    assert single["PGR (%)"] == f"{pgrs.mean():.1f} ± {pgrs.std(ddof=1):.1f}"
+    assert single["PGR 95% CI"] == f"[{pgrs.mean() - half:.1f}, {pgrs.mean() + half:.1f}]"
+    assert single["accuracy (%) +aux"] == "—" and single["PGR 95% CI +aux"] == "—"  # aux_methods: []
+    assert table.iloc[0]["PGR 95% CI"] == "—"  # the ceiling has no PGR
