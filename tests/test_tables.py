@@ -49,3 +49,15 @@ def test_w2s_table_with_ci_and_aux_for_some_methods(tmp_path):
     assert single["PGR 95% CI"] == f"[{pgrs.mean() - half:.1f}, {pgrs.mean() + half:.1f}]"
     assert single["accuracy (%) +aux"] == "—" and single["PGR 95% CI +aux"] == "—"  # aux_methods: []
     assert table.iloc[0]["PGR 95% CI"] == "—"  # the ceiling has no PGR
+
+
+def test_paired_difference_is_the_t_interval_of_per_seed_differences():
+    from ws2s.tables import paired_difference
+
+    a = {0: 0.50, 1: 0.40, 2: 0.70, 3: 0.10}
+    b = {0: 0.30, 1: 0.35, 2: 0.45, 4: 0.90}  # seed 3 and seed 4 are unpaired: left out
+    mean, half, n = paired_difference(a, b)
+    diffs = [20.0, 5.0, 25.0]
+    assert n == 3 and mean == pytest.approx(50 / 3)
+    assert half == pytest.approx(4.303 * np.std(diffs, ddof=1) / math.sqrt(3))
+    assert paired_difference({0: 0.1}, {0: 0.2}) is None and paired_difference({0: np.nan, 1: 0.1}, {0: 0.1, 1: 0.1}) is None

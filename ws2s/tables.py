@@ -50,6 +50,19 @@ def ci95(values, decimals: int, scale: float = 100.0) -> str:
     return f"[{arr.mean() - half:.{decimals}f}, {arr.mean() + half:.{decimals}f}]"
 
 
+def paired_difference(a: dict, b: dict, scale: float = 100.0) -> tuple[float, float, int] | None:
+    """Mean and 95% t half-width of a[seed] − b[seed] over the seeds both have (× scale);
+    None under two seeds or with an undefined value. Rows compared seed by seed share the
+    seed's weak models and ceiling, so their difference has a smaller spread than either."""
+    seeds = sorted(set(a) & set(b))
+    diffs = np.array([a[s] - b[s] for s in seeds], dtype=float) * scale
+    if len(diffs) < 2 or np.isnan(diffs).any():
+        return None
+    df = len(diffs) - 1
+    half = (T_975[df - 1] if df <= len(T_975) else 1.960) * diffs.std(ddof=1) / math.sqrt(len(diffs))
+    return float(diffs.mean()), float(half), len(diffs)
+
+
 def aux_variants_of(layout: dict, method: str) -> list[str]:
     """The aux variants `method` runs: none for the ceiling; `aux` only for the methods in
     `aux_methods` where the layout names them (a CPU budget may afford aux for a few)."""

@@ -44,7 +44,9 @@ rule strong_classify:
         "results/logs/strong_classify/{dataset}/{method}/{source}/{aux}/seed{seed}.log",
     benchmark:
         "results/benchmarks/strong_classify/{dataset}/{method}/{source}/{aux}/seed{seed}.tsv"
-    threads: job_threads("strong")
+    # A linear probe on cached features is mostly process start-up: one core each, so two
+    # run side by side on a 2-core machine.
+    threads: 1 if PROBE else job_threads("strong")
     resources:
         **job_resources("strong"),
     conda:

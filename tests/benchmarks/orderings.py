@@ -1,0 +1,97 @@
+"""Which of the paper's PGR orderings hold in a finished run (the bench, README "Measured").
+
+Run on demand after `snakemake all ... bench.yaml`:
+    python tests/benchmarks/orderings.py [--results results] [--dataset slurp_intent]
+
+Each claim compares two rows seed by seed (same seed, same weak models, same ceiling):
+the mean PGR difference over seeds with its 95% t-interval. "holds" when the interval
+lies above 0, "reversed" when below, "not resolved" when it spans 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ws2s.tables import paired_difference
+
+CLASSIFICATION_CLAIMS = [
+    ("Bayesian > Naive ({e})", ("bayesian", "{e}", "noaux"), ("naive", "{e}", "noaux")),
+    ("Bayesian > Flying Squid ({e})", ("bayesian", "{e}", "noaux"), ("flyingsquid", "{e}", "noaux")),
+    ("Bayesian +aux > Naive +aux ({e})", ("bayesian", "{e}", "aux"), ("naive", "{e}", "aux")),
+    ("aux helps Bayesian ({e})", ("bayesian", "{e}", "aux"), ("bayesian", "{e}", "noaux")),
+]
+ENSEMBLE_CLAIM = ("Bayesian ws5 > ws3 (+aux)", ("bayesian", "ws5", "aux"), ("bayesian", "ws3", "aux"))
+GENERATION_CLAIMS = [
+    ("Bayesian > Naive ({e})", ("bayesian", "{e}", "noaux"), ("naive", "{e}", "noaux")),
+    ("Bayesian > Joint Decoding ({e})", ("bayesian", "{e}", "noaux"), ("jointdecoding", "{e}", "noaux")),
+    ("aux helps Bayesian ({e})", ("bayesian", "{e}", "aux"), ("bayesian", "{e}", "noaux")),
+]
+
+
+def verdict(mean: float, half: float) -> str:
+    return "holds" if mean - half > 0 else "reversed" if mean + half < 0 else "not resolved"
+
+
+def runs_under(root: Path) -> tuple[list[str], list[str]]:
+    return [str(p) for p in root.glob("weak/*/seed*/metrics.json")], [str(p) for p in root.glob("strong/*/*/*/seed*/metrics.json")]
+
+
+def layout_of(strong: list[str], metric: str) -> dict:
+    keys = [Path(p).parts[-5:-1] for p in strong]
+    return {
+        "weak_models": sorted({source for method, source, _, _ in keys if method == "single"}),
+        "ensembles": sorted({source for method, source, _, _ in keys if method not in ("single", "ceiling")}),
+        "methods": sorted({method for method, _, _, _ in keys if method != "ceiling"}),
+        "aux_variants": ["noaux", "aux"],
+        "aux_methods": sorted({method for method, _, aux, _ in keys if aux == "aux"}),
+        "metric": metric,
+    }
+
+
+def per_seed_pgr(root: Path, metric: str) -> tuple[dict, dict]:
+    """{(row label, aux): {seed: PGR}} of every run under `root`, and the layout found there."""
+    from ws2s.tables import w2s_results
+
+    weak, strong = runs_under(root)
+    # plain method names only: ablation variants (bayesian-full, jointdecoding-m5, ...) are no rows
+    strong = [p for p in strong if "-" not in Path(p).parts[-5]]
+    layout = layout_of(strong, metric)
+    keyed: dict = {}
+    for row in w2s_results(weak, strong, layout).itertuples(index=False):
+        keyed.setdefault((row.method, row.aux), {})[row.seed] = row.pgr
+    return keyed, layout
+
+
+def report(title: str, root: Path, metric: str, claims: list, extra: list) -> list[str]:
+    from ws2s.tables import METHOD_LABELS
+
+    keyed, layout = per_seed_pgr(root, metric)
+    lines = [f"**{title}**", "", "| claim | seeds | PGR difference (points), mean [95% CI] | verdict |",
+             "| --- | --- | --- | --- |"]
+    resolved = [(name.format(e=e), (ma, sa.format(e=e), xa), (mb, sb.format(e=e), xb))
+                for e in layout["ensembles"] for name, (ma, sa, xa), (mb, sb, xb) in claims] + extra
+    for name, (ma, sa, xa), (mb, sb, xb) in resolved:
+        stat = paired_difference(keyed.get((METHOD_LABELS[ma].format(sa), xa), {}),
+                                 keyed.get((METHOD_LABELS[mb].format(sb), xb), {}))
+        if stat is None:  # a row this run did not have, or an undefined PGR
+            continue
+        mean, half, n = stat
+        lines.append(f"| {name} | {n} | {mean:+.1f} [{mean - half:+.1f}, {mean + half:+.1f}] | {verdict(mean, half)} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default="results")
+    parser.add_argument("--dataset", default="slurp_intent")
+    args = parser.parse_args()
+    results = Path(args.results)
+    lines = report(f"Classification ({args.dataset})", results / "classification" / args.dataset, "accuracy",
+                   CLASSIFICATION_CLAIMS, [ENSEMBLE_CLAIM])
+    lines += [""] + report("Generation (SLURP)", results / "generation", "slu_f1", GENERATION_CLAIMS, [])
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
