@@ -30,6 +30,8 @@ GENERATION_CLAIMS = [
 
 
 def verdict(mean: float, half: float) -> str:
+    if mean == 0 and half == 0:
+        return "identical on every seed"
     return "holds" if mean - half > 0 else "reversed" if mean + half < 0 else "not resolved"
 
 
