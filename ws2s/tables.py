@@ -39,6 +39,10 @@ T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.045, 2.042)
 
 
+def t_975(df: int) -> float:
+    return T_975[df - 1] if df <= len(T_975) else 1.960
+
+
 def ci95(values, decimals: int, scale: float = 100.0) -> str:
     """'[lo, hi]': the t-interval mean ± t_{0.975, n−1}·s/√n over seeds; 'n/a' for one value
     or an undefined (gap too small) one."""
@@ -46,7 +50,7 @@ def ci95(values, decimals: int, scale: float = 100.0) -> str:
     if len(arr) < 2 or np.isnan(arr).any():
         return "n/a"
     df = len(arr) - 1
-    half = (T_975[df - 1] if df <= len(T_975) else 1.960) * arr.std(ddof=1) / math.sqrt(len(arr))
+    half = t_975(df) * arr.std(ddof=1) / math.sqrt(len(arr))
     return f"[{arr.mean() - half:.{decimals}f}, {arr.mean() + half:.{decimals}f}]"
 
 
@@ -59,7 +63,7 @@ def paired_difference(a: dict, b: dict, scale: float = 100.0) -> tuple[float, fl
     if len(diffs) < 2 or np.isnan(diffs).any():
         return None
     df = len(diffs) - 1
-    half = (T_975[df - 1] if df <= len(T_975) else 1.960) * diffs.std(ddof=1) / math.sqrt(len(diffs))
+    half = t_975(df) * diffs.std(ddof=1) / math.sqrt(len(diffs))
     return float(diffs.mean()), float(half), len(diffs)
 
 
