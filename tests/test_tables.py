@@ -61,3 +61,15 @@ def test_paired_difference_is_the_t_interval_of_per_seed_differences():
     assert n == 3 and mean == pytest.approx(50 / 3)
     assert half == pytest.approx(4.303 * np.std(diffs, ddof=1) / math.sqrt(3))
     assert paired_difference({0: 0.1}, {0: 0.2}) is None and paired_difference({0: np.nan, 1: 0.1}, {0: 0.1, 1: 0.1}) is None
+
+
+def test_a_pgr_whose_gap_is_under_2_points_prints_as_gap_too_small(tmp_path):
+    from ws2s.tables import GAP_TOO_SMALL
+
+    layout = {"weak_models": ["a"], "ensembles": {}, "methods": ["single"], "aux_variants": ["noaux"],
+              "format": {"decimals": 1, "ci95": True}}
+    weak = [_write(tmp_path / "weak/a/seed0/metrics.json", {"model": "a", "seed": 0, "test_accuracy": 0.600})]
+    strong = [_write(tmp_path / "strong/ceiling/gold/noaux/seed0/metrics.json", {"test_accuracy": 0.615, "members": []}),
+              _write(tmp_path / "strong/single/a/noaux/seed0/metrics.json", {"test_accuracy": 0.61, "members": ["a"]})]
+    single = w2s_table(w2s_results(weak, strong, layout), layout).iloc[1]
+    assert single["PGR (%)"] == GAP_TOO_SMALL and single["accuracy (%)"] == "61.0 ± 0.0"
