@@ -227,14 +227,14 @@ def test_the_mapping_weighting_reruns_the_soft_label_runs_only(smoke_run):
 
 
 def test_cdpo_jobs_follow_the_config(workdir):
-    run = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", "workflow/configs/small.yaml")
+    (workdir / "on.yaml").write_text("generation: {cdpo: {enabled: true}}\n")
+    run = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", "workflow/configs/small.yaml", "on.yaml")
     assert run.returncode == 0, run.stderr[-2000:]
     counts = job_counts(run.stdout)
-    assert counts["cdpo"] == 1 and counts["table5"] == 1  # one per generation seed
+    assert counts["cdpo"] == 2 and counts["table5"] == 1  # one per generation seed
     command = next(line for line in run.stdout.splitlines() if "-- cdpo --params" in line)
     assert "--start-model results/generation/strong/bayesian/ws2/aux/seed" in command
-    assert '"members":["smollm2-d6","smollm2-d4"]' in command and '"weights":[0.5,0.5]' in command
-    (workdir / "off.yaml").write_text("generation: {cdpo: {enabled: false}}\n")
-    off = snakemake(workdir, "-n", "--cores", "1", "--configfile", "workflow/configs/small.yaml", "off.yaml")
+    assert '"members":["smollm2-d6","smollm2-d8"]' in command and '"weights":[0.5,0.5]' in command
+    off = snakemake(workdir, "-n", "--cores", "1", "--configfile", "workflow/configs/small.yaml")  # cDPO off there
     assert off.returncode == 0, off.stderr[-2000:]
     assert "cdpo" not in job_counts(off.stdout) and "table5" not in job_counts(off.stdout)
