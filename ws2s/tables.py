@@ -43,15 +43,22 @@ def t_975(df: int) -> float:
     return T_975[df - 1] if df <= len(T_975) else 1.960
 
 
-def ci95(values, decimals: int, scale: float = 100.0) -> str:
-    """'[lo, hi]': the t-interval mean ± t_{0.975, n−1}·s/√n over seeds; 'n/a' for one value
-    or an undefined (gap too small) one."""
-    arr = np.asarray(list(values), dtype=float) * scale
+def t_interval(values) -> tuple[float, float] | None:
+    """(mean, 95% half-width mean ± t_{0.975, n−1}·s/√n) of `values`; None for fewer than
+    two or any undefined (gap too small) value."""
+    arr = np.asarray(list(values), dtype=float)
     if len(arr) < 2 or np.isnan(arr).any():
+        return None
+    return float(arr.mean()), float(t_975(len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
+
+
+def ci95(values, decimals: int, scale: float = 100.0) -> str:
+    """'[lo, hi]': the t-interval of `values` × scale over seeds; 'n/a' where undefined."""
+    interval = t_interval(np.asarray(list(values), dtype=float) * scale)
+    if interval is None:
         return "n/a"
-    df = len(arr) - 1
-    half = t_975(df) * arr.std(ddof=1) / math.sqrt(len(arr))
-    return f"[{arr.mean() - half:.{decimals}f}, {arr.mean() + half:.{decimals}f}]"
+    mean, half = interval
+    return f"[{mean - half:.{decimals}f}, {mean + half:.{decimals}f}]"
 
 
 def paired_difference(a: dict, b: dict, scale: float = 100.0) -> tuple[float, float, int] | None:
@@ -59,12 +66,8 @@ def paired_difference(a: dict, b: dict, scale: float = 100.0) -> tuple[float, fl
     None under two seeds or with an undefined value. Rows compared seed by seed share the
     seed's weak models and ceiling, so their difference has a smaller spread than either."""
     seeds = sorted(set(a) & set(b))
-    diffs = np.array([a[s] - b[s] for s in seeds], dtype=float) * scale
-    if len(diffs) < 2 or np.isnan(diffs).any():
-        return None
-    df = len(diffs) - 1
-    half = t_975(df) * diffs.std(ddof=1) / math.sqrt(len(diffs))
-    return float(diffs.mean()), float(half), len(diffs)
+    interval = t_interval([(a[s] - b[s]) * scale for s in seeds])
+    return None if interval is None else (*interval, len(seeds))
 
 
 def aux_variants_of(layout: dict, method: str) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ws2s.tables import paired_difference
+from ws2s.tables import METHOD_LABELS, paired_difference, w2s_results
 
 CLASSIFICATION_CLAIMS = [
     ("Bayesian > Naive ({e})", ("bayesian", "{e}", "noaux"), ("naive", "{e}", "noaux")),
@@ -53,8 +53,6 @@ def layout_of(strong: list[str], metric: str) -> dict:
 
 def per_seed_pgr(root: Path, metric: str) -> tuple[dict, dict]:
     """{(row label, aux): {seed: PGR}} of every run under `root`, and the layout found there."""
-    from ws2s.tables import w2s_results
-
     weak, strong = runs_under(root)
     # plain method names only: ablation variants (bayesian-full, jointdecoding-m5, ...) are no rows
     strong = [p for p in strong if "-" not in Path(p).parts[-5]]
@@ -66,8 +64,6 @@ def per_seed_pgr(root: Path, metric: str) -> tuple[dict, dict]:
 
 
 def report(title: str, root: Path, metric: str, claims: list, extra: list) -> list[str]:
-    from ws2s.tables import METHOD_LABELS
-
     keyed, layout = per_seed_pgr(root, metric)
     lines = [f"**{title}**", "", "| claim | seeds | PGR difference (points), mean [95% CI] | verdict |",
              "| --- | --- | --- | --- |"]
