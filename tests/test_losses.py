@@ -140,3 +140,15 @@ def test_loss_does_not_depend_on_batch_split():
     whole = weak_ensemble_loss(LOGITS, WEAK, torch.ones(3) / 3, 0.5, cfg)
     halves = [weak_ensemble_loss(LOGITS[i:i + 3], WEAK[i:i + 3], torch.ones(3) / 3, 0.5, cfg) for i in (0, 3)]
     assert whole.item() == pytest.approx(sum(h.item() for h in halves) / 2, rel=1e-6)
+
+
+def test_edl_nll_in_float32_over_a_vocabulary_matches_the_float64_closed_form():
+    # the NLL runs in float32 for float32 logits; −log E[π_y] = log α_0 − log α_y in float64 is the reference
+    torch.manual_seed(0)
+    logits = torch.randn(6, 49152) * 3 + 12
+    y = torch.randint(0, 49152, (6,))
+    alpha = torch.exp(logits.double()) + 1
+    expected = torch.log(alpha.sum(-1)) - torch.log(alpha[torch.arange(6), y])
+    got = edl_loss(logits, torch.nn.functional.one_hot(y, 49152).float(), 0.5, "exp", 0.0)
+    assert got.dtype == torch.float32
+    assert torch.allclose(got.double(), expected, atol=1e-5, rtol=0)
