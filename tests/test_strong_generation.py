@@ -13,7 +13,7 @@ from ws2s.config import (GenerationSplitConfig, JointDecodingConfig, MappingConf
 from ws2s.data.generation_splits import write_generation_splits
 from ws2s.data.slurp import PROMPTS, render_prompt
 from ws2s.losses import LossConfig
-from ws2s.train.generate import encode_pairs, load_causal
+from ws2s.train.generate import FrozenBottom, encode_pairs, load_causal, target_logits
 from ws2s.train.joint_decoding import joint_decode, pooled_candidates
 from ws2s.train.mapping_stage import map_hypotheses
 from ws2s.train.strong_generation import member_weights, run_strong_generation, sequence_losses, soft_targets
@@ -126,6 +126,25 @@ def test_sequence_loss_is_per_sequence_cross_entropy_at_any_batch_size(tiny_llam
         assert torch.isfinite(edl).all() and (edl > 0).all()
 
 
+def test_cached_frozen_bottom_gives_the_full_model_logits(tiny_llama):
+    """Running the top block on cached states of the frozen bottom one is the full forward pass."""
+    model, tokenizer = load_causal(tiny_llama)
+    model.eval()
+    items = encode_pairs(tokenizer, ["set an alarm", "what time is it in a long prompt here", "hi"],
+                         ['{"time": "seven"}', "{}", '{"date": "today", "place_name": "paris"}'])
+    with torch.no_grad():
+        bottom = FrozenBottom.compute(model, tokenizer, items, blocks=1, batch_size=2)
+        assert [len(s) for s in bottom.states] == [len(ids) for ids, _ in items]
+        full, target = target_logits(model, tokenizer, items)
+        for rows in ([0, 1, 2], [2, 0]):  # another batch, another padding
+            cached, cached_target = target_logits(model, tokenizer, [items[r] for r in rows], bottom, rows)
+            reference, _ = target_logits(model, tokenizer, [items[r] for r in rows])
+            real = cached_target != -100  # padding's logits differ, and no loss reads them
+            torch.testing.assert_close(cached[real], reference[real], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(cached_target, target[[2, 0]][:, -cached_target.shape[1]:])
+    assert len(model.base_model.layers) == 2  # the blocks are put back
+
+
 @pytest.mark.parametrize("method", ["ceiling", "single", "naive", "jointdecoding", "bayesian"])
 def test_strong_generation_methods(pipeline, tiny_llama, method, tmp_path):
     root, splits, weak = pipeline
@@ -142,7 +161,7 @@ def test_strong_generation_methods(pipeline, tiny_llama, method, tmp_path):
                                  method=method, members=members, weighting="dynamic" if multi else "average",
                                  weights=[0.5, 0.5] if multi else [1.0], loss=loss,
                                  soft_labels={"kind": "full", "min_prob": 1e-4}, epochs=1, batch_size=4, lr=1e-3,
-                                 train_layers="all", decoding={"beams": 1, "max_new_tokens": 6},
+                                 train_layers=1 if multi else "all", decoding={"beams": 1, "max_new_tokens": 6},
                                  engine={"backend": "plain"})
     mapped = [str(weak[0 if m == "w0" else 1] / "mapped.parquet") for m in members] if method in ("single", "naive", "bayesian") else []
     gold = str(splits / "strong_train_gold.parquet") if method == "ceiling" else None

@@ -64,6 +64,11 @@ def _layer_stack(model: nn.Module) -> nn.ModuleList:
     return max(stacks, key=len)
 
 
+def frozen_blocks(model: nn.Module, train_layers: str | int) -> int:
+    """How many bottom blocks `freeze_for` keeps fixed."""
+    return 0 if train_layers == "all" else max(len(_layer_stack(model)) - int(train_layers), 0)
+
+
 def freeze_for(model: nn.Module, train_layers: str | int) -> int:
     """Freeze the embeddings and all but the top `train_layers` blocks; return trainable count.
 
@@ -74,7 +79,7 @@ def freeze_for(model: nn.Module, train_layers: str | int) -> int:
     """
     if train_layers != "all":
         layers = _layer_stack(model)
-        frozen = [layers[i] for i in range(len(layers) - int(train_layers))]
+        frozen = [layers[i] for i in range(frozen_blocks(model, train_layers))]
         frozen.append(model.get_input_embeddings())
         frozen += [m for name, m in model.named_modules() if name.endswith("embeddings")]
         for module in frozen:

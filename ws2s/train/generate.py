@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,17 +48,12 @@ def encode_pairs(tokenizer, prompts: list[str], targets: list[str]) -> list[tupl
     return encoded
 
 
-def target_logits(model, tokenizer, items: list[tuple[list[int], int]]):
-    """Logits at the positions that predict target tokens, and those tokens (−100 elsewhere).
-
-    Sequences are left-padded so that every target ends at the last position; the model
-    then computes its output layer for the last K positions only (`logits_to_keep`), K the
-    longest target + 1. With a 262k vocabulary (Gemma 3) the output layer dominates a
-    step, and the prompt's positions need none of it.
-    """
+def _left_padded(items: list[tuple[list[int], int]], pad_id: int):
+    """Left-padded ids, attention mask, position ids and target ids (−100 off target), and K:
+    every target ends at the last position, so K = longest target + 1 positions hold them all."""
     width = max(len(ids) for ids, _ in items)
     keep = max(len(ids) - start for ids, start in items) + 1
-    ids = torch.full((len(items), width), tokenizer.pad_token_id)
+    ids = torch.full((len(items), width), pad_id)
     mask = torch.zeros((len(items), width), dtype=torch.long)
     targets = torch.full((len(items), keep - 1), -100)
     for row, (seq, start) in enumerate(items):
@@ -67,10 +63,77 @@ def target_logits(model, tokenizer, items: list[tuple[list[int], int]]):
         targets[row, keep - 1 - len(target):] = torch.tensor(target)
     # Positions count from each sequence's first real token, as generation does.
     positions = (mask.cumsum(dim=-1) - 1).clamp_min(0)
+    return ids, mask, positions, targets, keep
+
+
+def target_logits(model, tokenizer, items: list[tuple[list[int], int]], bottom: "FrozenBottom | None" = None,
+                  rows: list[int] | None = None):
+    """Logits at the positions that predict target tokens, and those tokens (−100 elsewhere).
+
+    Sequences are left-padded so that every target ends at the last position; the model
+    then computes its output layer for the last K positions only (`logits_to_keep`), K the
+    longest target + 1. With a 262k vocabulary (Gemma 3) the output layer dominates a
+    step, and the prompt's positions need none of it. With `bottom` (its cached states of
+    sequences `rows`) only the blocks above the frozen ones run.
+    """
+    ids, mask, positions, targets, keep = _left_padded(items, tokenizer.pad_token_id)
     on = model.device  # the engine may have moved the model to a GPU
-    logits = model(input_ids=ids.to(on), attention_mask=mask.to(on), position_ids=positions.to(on),
-                   logits_to_keep=keep).logits
+    inputs = {"attention_mask": mask.to(on), "position_ids": positions.to(on), "logits_to_keep": keep}
+    if bottom is None:
+        logits = model(input_ids=ids.to(on), **inputs).logits
+    else:
+        states = bottom.padded([bottom.states[r] for r in rows], ids.shape[1]).to(on, dtype=model.dtype)
+        with blocks_only(model, slice(bottom.blocks, None)):
+            logits = model(inputs_embeds=states, use_cache=False, **inputs).logits
     return logits[:, :-1], targets.to(on)
+
+
+@contextmanager
+def blocks_only(model, blocks: slice, final_norm: bool = True):
+    """Let a decoder (Llama, Gemma 3: `base_model.layers`, `.norm`) run a slice of its blocks."""
+    base = model.base_model
+    all_blocks, norm = base.layers, base.norm
+    base.layers = torch.nn.ModuleList(list(all_blocks)[blocks])
+    if not final_norm:
+        base.norm = torch.nn.Identity()
+    try:
+        yield
+    finally:
+        base.layers, base.norm = all_blocks, norm
+
+
+@dataclass
+class FrozenBottom:
+    """Each training sequence's hidden states after the model's frozen bottom blocks.
+
+    Those blocks never change, so every epoch would recompute the same values: computed
+    once, a step runs the trainable top only. Training SmolLM2-135M's top 4 of 30 blocks,
+    the frozen 26 took two thirds of a step's time. The states stay on the CPU, one
+    [length, hidden] tensor a sequence; with every block trained there is nothing to cache.
+    """
+    blocks: int
+    states: list[torch.Tensor]
+
+    @classmethod
+    def compute(cls, model, tokenizer, items: list[tuple[list[int], int]], blocks: int, batch_size: int):
+        states = []
+        with torch.no_grad(), blocks_only(model, slice(0, blocks), final_norm=False):
+            for b in range(0, len(items), batch_size):
+                batch = items[b:b + batch_size]
+                ids, mask, positions, _, _ = _left_padded(batch, tokenizer.pad_token_id)
+                on = model.device
+                hidden = model.base_model(input_ids=ids.to(on), attention_mask=mask.to(on),
+                                          position_ids=positions.to(on), use_cache=False).last_hidden_state
+                states += [hidden[row, ids.shape[1] - len(seq):].cpu() for row, (seq, _) in enumerate(batch)]
+        return cls(blocks, states)
+
+    @staticmethod
+    def padded(states: list[torch.Tensor], width: int) -> torch.Tensor:
+        """[B, width, hidden], left-padded with zeros (the attention mask hides them)."""
+        out = torch.zeros((len(states), width, states[0].shape[-1]), dtype=states[0].dtype)
+        for row, s in enumerate(states):
+            out[row, width - len(s):] = s
+        return out
 
 
 def sequence_nll(model, tokenizer, items, batch_size: int) -> float:

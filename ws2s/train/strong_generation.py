@@ -33,9 +33,9 @@ from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.losses import LossConfig, aux_weight, edl_loss, soft_cross_entropy
 from ws2s.mapping import soft_label_rows
 from ws2s.models import save_checkpoint
-from ws2s.train.classify import freeze_for, seed_everything
+from ws2s.train.classify import freeze_for, frozen_blocks, seed_everything
 from ws2s.train.engine import EngineConfig, checkpoint_dir_for, device, is_main_process, train_loop
-from ws2s.train.generate import decode, load_causal, target_logits
+from ws2s.train.generate import FrozenBottom, decode, load_causal, target_logits
 from ws2s.train.weak_generation import GENERATION_BATCH_SIZE, UTTERANCE_COLUMNS, slu_scores
 
 # A training sequence: token ids of prompt + target + EOS, where the target starts, and the
@@ -80,9 +80,10 @@ def position_loss(logits: torch.Tensor, targets: torch.Tensor, step_frac: float,
 
 
 def sequence_losses(model, tokenizer, sequences: list[Sequence], step_frac: float, cfg: LossConfig,
-                    soft_cfg: dict) -> torch.Tensor:
-    """Each sequence's mean per-position loss [B], from one forward pass."""
-    logits, target = target_logits(model, tokenizer, [(ids, start) for ids, start, _ in sequences])
+                    soft_cfg: dict, bottom: FrozenBottom | None = None, rows: list[int] | None = None) -> torch.Tensor:
+    """Each sequence's mean per-position loss [B], from one forward pass (`bottom`: its cached
+    frozen-block states of these sequences, `rows` their indices there)."""
+    logits, target = target_logits(model, tokenizer, [(ids, start) for ids, start, _ in sequences], bottom, rows)
     real = target != -100
     logprobs = None
     if all(lp is not None for _, _, lp in sequences):
@@ -154,11 +155,15 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
     freeze_for(model, cfg.train_layers)
     members, weights = build_sequences(cfg, tokenizer, strong_train, mapped_files, joint_file, gold_file)
     weights_t = torch.as_tensor(weights, dtype=torch.float32, device=device())
+    blocks = frozen_blocks(model, cfg.train_layers)
+    bottoms = [FrozenBottom.compute(model.to(device()), tokenizer, [(ids, start) for ids, start, _ in member], blocks,
+                                    GENERATION_BATCH_SIZE) if blocks else None for member in members]
 
     def loss_for_batch(indices: list[int], step_frac: float) -> torch.Tensor:
         per_member = torch.stack([
-            sequence_losses(model, tokenizer, [member[i] for i in indices], step_frac, loss_cfg, cfg.soft_labels)
-            for member in members], dim=-1)
+            sequence_losses(model, tokenizer, [member[i] for i in indices], step_frac, loss_cfg, cfg.soft_labels,
+                            bottom, indices)
+            for member, bottom in zip(members, bottoms)], dim=-1)
         return (per_member * weights_t[indices]).sum(dim=-1).mean()
 
     result = train_loop([model], loss_for_batch, len(strong_train), epochs=cfg.epochs, batch_size=cfg.batch_size,
