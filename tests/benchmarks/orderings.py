@@ -15,18 +15,16 @@ from pathlib import Path
 
 from ws2s.tables import METHOD_LABELS, paired_difference, w2s_results
 
-CLASSIFICATION_CLAIMS = [
-    ("Bayesian > Naive ({e})", ("bayesian", "{e}", "noaux"), ("naive", "{e}", "noaux")),
-    ("Bayesian > Flying Squid ({e})", ("bayesian", "{e}", "noaux"), ("flyingsquid", "{e}", "noaux")),
-    ("Bayesian +aux > Naive +aux ({e})", ("bayesian", "{e}", "aux"), ("naive", "{e}", "aux")),
-    ("aux helps Bayesian ({e})", ("bayesian", "{e}", "aux"), ("bayesian", "{e}", "noaux")),
-]
+def against(baseline: str, name: str) -> list:
+    """Bayesian Multi-Weak above `baseline`, without and with aux on both sides."""
+    return [(f"Bayesian > {name} ({{e}})", ("bayesian", "{e}", "noaux"), (baseline, "{e}", "noaux")),
+            (f"Bayesian +aux > {name} +aux ({{e}})", ("bayesian", "{e}", "aux"), (baseline, "{e}", "aux"))]
+
+
+AUX_CLAIM = ("aux helps Bayesian ({e})", ("bayesian", "{e}", "aux"), ("bayesian", "{e}", "noaux"))
+CLASSIFICATION_CLAIMS = against("naive", "Naive") + against("flyingsquid", "Flying Squid") + [AUX_CLAIM]
 ENSEMBLE_CLAIM = ("Bayesian ws5 > ws3 (+aux)", ("bayesian", "ws5", "aux"), ("bayesian", "ws3", "aux"))
-GENERATION_CLAIMS = [
-    ("Bayesian > Naive ({e})", ("bayesian", "{e}", "noaux"), ("naive", "{e}", "noaux")),
-    ("Bayesian > Joint Decoding ({e})", ("bayesian", "{e}", "noaux"), ("jointdecoding", "{e}", "noaux")),
-    ("aux helps Bayesian ({e})", ("bayesian", "{e}", "aux"), ("bayesian", "{e}", "noaux")),
-]
+GENERATION_CLAIMS = against("naive", "Naive") + against("jointdecoding", "Joint Decoding") + [AUX_CLAIM]
 
 
 def verdict(mean: float, half: float) -> str:
