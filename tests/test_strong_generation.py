@@ -126,9 +126,24 @@ def test_sequence_loss_is_per_sequence_cross_entropy_at_any_batch_size(tiny_llam
         assert torch.isfinite(edl).all() and (edl > 0).all()
 
 
-def test_cached_frozen_bottom_gives_the_full_model_logits(tiny_llama):
+def tiny_gemma3(tmp_path, tokenizer) -> str:
+    """A tiny random-init Gemma 3: scaled embeddings, sliding-window and global layers."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=4,
+                              layer_types=["sliding_attention", "full_attention"], max_position_embeddings=256,
+                              pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    Gemma3ForCausalLM(config).save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+def test_cached_frozen_bottom_gives_the_full_model_logits(tiny_llama, tokenizers, tmp_path, arch):
     """Running the top block on cached states of the frozen bottom one is the full forward pass."""
-    model, tokenizer = load_causal(tiny_llama)
+    model, tokenizer = load_causal(tiny_llama if arch == "llama" else tiny_gemma3(tmp_path, tokenizers["smollm2"]))
     model.eval()
     items = encode_pairs(tokenizer, ["set an alarm", "what time is it in a long prompt here", "hi"],
                          ['{"time": "seven"}', "{}", '{"date": "today", "place_name": "paris"}'])
@@ -142,7 +157,7 @@ def test_cached_frozen_bottom_gives_the_full_model_logits(tiny_llama):
             real = cached_target != -100  # padding's logits differ, and no loss reads them
             torch.testing.assert_close(cached[real], reference[real], rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(cached_target, target[[2, 0]][:, -cached_target.shape[1]:])
-    assert len(model.base_model.layers) == 2  # the blocks are put back
+    assert len(model.get_decoder().layers) == 2  # the blocks are put back
 
 
 @pytest.mark.parametrize("method", ["ceiling", "single", "naive", "jointdecoding", "bayesian"])

@@ -90,8 +90,8 @@ def target_logits(model, tokenizer, items: list[tuple[list[int], int]], bottom: 
 
 @contextmanager
 def blocks_only(model, blocks: slice, final_norm: bool = True):
-    """Let a decoder (Llama, Gemma 3: `base_model.layers`, `.norm`) run a slice of its blocks."""
-    base = model.base_model
+    """Let a decoder (Llama, Qwen, Gemma 3: `get_decoder().layers`, `.norm`) run a slice of its blocks."""
+    base = model.get_decoder()
     all_blocks, norm = base.layers, base.norm
     base.layers = torch.nn.ModuleList(list(all_blocks)[blocks])
     if not final_norm:
@@ -122,7 +122,7 @@ class FrozenBottom:
                 batch = items[b:b + batch_size]
                 ids, mask, positions, _, _ = _left_padded(batch, tokenizer.pad_token_id)
                 on = model.device
-                hidden = model.base_model(input_ids=ids.to(on), attention_mask=mask.to(on),
+                hidden = model.get_decoder()(input_ids=ids.to(on), attention_mask=mask.to(on),
                                           position_ids=positions.to(on), use_cache=False).last_hidden_state
                 states += [hidden[row, ids.shape[1] - len(seq):].cpu() for row, (seq, _) in enumerate(batch)]
         return cls(blocks, states)
