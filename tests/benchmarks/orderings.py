@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ws2s.tables import METHOD_LABELS, paired_difference, w2s_results
 
+
 def against(baseline: str, name: str) -> list:
     """Bayesian Multi-Weak above `baseline`, without and with aux on both sides."""
     return [(f"Bayesian > {name} ({{e}})", ("bayesian", "{e}", "noaux"), (baseline, "{e}", "noaux")),

@@ -156,7 +156,9 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
     members, weights = build_sequences(cfg, tokenizer, strong_train, mapped_files, joint_file, gold_file)
     weights_t = torch.as_tensor(weights, dtype=torch.float32, device=device())
     blocks = frozen_blocks(model, cfg.train_layers)
-    bottoms = [FrozenBottom.compute(model.to(device()), tokenizer, [(ids, start) for ids, start, _ in member], blocks,
+    if blocks:
+        model.to(device())
+    bottoms = [FrozenBottom.compute(model, tokenizer, [(ids, start) for ids, start, _ in member], blocks,
                                     GENERATION_BATCH_SIZE) if blocks else None for member in members]
 
     def loss_for_batch(indices: list[int], step_frac: float) -> torch.Tensor:
