@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = (ROOT.parent / "shared" / "data").resolve()
+DATA = ROOT / "data"
 FIXTURES = ROOT / "tests" / "fixtures"
 
 # Tests never reach the network: the hub client must fail at once, not hang.
@@ -16,10 +16,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"{SHARED_DATA} is missing: the offline data copies sit beside the checkout")
-    return SHARED_DATA
+def data_dir() -> Path:
+    """The data that travels with the repository (data/README.md)."""
+    return DATA
 
 
 @pytest.fixture(scope="session")
@@ -78,10 +77,18 @@ def tiny_llama(tmp_path_factory, tokenizers) -> str:
 
 def copy_repo(dest: Path) -> Path:
     """The workflow files of this checkout, for Snakemake runs in a scratch folder."""
-    for name in ("Snakefile", "config.yaml", "workflow", "envs", "slurm"):
+    for name in ("Snakefile", "config.yaml", "workflow", "envs", "slurm", "data"):
         src = ROOT / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
     return dest
+
+
+def with_official_slurp_train(workdir: Path) -> Path:
+    """config.yaml reads SLURP's official train.jsonl from ./data/slurp/, which the repository
+    cannot ship (SLURP keeps it outside git): a copy of devel.jsonl stands in for it, as a
+    user's download would sit there."""
+    shutil.copy(workdir / "data" / "slurp" / "devel.jsonl", workdir / "data" / "slurp" / "train.jsonl")
+    return workdir
 
 
 def snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -91,21 +98,13 @@ def snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess.
                           text=True, env=env)
 
 
-SMOKE = ("--configfile", "workflow/configs/smoke.yaml", "data.yaml")
-
-
-def write_data_overlay(workdir: Path, shared_data: Path) -> None:
-    """data.yaml: the smoke config's data paths made absolute, for a scratch copy of the repo."""
-    (workdir / "data.yaml").write_text(
-        f"data: {{cosmosqa: {{source: {shared_data}/cosmosqa/valid.csv}}, "
-        f"slurp: {{train: {shared_data}/slurp/devel.jsonl, test: {shared_data}/slurp/test.jsonl}}}}\n")
+SMOKE = ("--configfile", "workflow/configs/smoke.yaml")
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory, shared_data):
+def smoke_run(tmp_path_factory):
     """The smoke config run once through Snakemake (local executor) in a scratch copy of the workflow."""
     workdir = copy_repo(tmp_path_factory.mktemp("smoke"))
-    write_data_overlay(workdir, shared_data)
     run = snakemake(workdir, "--cores", "2", *SMOKE)
     assert run.returncode == 0, run.stderr[-3000:]
     return workdir

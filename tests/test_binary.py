@@ -9,12 +9,12 @@ SIZES = {"weak_train": 200, "strong_train": 200, "test": 100}
 
 
 @pytest.fixture(scope="module")
-def cosmos(shared_data):
-    return CLASSIFICATION_DATASETS["cosmosqa"]({"source": str(shared_data / "cosmosqa" / "valid.csv")}, "data.cosmosqa")
+def cosmos(data_dir):
+    return CLASSIFICATION_DATASETS["cosmosqa"]({"source": str(data_dir / "cosmosqa" / "valid.csv")}, "data.cosmosqa")
 
 
-def test_cosmosqa_reads_the_labelled_answer_as_correct(cosmos, shared_data):
-    raw = pd.read_csv(shared_data / "cosmosqa" / "valid.csv")
+def test_cosmosqa_reads_the_labelled_answer_as_correct(cosmos, data_dir):
+    raw = pd.read_csv(data_dir / "cosmosqa" / "valid.csv")
     assert len(cosmos) == len(raw)
     first = raw.iloc[0]
     assert cosmos[0].correct == first[f"answer{first['label']}"].strip()
@@ -82,11 +82,11 @@ def test_sciq_fixture_in_hub_schema():
     assert sum(len(s) for s in splits.values()) == 100
 
 
-def test_slurp_intent_pairs_each_utterance_with_its_intent_and_the_others_as_distractors(shared_data):
+def test_slurp_intent_pairs_each_utterance_with_its_intent_and_the_others_as_distractors(data_dir):
     import json
 
-    questions = CLASSIFICATION_DATASETS["slurp_intent"]({"source": str(shared_data / "slurp")}, "data.slurp_intent")
-    records = [json.loads(line) for name in ("devel", "test") for line in (shared_data / "slurp" / f"{name}.jsonl").open()]
+    questions = CLASSIFICATION_DATASETS["slurp_intent"]({"source": str(data_dir / "slurp")}, "data.slurp_intent")
+    records = [json.loads(line) for name in ("devel", "test") for line in (data_dir / "slurp" / f"{name}.jsonl").open()]
     assert len(questions) == len(records)
     intents = {r["intent"] for r in records}
     by_text = {q.text: q for q in questions}

@@ -151,10 +151,10 @@ def test_sampled_candidates_per_prompt(tiny_llama):
 
 
 @pytest.fixture(scope="module")
-def splits(tmp_path_factory, shared_data):
+def splits(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("gen_splits")
-    write_generation_splits(GenerationSplitConfig(str(shared_data / "slurp" / "devel.jsonl"),
-                                                  str(shared_data / "slurp" / "test.jsonl"),
+    write_generation_splits(GenerationSplitConfig(str(data_dir / "slurp" / "devel.jsonl"),
+                                                  str(data_dir / "slurp" / "test.jsonl"),
                                                   {"weak_train": 2, "strong_train": 5, "test": 3}, 0), out)
     return out
 

@@ -14,10 +14,10 @@ from ws2s.io import write_parquet
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, shared_data):
+def run_dir(tmp_path_factory, data_dir):
     """A results/classification/{dataset} layout with splits and one weak model's labels."""
     root = tmp_path_factory.mktemp("results") / "classification" / "cosmosqa"
-    write_classification_splits(SplitConfig("cosmosqa", {"source": str(shared_data / "cosmosqa" / "valid.csv")},
+    write_classification_splits(SplitConfig("cosmosqa", {"source": str(data_dir / "cosmosqa" / "valid.csv")},
                                             {"weak_train": 8, "strong_train": 8, "test": 10}, 0), root / "splits")
     test = pd.read_parquet(root / "splits" / "test.parquet")
     p1 = np.where(test["label"] == 1, 0.8, 0.3).astype(np.float32)

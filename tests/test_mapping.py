@@ -21,9 +21,9 @@ def group_starts(text, *token_starts):
 
 
 @pytest.fixture(scope="module")
-def hypotheses(shared_data):
+def hypotheses(data_dir):
     """Targets of real SLURP sentences, chosen to have digits, apostrophes and several slots."""
-    frame = load_utterances(str(shared_data / "slurp" / "devel.jsonl"), "devel")
+    frame = load_utterances(str(data_dir / "slurp" / "devel.jsonl"), "devel")
     picked = frame[frame["target"].str.contains(r"\d") | frame["target"].str.contains("'")].head(40)
     texts = list(picked["target"]) + list(frame["target"].head(40)) + ['{}', '{"time": "10:30 pm & 5 o\'clock"}']
     assert any("'" in t for t in texts) and any(any(c.isdigit() for c in t) for t in texts)

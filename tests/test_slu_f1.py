@@ -55,8 +55,8 @@ def test_missing_predictions_are_skipped_not_counted():
     assert scores.slu_f1 == 1.0 and scores.matched == 1 and scores.unmatched_gold == 1
 
 
-def test_gold_from_official_records(shared_data):
-    record = json.loads((shared_data / "slurp" / "test.jsonl").read_text().splitlines()[0])
+def test_gold_from_official_records(data_dir):
+    record = json.loads((data_dir / "slurp" / "test.jsonl").read_text().splitlines()[0])
     by_file = gold_examples([record], load_gold=False)
     by_id = gold_examples([record], load_gold=True)
     assert set(by_file) == {r["file"] for r in record["recordings"]}
@@ -65,9 +65,9 @@ def test_gold_from_official_records(shared_data):
         assert all(e["filler"] == e["filler"].lower() for e in entities)
 
 
-def test_cli_on_gold_transcript_predictions(shared_data, tmp_path):
+def test_cli_on_gold_transcript_predictions(data_dir, tmp_path):
     """Gold targets turned into predictions score 1.0; an empty prediction scores below."""
-    test_file = shared_data / "slurp" / "test.jsonl"
+    test_file = data_dir / "slurp" / "test.jsonl"
     utterances = load_utterances(str(test_file), "test").head(50)
     lines = []
     for row in utterances.itertuples():

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import SMOKE, copy_repo, snakemake, write_data_overlay
+from conftest import SMOKE, copy_repo, snakemake, with_official_slurp_train
 
 
 # The test cluster has no accounting: jobs are watched with squeue (its MinJobAge keeps
@@ -42,7 +42,7 @@ def last_job_id() -> int:
 
 def test_paper_config_asks_gpus_for_training_and_nothing_for_the_rest(tmp_path):
     """Without a cluster: what each kind of job of config.yaml asks for (a dry run)."""
-    workdir = copy_repo(tmp_path)
+    workdir = with_official_slurp_train(copy_repo(tmp_path))
     run = snakemake(workdir, "-n", "-p", "--cores", "64", env={"WS2S_SLURM_GPU_PARTITION": "a100q"})
     assert run.returncode == 0, run.stderr[-2000:]
     jobs = {}
@@ -59,14 +59,13 @@ def test_paper_config_asks_gpus_for_training_and_nothing_for_the_rest(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def slurm_run(tmp_path_factory, shared_data):
+def slurm_run(tmp_path_factory):
     reason = slurm_unreachable()
     if reason:
         if os.environ.get("WS2S_REQUIRE_SLURM") == "1":
             pytest.fail(f"WS2S_REQUIRE_SLURM=1 but {reason}")
         pytest.skip(reason)
     workdir = copy_repo(tmp_path_factory.mktemp("slurm"))
-    write_data_overlay(workdir, shared_data)
     (workdir / "gpu.yaml").write_text(GPU_OVERLAY)
     first = last_job_id()
     # HOME elsewhere: the profile must be the repository's ./slurm, not one in ~/.config.

@@ -15,13 +15,13 @@ def test_offline_hub_names_id_and_remedy():
     assert "'allenai/sciq'" in str(info.value) and "data.sciq.source" in str(info.value)
 
 
-def test_missing_columns_named(shared_data):
+def test_missing_columns_named(data_dir):
     with pytest.raises(Ws2sError, match="lacks column"):
-        read_table({"source": str(shared_data / "cosmosqa" / "valid.csv")}, "data.sciq", ["correct_answer"])
+        read_table({"source": str(data_dir / "cosmosqa" / "valid.csv")}, "data.sciq", ["correct_answer"])
 
 
-def test_slurp_jsonl(shared_data, tmp_path):
-    records = read_jsonl_records(shared_data / "slurp" / "devel.jsonl", "data.slurp.devel")
+def test_slurp_jsonl(data_dir, tmp_path):
+    records = read_jsonl_records(data_dir / "slurp" / "devel.jsonl", "data.slurp.devel")
     assert len(records) == 2033 and {"sentence", "entities", "slurp_id"} <= set(records[0])
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"a": 1}\n{"a": \n')

@@ -14,10 +14,10 @@ MEMBERS = ["w0", "w1", "w2"]
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, shared_data, tiny_bert):
+def setup(tmp_path_factory, data_dir, tiny_bert):
     root = tmp_path_factory.mktemp("strong")
     split_dir = root / "splits"
-    write_classification_splits(SplitConfig("cosmosqa", {"source": str(shared_data / "cosmosqa" / "valid.csv")},
+    write_classification_splits(SplitConfig("cosmosqa", {"source": str(data_dir / "cosmosqa" / "valid.csv")},
                                             {"weak_train": 16, "strong_train": 32, "test": 16}, 0), split_dir)
     strong_train = pd.read_parquet(split_dir / "strong_train.parquet")
     rng = np.random.default_rng(0)

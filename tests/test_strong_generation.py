@@ -21,12 +21,12 @@ from ws2s.train.weak_generation import run_weak_generation
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory, shared_data, tiny_llama):
+def pipeline(tmp_path_factory, data_dir, tiny_llama):
     """Splits, two weak runs (seeds 0 and 1 of the tiny model stand in for two weak models), their mappings."""
     root = tmp_path_factory.mktemp("strong_gen")
     splits = root / "splits"
-    write_generation_splits(GenerationSplitConfig(str(shared_data / "slurp" / "devel.jsonl"),
-                                                  str(shared_data / "slurp" / "test.jsonl"),
+    write_generation_splits(GenerationSplitConfig(str(data_dir / "slurp" / "devel.jsonl"),
+                                                  str(data_dir / "slurp" / "test.jsonl"),
                                                   {"weak_train": 8, "strong_train": 6, "test": 4}, 0), splits)
     weak = {}
     for seed in (0, 1):

@@ -12,9 +12,9 @@ from ws2s.train.weak import run_weak_classification
 
 
 @pytest.fixture(scope="module")
-def split_dir(tmp_path_factory, shared_data):
+def split_dir(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("splits")
-    cfg = SplitConfig("cosmosqa", {"source": str(shared_data / "cosmosqa" / "valid.csv")},
+    cfg = SplitConfig("cosmosqa", {"source": str(data_dir / "cosmosqa" / "valid.csv")},
                       {"weak_train": 32, "strong_train": 16, "test": 16}, 0)
     write_classification_splits(cfg, out)
     return out

@@ -14,9 +14,9 @@ from ws2s.train.weak_generation import run_weak_generation, slu_scores
 
 
 @pytest.fixture(scope="module")
-def split_dir(tmp_path_factory, shared_data):
+def split_dir(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("gen_splits")
-    cfg = GenerationSplitConfig(str(shared_data / "slurp" / "devel.jsonl"), str(shared_data / "slurp" / "test.jsonl"),
+    cfg = GenerationSplitConfig(str(data_dir / "slurp" / "devel.jsonl"), str(data_dir / "slurp" / "test.jsonl"),
                                 {"weak_train": 12, "strong_train": 6, "test": 5}, 0)
     assert write_generation_splits(cfg, out) == {"weak_train": 12, "strong_train": 6, "test": 5}
     return out
@@ -31,8 +31,8 @@ def test_splits_disjoint_and_strong_train_without_targets(split_dir):
     assert set(gold["id"]) == set(strong["id"]) and all(parse_slots(t) is not None for t in gold["target"])
 
 
-def test_split_sizes_checked(shared_data, tmp_path):
-    cfg = GenerationSplitConfig(str(shared_data / "slurp" / "devel.jsonl"), str(shared_data / "slurp" / "test.jsonl"),
+def test_split_sizes_checked(data_dir, tmp_path):
+    cfg = GenerationSplitConfig(str(data_dir / "slurp" / "devel.jsonl"), str(data_dir / "slurp" / "test.jsonl"),
                                 {"weak_train": 2000, "strong_train": 2000, "test": 0}, 0)
     with pytest.raises(Ws2sError, match="generation.split_sizes: the training utterances number 2033"):
         write_generation_splits(cfg, tmp_path)

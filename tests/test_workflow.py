@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import SMOKE, copy_repo, snakemake
+from conftest import SMOKE, copy_repo, snakemake, with_official_slurp_train
 
 
 
@@ -26,7 +26,7 @@ def workdir(tmp_path):
 
 
 def test_dry_run_paper_config(workdir):
-    run = snakemake(workdir, "-n", "--cores", "1")
+    run = snakemake(with_official_slurp_train(workdir), "-n", "--cores", "1")
     assert run.returncode == 0, run.stderr
     counts = job_counts(run.stdout)
     assert counts["weak_classify"] == (5 + 3) * 3  # weak models of sciq and cosmosqa, 3 seeds
@@ -84,9 +84,38 @@ def test_missing_data_path_fails_cleanly(workdir):
     (workdir / "missing.yaml").write_text("tracks: [classification]\ndata: {cosmosqa: {source: ./nowhere/valid.csv}}\n")
     run = snakemake(workdir, "--cores", "1", "--configfile", "workflow/configs/smoke.yaml", "missing.yaml")
     assert run.returncode != 0
-    log = (workdir / "results/logs/classification_splits/cosmosqa.log").read_text()
-    assert "ws2s: error: data.cosmosqa.source: nowhere/valid.csv does not exist" in log
-    assert not list((workdir / "results").glob("classification/**/*.parquet"))
+    errors = [line for line in run.stderr.splitlines() if line.startswith("ws2s:")]
+    assert errors == ["ws2s: config error: data.cosmosqa.source: nowhere/valid.csv does not exist; "
+                      "download the data set there or set data.cosmosqa.source to its hub id"]
+    assert not (workdir / "results").exists()
+
+
+def test_an_edited_data_file_reruns_exactly_what_reads_it(workdir):
+    """Data files are rule inputs: truncating SLURP's devel.jsonl in place (and re-pinning it,
+    as a deliberate edit would) reruns the generation splits, not Cosmos QA's splits."""
+    until = ("--until", "classification_splits", "generation_splits")
+    assert snakemake(workdir, "--cores", "2", *SMOKE, *until).returncode == 0
+    devel = workdir / "data" / "slurp" / "devel.jsonl"
+    devel.write_text("".join(devel.read_text().splitlines(keepends=True)[:1500]))
+    sums = workdir / "data" / "slurp" / "SHA256SUMS"
+    sums.write_text("".join(line for line in sums.read_text().splitlines(keepends=True) if "devel" not in line))
+    run = snakemake(workdir, "-n", "--cores", "2", *SMOKE, *until)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert {rule: n for rule, n in job_counts(run.stdout).items() if rule != "total"} == {"generation_splits": 1}
+
+
+def test_an_edited_pinned_data_file_is_one_error_naming_it(workdir):
+    test = workdir / "data" / "slurp" / "test.jsonl"
+    test.write_text("".join(test.read_text().splitlines(keepends=True)[:100]))
+    run = snakemake(workdir, "--cores", "1", "--configfile", "workflow/configs/smoke.yaml",
+                    "--until", "generation_splits")
+    assert run.returncode != 0
+    log = (workdir / "results/logs/generation_splits.log").read_text()
+    errors = [line for line in log.splitlines() if line.startswith("ws2s:")]
+    assert errors == [f"ws2s: error: data.slurp.test: data/slurp/test.jsonl does not match the sha256 pinned for it in "
+                      "data/slurp/SHA256SUMS: the file was changed or truncated; restore the original (see "
+                      "data/README.md), or update its line if the change is meant"]
+    assert not list((workdir / "results").glob("generation/splits/*.parquet"))
 
 
 def planned(workdir: Path, *overlay: str) -> list[tuple[str, str]]:

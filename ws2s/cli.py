@@ -24,9 +24,9 @@ def _threads() -> None:
 
 
 def cmd_validate(args) -> None:
-    from ws2s.config import load
+    from ws2s.config import data_files, load
 
-    load(*args.configs)
+    data_files(load(*args.configs))
     print("config ok")
 
 

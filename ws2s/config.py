@@ -179,6 +179,26 @@ def _check_cdpo(config: dict) -> None:
                         "set it, or generation.cdpo.enabled: false")
 
 
+def data_files(config: dict) -> dict[str, list[str]]:
+    """Per data key the configured tracks use, the local files it reads (none for a hub id);
+    a missing local path is an error naming the key. These files are rule inputs, so an
+    edited or replaced file reruns exactly the steps that read it."""
+    from ws2s.data.sources import source_files
+
+    files = {}
+    if "classification" in config["tracks"]:
+        for dataset in config["classification"]["datasets"]:
+            files[dataset] = [str(f) for f in source_files(config["data"][dataset], f"data.{dataset}")]
+    if "generation" in config["tracks"]:
+        for split in ("train", "test"):
+            path = config["data"]["slurp"][split]
+            if not Path(path).expanduser().is_file():
+                raise Ws2sError(f"data.slurp.{split}: {path} does not exist; get the official SLURP jsonl files "
+                                "(dataset/slurp/ of the SLURP repository) and point the key at them")
+            files[f"slurp.{split}"] = [path]
+    return files
+
+
 def load(*paths: str | Path) -> dict:
     """config.yaml overlaid by each further file (dicts merged recursively, as Snakemake does)."""
     config: dict = {}

@@ -22,7 +22,7 @@ from ws2s.data.slurp import SHORT_PROMPT
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="results/models/smollm2-l4")
-    parser.add_argument("--data", default="../shared/data/slurp/test.jsonl")
+    parser.add_argument("--data", default="./data/slurp/test.jsonl")
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--beams", type=int, default=3)
     parser.add_argument("--max-new-tokens", type=int, default=24)

@@ -23,7 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--weak", default="results/models/gemma3-270m")
     parser.add_argument("--strong", default="results/models/smollm2-135m")
-    parser.add_argument("--data", default="../shared/data/slurp/devel.jsonl")
+    parser.add_argument("--data", default="./data/slurp/devel.jsonl")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     from transformers import AutoTokenizer

@@ -3,13 +3,14 @@ import os
 import sys
 
 from ws2s.codeversion import code_version
-from ws2s.config import canonical, validate
+from ws2s.config import canonical, data_files, validate
 from ws2s.errors import Ws2sError
 from ws2s.models import needs_preparation
 from ws2s.tables import aux_variants_of, w2s_rows
 
 try:
     validate(config)
+    DATA_FILES = data_files(config)
 except Ws2sError as err:
     sys.exit(f"ws2s: config error: {err}")
 
@@ -44,6 +45,11 @@ def prepare_model_params(wildcards):
 def prepare_model_parent(wildcards):
     spec = config["models"][wildcards.model]
     return model_inputs(spec["from"]) if "from" in spec else []
+
+
+def split_data(wildcards):
+    """The data files the splits read: inputs, so an edited file reruns what reads it."""
+    return DATA_FILES[wildcards.dataset]
 
 
 def split_params(wildcards):
@@ -266,6 +272,10 @@ def w2s_tables():
 GEN = config.get("generation")
 # generation.seeds, where set, replaces seeds for the generation track (its runs cost more)
 GEN_SEEDS = (GEN or {}).get("seeds") or config["seeds"]
+
+
+def generation_split_data(wildcards):
+    return {split: DATA_FILES[f"slurp.{split}"] for split in ("train", "test")}
 
 
 def generation_split_params(wildcards):

@@ -1,5 +1,7 @@
 rule classification_splits:
     """Balanced binary pairs, disjoint by question; strong_train's gold kept in its own file."""
+    input:
+        split_data,
     output:
         weak_train="results/classification/{dataset}/splits/weak_train.parquet",
         strong_train="results/classification/{dataset}/splits/strong_train.parquet",

@@ -1,5 +1,7 @@
 rule generation_splits:
     """SLURP utterances: weak_train and strong_train from training data, test from the test set."""
+    input:
+        unpack(generation_split_data),
     output:
         weak_train="results/generation/splits/weak_train.parquet",
         strong_train="results/generation/splits/strong_train.parquet",

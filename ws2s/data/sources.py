@@ -8,6 +8,7 @@ it; nothing ever falls back to other data.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -23,16 +24,57 @@ _READERS = {
 }
 
 
-def _read_local(path: Path, key: str) -> pd.DataFrame:
+# A folder's SHA256SUMS (the format of `sha256sum`) pins the files it lists.
+CHECKSUMS = "SHA256SUMS"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_pinned(path: Path, key: str) -> None:
+    """A file listed in the SHA256SUMS beside it must still have that hash: an edited or
+    truncated copy of pinned data is an error, never silently other splits."""
+    sums = path.parent / CHECKSUMS
+    if not sums.is_file():
+        return
+    pinned = {}
+    for line in sums.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        pinned[name.strip().lstrip("*")] = digest.strip()
+    expected = pinned.get(path.name)
+    if expected is not None and _sha256(path) != expected:
+        raise Ws2sError(f"{key}: {path} does not match the sha256 pinned for it in {sums}: the file was changed or "
+                        f"truncated; restore the original (see data/README.md), or update its line if the change is meant")
+
+
+def local_files(path: Path, key: str) -> list[Path]:
+    """The data files a local source reads: the file, or a folder's supported files."""
     if not path.exists():
-        raise Ws2sError(f"{key}.source: {path} does not exist; download the data set there or set {key}.source to its hub id")
+        raise Ws2sError(f"{key}: {path} does not exist; download the data set there or set {key} to its hub id")
     files = sorted(p for p in path.iterdir() if p.suffix in _READERS) if path.is_dir() else [path]
     if not files:
-        raise Ws2sError(f"{key}.source: {path} holds no .parquet/.csv/.jsonl/.json file")
-    frames = []
+        raise Ws2sError(f"{key}: {path} holds no .parquet/.csv/.jsonl/.json file")
     for file in files:
         if file.suffix not in _READERS:
-            raise Ws2sError(f"{key}.source: {file} has an unsupported extension (use {', '.join(_READERS)})")
+            raise Ws2sError(f"{key}: {file} has an unsupported extension (use {', '.join(_READERS)})")
+    return files
+
+
+def source_files(source: dict, key: str) -> list[Path]:
+    """The local files a configured source `{source: WHERE}` reads; none for a hub id."""
+    where = source["source"]
+    return local_files(Path(where).expanduser(), f"{key}.source") if is_local(where) else []
+
+
+def _read_local(path: Path, key: str) -> pd.DataFrame:
+    frames = []
+    for file in local_files(path, f"{key}.source"):
+        verify_pinned(file, f"{key}.source")
         try:
             frames.append(_READERS[file.suffix](file))
         except ValueError as err:
@@ -74,6 +116,7 @@ def read_jsonl_records(path: str | Path, key: str) -> list[dict]:
     path = Path(path)
     if not path.exists():
         raise Ws2sError(f"{key}: {path} does not exist; get the official SLURP jsonl files (dataset/slurp/)")
+    verify_pinned(path, key)
     records = []
     with path.open() as handle:
         for number, line in enumerate(handle, 1):
