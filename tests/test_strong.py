@@ -5,6 +5,7 @@ import pytest
 import ws2s.train.strong as strong
 from ws2s.train.features import write_features
 from ws2s import schemas
+from ws2s.metrics import expected_calibration_error
 from ws2s.config import SplitConfig, StrongTrainConfig
 from ws2s.data.splits import write_classification_splits
 from ws2s.errors import Ws2sError
@@ -57,6 +58,15 @@ def test_every_method_runs_on_the_probe(setup, tmp_path, method, members):
     assert predictions["id"].tolist() == test["id"].tolist()
     assert metrics["test_accuracy"] == pytest.approx((predictions["pred"] == test["label"]).mean())
     assert metrics["params"] > 1000  # the backbone is counted, not only the probe's head
+    probs = predictions[["prob_0", "prob_1"]].to_numpy()
+    assert metrics["test_ece"] == pytest.approx(expected_calibration_error(probs, test["label"].to_numpy()))
+    if method == "bayesian":  # the Dirichlet per example: S = Σ α and vacuity K / S, from the test logits
+        assert (predictions["strength"] >= 2).all() and np.allclose(predictions["vacuity"], 2 / predictions["strength"])
+        # its mean is the prediction: α_1 / S
+        assert np.allclose(predictions["prob_1"] * predictions["strength"] >= 1, True)
+        assert metrics["kl_nll_ratio"] > 0 and "mean_log_strength" in metrics
+    else:  # a softmax model has no Dirichlet
+        assert predictions["strength"].isna().all() and predictions["vacuity"].isna().all()
 
 
 def test_full_model_path_and_determinism(setup, tmp_path):

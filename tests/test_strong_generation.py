@@ -113,17 +113,22 @@ def test_sequence_loss_is_per_sequence_cross_entropy_at_any_batch_size(tiny_llam
     cfg = LossConfig(kind="ce")
     soft = {"kind": "onehot", "min_prob": 1e-4}
     with torch.no_grad():
-        batched = sequence_losses(model, tokenizer, sequences, 0.0, cfg, soft)
+        batched, _ = sequence_losses(model, tokenizer, sequences, 0.0, cfg, soft)
         for row, (ids, start) in enumerate(items):
             logits = model(torch.tensor([ids])).logits[0]
             alone = torch.nn.functional.cross_entropy(logits[start - 1:-1], torch.tensor(ids[start:]))
             assert batched[row].item() == pytest.approx(alone.item(), rel=1e-5)
         # soft labels with all mass on the target are the one-hot case
         sure = [(ids, start, np.zeros(len(ids) - start - 1)) for ids, start in items]
-        full = sequence_losses(model, tokenizer, sure, 0.0, cfg, {"kind": "full", "min_prob": 1e-4})
+        full, _ = sequence_losses(model, tokenizer, sure, 0.0, cfg, {"kind": "full", "min_prob": 1e-4})
         torch.testing.assert_close(full, batched, rtol=1e-5, atol=1e-6)
-        edl = sequence_losses(model, tokenizer, sequences, 0.5, LossConfig(kind="edl", kl_weight=1e-4), soft)
+        bayesian = LossConfig(kind="edl", kl_weight=1.0, centre_logits=True, kl_top_k=16)
+        edl, stats = sequence_losses(model, tokenizer, sequences, 0.5, bayesian, soft)
+        nll, _ = sequence_losses(model, tokenizer, sequences, 0.5, LossConfig(kind="edl", kl_weight=0.0), soft)
         assert torch.isfinite(edl).all() and (edl > 0).all()
+        assert stats.kl > 0 and stats.nll > 0
+        # with the KL term on, the per-position loss is the NLL plus the annealed KL (here half of it)
+        assert (edl - nll).mean().item() == pytest.approx(0.5 * stats.kl, rel=0.2)
 
 
 def tiny_gemma3(tmp_path, tokenizer) -> str:
@@ -171,7 +176,9 @@ def test_strong_generation_methods(pipeline, tiny_llama, method, tmp_path):
         joint_decode(JointDecodingConfig(["w0", "w1"], [0.5, 0.5], "short", 2), splits,
                      [str(weak[s] / "h.parquet") for s in (0, 1)], [str(weak[s] / "model") for s in (0, 1)], joint)
     loss = {"kind": "edl" if method == "bayesian" else "ce", "aux": method == "bayesian", "balanced_threshold": False,
-            "gamma_max": 0.2, "warmup_frac": 0.25, "kl_weight": 1e-4}
+            "gamma_max": 0.2, "warmup_frac": 0.25}
+    if method == "bayesian":
+        loss.update(kl_weight=1e-4, centre_logits=True, kl_top_k=16, kl_clamp=2e5)
     cfg = StrongGenerationConfig(model_name="tiny", model_spec={"path": tiny_llama}, seed=0, prompt="short",
                                  method=method, members=members, weighting="dynamic" if multi else "average",
                                  weights=[0.5, 0.5] if multi else [1.0], loss=loss,
@@ -187,6 +194,10 @@ def test_strong_generation_methods(pipeline, tiny_llama, method, tmp_path):
     assert metrics["invalid_json"] == int((~generations["valid_json"]).sum())
     assert json.loads((tmp_path / "m.json").read_text())["method"] == method
     assert (tmp_path / "model").exists() == (method == "bayesian")
+    assert "mean_logit" in metrics
+    if method == "bayesian":  # the loss's balance over training, and the Dirichlet of every generated position
+        assert metrics["kl_nll_ratio"] > 0 and np.isfinite(metrics["mean_log_strength"])
+        assert metrics["test_positions"] >= 4 and 0 < metrics["test_vacuity_p10"] <= metrics["test_vacuity_p90"] <= 1
     assert not list(tmp_path.glob(".resume-*"))  # a finished run leaves no checkpoint
 
 

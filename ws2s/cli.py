@@ -216,6 +216,20 @@ def cmd_fig_pgr(args) -> None:
     pgr_bars(w2s_results(args.weak, args.strong, json.loads(args.params)), f"{args.title}: PGR per method", args.out)
 
 
+def cmd_fig_reliability(args) -> None:
+    from pathlib import Path
+
+    from ws2s.figures import reliability_figure
+    from ws2s.tables import METHOD_LABELS, strong_run_key
+
+    runs: dict[tuple[str, str], list[str]] = {}
+    for path in args.predictions:
+        method, source, aux, _ = strong_run_key(str(Path(path).with_name("metrics.json")))
+        runs.setdefault((METHOD_LABELS[method].format(source), aux), []).append(path)
+    for (label, aux), ece in reliability_figure(runs, args.test, f"{args.title}: reliability", args.out).items():
+        print(f"{label} {aux}: ECE {100 * ece:.2f}%")
+
+
 # subcommand -> (handler, help, required options, other arguments)
 COMMANDS = {
     "validate": (cmd_validate, "validate config files (later ones overlay earlier ones)", [],
@@ -245,6 +259,8 @@ COMMANDS = {
                        "files": {"nargs": "+"}}),
     "fig-pgr": (cmd_fig_pgr, "PGR per method as a bar chart", ["params", "title", "out"],
                 {"--weak": {"nargs": "+", "required": True}, "--strong": {"nargs": "+", "required": True}}),
+    "fig-reliability": (cmd_fig_reliability, "reliability diagram of the strong runs' test predictions",
+                        ["title", "test", "out"], {"--predictions": {"nargs": "+", "required": True}}),
     "launch": (cmd_launch, "run a training subcommand on the job's GPUs (torchrun when more than one)", [],
                {"--gpus": {"type": int, "default": 0}, "argv": {"nargs": argparse.REMAINDER}}),
     "inspect": (cmd_inspect, "summarise any of the pipeline's Parquet files", [],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,7 +197,8 @@ def data_files(config: dict) -> dict[str, list[str]]:
                 raise Ws2sError(f"data.slurp.{split}: {path} does not exist; get the official SLURP jsonl files "
                                 "(dataset/slurp/ of the SLURP repository) and point the key at them")
             files[f"slurp.{split}"] = [path]
-    return files
+    # as Snakemake wants input paths: no leading ./
+    return {key: [os.path.normpath(os.path.expanduser(f)) for f in paths] for key, paths in files.items()}
 
 
 def load(*paths: str | Path) -> dict:

@@ -1,4 +1,5 @@
-"""Figures: agreement between weak models (the paper's Figure 3) and PGR per method."""
+"""Figures: agreement between weak models (the paper's Figure 3), PGR per method, and the
+reliability diagram of the classification runs."""
 
 from __future__ import annotations
 
@@ -109,3 +110,42 @@ def pgr_bars(results: pd.DataFrame, title: str, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)
     plt.close(fig)
+
+
+def reliability_figure(runs: dict[tuple[str, str], list[str]], test_file: str, title: str, out: str | Path) -> dict:
+    """Reliability diagram: per method row (label, aux), the test accuracy of each confidence
+    bin against its mean confidence, the seeds' predictions pooled. Returns each row's ECE."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ws2s.io import read_parquet
+    from ws2s.metrics import expected_calibration_error, reliability_bins
+
+    gold = read_parquet(test_file, ["id", "label"]).set_index("id")["label"]
+    variants = list(dict.fromkeys(aux for _, aux in runs))
+    fig, axes = plt.subplots(1, len(variants), figsize=(5.5 * len(variants), 5), squeeze=False)
+    eces = {}
+    for ax, aux in zip(axes[0], variants):
+        ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
+        for (label, run_aux), files in runs.items():
+            if run_aux != aux:
+                continue
+            frame = pd.concat([read_parquet(f, ["id", "prob_0", "prob_1"]) for f in files], ignore_index=True)
+            probs, labels = frame[["prob_0", "prob_1"]].to_numpy(), gold.loc[frame["id"]].to_numpy()
+            eces[(label, aux)] = expected_calibration_error(probs, labels)
+            bins = reliability_bins(probs, labels)
+            ax.plot([b[1] for b in bins], [b[2] for b in bins], marker="o", markersize=3,
+                    label=f"{label} (ECE {100 * eces[(label, aux)]:.1f})")
+        ax.set_xlim(0.45, 1.0)
+        ax.set_ylim(0.0, 1.0)
+        ax.set_xlabel("confidence (predicted class's probability)")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"{title}, {'with' if aux == 'aux' else 'without'} aux")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    return eces

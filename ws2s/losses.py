@@ -1,16 +1,25 @@
 """Losses of the strong stage: small pure functions of (logits, targets, progress).
 
-Shapes: `logits` [B, K]; `weak_probs` [B, N, K] (N weak models, or N = 1 for a single
-soft label such as gold, one weak model or the Flying Squid posterior); `weights` [N]
-(the λ_i of Eqns 2 and 4). Every loss is the mean over the batch, so it is the same
-function of the data at any batch size. Targets never carry gradients.
+Shapes: `logits` [B, K] (K classes, or a vocabulary at B token positions); `weak_probs`
+[B, N, K] (N weak models, or N = 1 for a single soft label such as gold, one weak model or
+the Flying Squid posterior); `weights` [N] (the λ_i of Eqns 2 and 4). Every loss is the
+mean over the batch, so it is the same function of the data at any batch size. Targets
+never carry gradients.
+
+| paper                                   | function                                        |
+| --------------------------------------- | ----------------------------------------------- |
+| Eqn 1, Eqn 2 (cross-entropy, Σ λ_i CE)  | `soft_cross_entropy`, `weak_ensemble_loss`      |
+| Eqn 3 (EDL: Dirichlet NLL + KL)         | `edl_terms`, `edl_loss`                         |
+| Eqn 4 (Σ_i λ_i Σ_k p_k^(i) L_EDL)       | `eqn4_kl` (exact, O(K)), `edl_loss`             |
+| Eqn 5 (auxiliary confidence term)       | `aux_weight`, `harden`, `aux_targets`           |
+| Section 4.1 (KL scale and clamping)     | `LossConfig.kl_weight`, `LossConfig.kl_clamp`   |
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -63,54 +72,148 @@ EVIDENCE = {
 }
 
 
-def dirichlet_log_alpha(logits: torch.Tensor, activation: str) -> torch.Tensor:
+def dirichlet_log_alpha(logits: torch.Tensor, activation: str, centre: bool = False) -> torch.Tensor:
+    """log α of the evidence of `logits`. With `centre`, from z − mean_K z: a softmax ignores a
+    constant added to every logit and so must the evidence, or a language model's arbitrary
+    logit level (SmolLM2-135M: +12.5 on average over its vocabulary) sets its Dirichlet's
+    strength. For logits of mean 0 both are the authors' formula."""
+    if centre:
+        logits = logits - logits.mean(dim=-1, keepdim=True)
     return EVIDENCE[activation](logits)
 
 
 def edl_nll(log_alpha: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Σ_k y_k (log α_0 − log α_k), [B]: −log E_Dir(α)[π_y] for a one-hot y."""
+    """Σ_k y_k (log α_0 − log α_k), [B]: −log E_Dir(α)[π_y] for a one-hot y; linear in y."""
     log_alpha0 = torch.logsumexp(log_alpha, dim=-1, keepdim=True)
     return (targets.detach() * (log_alpha0 - log_alpha)).sum(dim=-1)
 
 
-def kl_to_uniform_dirichlet(alpha: torch.Tensor) -> torch.Tensor:
-    """KL(Dir(α) ‖ Dir(1, …, 1)) in closed form, [B]."""
+def dirichlet_kl(alpha: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+    """KL(Dir(α) ‖ Dir(β)) in closed form, [B]; β = 1 (the uniform Dirichlet) when None."""
     k = alpha.shape[-1]
     alpha0 = alpha.sum(dim=-1)
-    return (
-        torch.lgamma(alpha0) - torch.lgamma(alpha).sum(dim=-1) - math.lgamma(k)
-        + ((alpha - 1) * (torch.digamma(alpha) - torch.digamma(alpha0)[..., None])).sum(dim=-1)
-    )
+    if prior is None:
+        log_norm_prior = math.lgamma(k)  # Dir(1, …, 1) has density Γ(K)
+        excess = alpha - 1
+    else:
+        log_norm_prior = torch.lgamma(prior.sum(dim=-1)) - torch.lgamma(prior).sum(dim=-1)
+        excess = alpha - prior
+    return (torch.lgamma(alpha0) - torch.lgamma(alpha).sum(dim=-1) - log_norm_prior
+            + (excess * (torch.digamma(alpha) - torch.digamma(alpha0)[..., None])).sum(dim=-1))
 
 
-def edl_loss(logits: torch.Tensor, targets: torch.Tensor, step_frac: float,
-             activation: str, kl_weight: float) -> torch.Tensor:
-    """Per-example EDL loss, [B]: NLL + λ_EDL · min(1, progress) · KL(Dir(α̃) ‖ Dir(1)).
+# Where |α_k − β_k| is under this share of Σα, f(Σα − α_k + β_k) is a Taylor series about Σα:
+# its third-order term is about |x|^3·Σβ/(3·(Σα)^3) ≤ 1e-12·Σβ/3 (f‴(s) ≈ 2Σβ/s^3), below
+# float64's rounding of f ≈ Σα·log Σα. The rest, few, take the special functions.
+_TAYLOR_SHARE = 1e-4
+# Rows per block of the elementwise work: a block's tensors stay in cache (on 2 cores, 5 times
+# faster than whole [B, 49k] tensors, which every operation allocates afresh).
+_BLOCK_ELEMENTS = 1 << 17
 
-    α̃ = y + (1 − y)·α keeps only the evidence the target does not support. The KL term is
-    computed in float64 (lgamma and digamma of large α cancel catastrophically in float32);
-    the NLL, a log-sum-exp, in at least float32: over a 49k-token vocabulary float64 made
-    it 7 times the cost of cross-entropy.
+
+def _f_shifted(u: torch.Tensor, total_prior: float, x: torch.Tensor, shifted: torch.Tensor):
+    """f(u − x) and f'(u − x) for f(s) = log Γ(s) − (s − Σβ) ψ(s), at every element of x [B, K],
+    u = Σα per row [B, 1] and Σβ; `shifted` is u − x, computed without cancellation."""
+    w = u - total_prior
+    psi0, psi1, psi2, psi3 = torch.digamma(u), *(torch.polygamma(n, u) for n in (1, 2, 3))
+    f0, f1, f2, f3 = torch.lgamma(u) - w * psi0, -w * psi1, -psi1 - w * psi2, -2 * psi2 - w * psi3
+    value = torch.addcmul(f0, x, torch.addcmul(f1, x, f2 / 2, value=-1), value=-1)
+    slope = torch.addcmul(f1, x, torch.addcmul(f2, x, f3 / 2, value=-1), value=-1)
+    far = (x.abs() > _TAYLOR_SHARE * u).nonzero(as_tuple=True)
+    if far[0].numel():
+        s = shifted[far]
+        shift = s - total_prior
+        value[far] = torch.lgamma(s) - shift * torch.digamma(s)
+        slope[far] = -shift * torch.polygamma(1, s)
+    return value, slope
+
+
+def _blocks(n_rows: int, n_cols: int):
+    step = max(1, _BLOCK_ELEMENTS // max(n_cols, 1))
+    return [slice(start, start + step) for start in range(0, n_rows, step)]
+
+
+class _Eqn4KL(torch.autograd.Function):
+    """Σ_k p_k KL(Dir(α̃^(k)) ‖ Dir(β)), α̃^(k) = α with α_k set to β_k, in O(K).
+
+    With g(a; b) = log Γ(a) − (a − b) ψ(a), f(s) = log Γ(s) − (s − Σβ) ψ(s), T_k = Σα − α_k + β_k
+    and P = Σ_k p_k:
+        L = Σ_k p_k [f(T_k) + g(α_k; β_k) − log Γ(β_k)] − P [Σ_j g(α_j; β_j) + log Γ(Σβ) − Σ_j log Γ(β_j)]
+        ∂L/∂α_j = Σ_k p_k f'(T_k) − p_j f'(T_j) + (P − p_j)(α_j − β_j) ψ'(α_j),
+    f'(s) = −(s − Σβ) ψ'(s). The gradient is written out so that autograd does not take
+    a second derivative of every log Γ and ψ over the vocabulary. `prior` None is β = 1
+    (log Γ(1) = 0): the vocabulary-sized case, kept free of [B, K] tensors of ones.
     """
-    dtype = torch.promote_types(logits.dtype, torch.float32)
-    log_alpha = dirichlet_log_alpha(logits.to(dtype), activation)
-    nll = edl_nll(log_alpha, targets.detach().to(dtype))
-    kl_scale = kl_weight * min(1.0, max(0.0, step_frac))
-    if kl_scale == 0:
-        # lgamma and digamma over a vocabulary cost a strong step more than the model:
-        # skip them where they count for nothing (the first step; kl_weight 0)
-        return nll.float()
-    targets = targets.detach().double()
-    alpha_tilde = targets + (1 - targets) * torch.exp(log_alpha.double())
-    return (nll.double() + kl_scale * kl_to_uniform_dirichlet(alpha_tilde)).float()
+
+    @staticmethod
+    def forward(ctx, alpha, probs, prior):
+        k = alpha.shape[-1]
+        if prior is None:
+            total_prior, log_gamma_prior, constant = float(k), 0.0, math.lgamma(k)
+        else:
+            log_gamma_prior = torch.lgamma(prior)
+            total_prior = float(prior.sum())
+            constant = math.lgamma(total_prior) - float(log_gamma_prior.sum())
+        kl = torch.empty(alpha.shape[:-1], dtype=alpha.dtype, device=alpha.device)
+        f_slope = torch.empty_like(alpha)
+        for rows in _blocks(alpha.shape[0], k):
+            a, p = alpha[rows], probs[rows]
+            x = a - (1.0 if prior is None else prior)
+            g = torch.lgamma(a).sub_(torch.digamma(a).mul_(x))
+            u = a.sum(dim=-1, keepdim=True)
+            # T_k = Σα − α_k + β_k; where α_k holds most of Σα, from the other α directly
+            shifted = u - x
+            top = a.argmax(dim=-1, keepdim=True)
+            others = a.scatter(-1, top, 0.0).sum(dim=-1, keepdim=True)
+            shifted.scatter_(-1, top, others + (1.0 if prior is None else prior.expand_as(a).gather(-1, top)))
+            value, f_slope[rows] = _f_shifted(u, total_prior, x, shifted)
+            mass = p.sum(dim=-1)
+            kl[rows] = (torch.linalg.vecdot(p, value.add_(g).sub_(log_gamma_prior))
+                        - mass * (g.sum(dim=-1) + constant))
+        ctx.save_for_backward(alpha, probs, f_slope, *(() if prior is None else (prior,)))
+        return kl
+
+    @staticmethod
+    def backward(ctx, grad_kl):
+        alpha, probs, f_slope, *prior = ctx.saved_tensors
+        grad = torch.empty_like(alpha)
+        for rows in _blocks(alpha.shape[0], alpha.shape[-1]):
+            a, p = alpha[rows], probs[rows]
+            weighted_slope = p * f_slope[rows]
+            excess = a - (prior[0] if prior else 1.0)
+            block = torch.polygamma(1, a).mul_(excess).mul_(p.sum(dim=-1, keepdim=True) - p)
+            block.add_(weighted_slope.sum(dim=-1, keepdim=True)).sub_(weighted_slope)
+            grad[rows] = block.mul_(grad_kl[rows, None])
+        return grad, None, None
 
 
-def dirichlet_mean(logits: torch.Tensor, activation: str) -> torch.Tensor:
-    """Predictions of an EDL-trained model: α / α_0."""
-    return torch.softmax(dirichlet_log_alpha(logits.float(), activation), dim=-1)
+def eqn4_kl(alpha: torch.Tensor, probs: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+    """Eqn 4's KL part, [B]: Σ_k p_k KL(Dir(α̃^(k)) ‖ Dir(β)), where each class's one-hot label
+    ŷ^(k) has its own α̃^(k) = α with α_k set to β_k (Sensoy et al.: the target's evidence is
+    not penalised); β = 1 when `prior` [K] is None. Exact for any K in O(K) (`_Eqn4KL`)."""
+    prior = None if prior is None else prior.to(alpha.dtype)
+    return _Eqn4KL.apply(alpha, probs.detach().to(alpha.dtype), prior)
 
 
-# ---- the strong-stage objective ------------------------------------------------------
+def pooled_top_k(log_alpha: torch.Tensor, probs: torch.Tensor, k: int):
+    """The Dirichlet and the labels over k + 1 classes: the k tokens of highest evidence (the
+    label's most probable token always among them) and one class pooling the rest. By the
+    Dirichlet's aggregation property, pooling classes of Dir(α) gives the Dirichlet of their
+    summed α, so Dir(1, …, 1) pools to Dir(1, …, 1, K − k), and Eqn 4 on the pooled classes
+    is exact for the pooled distribution at O(k) special functions instead of O(K).
+    Returns α [B, k+1] in float64, the pooled labels and the pooled prior."""
+    vocab = log_alpha.shape[-1]
+    score = log_alpha.detach().clone()
+    score.scatter_(-1, probs.argmax(dim=-1, keepdim=True), math.inf)
+    top = score.topk(k, dim=-1).indices
+    rest = log_alpha.scatter(-1, top, -math.inf)
+    log_pooled = torch.cat([log_alpha.gather(-1, top), torch.logsumexp(rest, dim=-1, keepdim=True)], dim=-1)
+    probs_top = probs.gather(-1, top)
+    probs_pooled = torch.cat([probs_top, (probs.sum(dim=-1, keepdim=True) - probs_top.sum(dim=-1, keepdim=True))
+                              .clamp_min(0)], dim=-1)
+    prior = torch.ones(k + 1, dtype=torch.float64, device=log_alpha.device)
+    prior[-1] = vocab - k
+    return torch.exp(log_pooled.double()), probs_pooled.double(), prior
 
 
 @dataclass(frozen=True)
@@ -122,38 +225,148 @@ class LossConfig:
     balanced_threshold: bool = True  # harden at the weak labels' class balance (else argmax)
     activation: str = "exp"
     kl_weight: float = 1.0
+    # eqn4: Σ_k p_k KL(Dir(α̃^(k)) ‖ Dir(1)), the paper's Eqn 4; soft_label: KL(Dir(y + (1 − y)α) ‖ Dir(1)),
+    # the authors' released code
+    kl_target: str = "eqn4"
+    centre_logits: bool = False      # evidence from z − mean z (shift-invariant)
+    kl_clamp: float | None = None    # Section 4.1: the annealed KL clamped to [−c, c] per example
+    kl_top_k: int | None = None      # the KL over the top-k tokens and one pooled class (`pooled_top_k`)
+
+
+class EdlTerms(NamedTuple):
+    nll: torch.Tensor           # [B] −Σ_k y_k log E[π_k]
+    kl: torch.Tensor            # [B] the KL term before annealing, clamping and weighting
+    log_strength: torch.Tensor  # [B] log S, S = Σ_k α_k
+
+
+def edl_terms(logits: torch.Tensor, targets: torch.Tensor, cfg: LossConfig, with_kl: bool = True) -> EdlTerms:
+    """The NLL (in at least float32: over a 49k vocabulary float64 made it 7 times the cost of
+    cross-entropy) and the KL term (in float64: log Γ and ψ of large α cancel catastrophically
+    in float32) of `targets` [B, K] (soft: Eqn 4 weights each class's one-hot label by p_k)."""
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    log_alpha = dirichlet_log_alpha(logits.to(dtype), cfg.activation, cfg.centre_logits)
+    targets = targets.detach().to(dtype)
+    nll = edl_nll(log_alpha, targets)
+    log_strength = torch.logsumexp(log_alpha.detach(), dim=-1)
+    if not with_kl:
+        return EdlTerms(nll, torch.zeros_like(nll), log_strength)
+    if cfg.kl_top_k and cfg.kl_top_k < logits.shape[-1]:
+        alpha, probs, prior = pooled_top_k(log_alpha, targets, cfg.kl_top_k)
+    else:
+        alpha, probs, prior = torch.exp(log_alpha.double()), targets.double(), None
+    if cfg.kl_target == "eqn4":
+        kl = eqn4_kl(alpha, probs, prior)
+    else:  # the authors' code: one Dirichlet, the soft label's evidence removed
+        base = 1.0 if prior is None else prior
+        kl = dirichlet_kl(probs * base + (1 - probs) * alpha, prior)
+    return EdlTerms(nll, kl, log_strength)
+
+
+def edl_loss(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, cfg: LossConfig) -> torch.Tensor:
+    """Per-example EDL loss, [B]: NLL + λ_EDL · clamp(min(1, progress) · KL, ±c)."""
+    return edl_objective(logits, targets, step_frac, cfg)[0]
+
+
+def edl_objective(logits: torch.Tensor, targets: torch.Tensor, step_frac: float,
+                  cfg: LossConfig) -> tuple[torch.Tensor, EdlTerms]:
+    """`edl_loss` and the terms it is made of."""
+    anneal = min(1.0, max(0.0, step_frac))
+    # log Γ and ψ over a vocabulary cost a strong step more than the model: skip them
+    # where they count for nothing (the first step; kl_weight 0)
+    terms = edl_terms(logits, targets, cfg, with_kl=cfg.kl_weight * anneal > 0)
+    kl = anneal * terms.kl
+    if cfg.kl_clamp is not None:
+        kl = kl.clamp(-cfg.kl_clamp, cfg.kl_clamp)
+    return (terms.nll.double() + cfg.kl_weight * kl).to(terms.nll.dtype), terms
+
+
+def dirichlet_mean(logits: torch.Tensor, activation: str, centre: bool = False) -> torch.Tensor:
+    """Predictions of an EDL-trained model: α / α_0."""
+    return torch.softmax(dirichlet_log_alpha(logits.float(), activation, centre), dim=-1)
+
+
+def dirichlet_log_strength(logits: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
+    """log S, S = Σ_k α_k per example, [B]; the vacuity (uncertainty mass) is K / S."""
+    return torch.logsumexp(dirichlet_log_alpha(logits.double(), cfg.activation, cfg.centre_logits), dim=-1)
+
+
+# ---- the strong-stage objective ------------------------------------------------------
 
 
 def predict(logits: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
     """Class probabilities of a model trained with `cfg`: softmax, or α/α_0 after EDL."""
     if cfg.kind == "edl":
-        return dirichlet_mean(logits, cfg.activation)
+        return dirichlet_mean(logits, cfg.activation, cfg.centre_logits)
     return torch.softmax(logits.float(), dim=-1)
 
 
-def _per_example(kind: str) -> Callable[[torch.Tensor, torch.Tensor, float, LossConfig], torch.Tensor]:
-    if kind == "ce":
-        return lambda z, y, t, cfg: soft_cross_entropy(z, y)
-    return lambda z, y, t, cfg: edl_loss(z, y, t, cfg.activation, cfg.kl_weight)
+def aux_targets(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, cfg: LossConfig,
+                positive_rate: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Eqn 5's targets, (1 − γ_t)·y + γ_t·ŷ_strong (the strong model's own hardened prediction):
+    cross-entropy and Eqn 4 are linear in the label, so one loss of the mixture is
+    (1 − γ_t)·ℓ(y) + γ_t·ℓ(ŷ_strong). Without aux, `targets` unchanged."""
+    if not cfg.aux:
+        return targets
+    gamma = aux_weight(step_frac, cfg.gamma_max, cfg.warmup_frac)
+    return (1 - gamma) * targets.detach().float() + gamma * harden(predict(logits, cfg), positive_rate)
+
+
+class LossStats(NamedTuple):
+    """What a strong run records about its loss over training (batch means)."""
+    mean_logit: float
+    nll: float | None           # EDL only
+    kl: float | None
+    log_strength: float | None
+
+
+def example_loss(logits: torch.Tensor, targets: torch.Tensor, step_frac: float,
+                 cfg: LossConfig) -> tuple[torch.Tensor, LossStats]:
+    """Per-example loss [B] of `cfg.kind` (cross-entropy or EDL), and its statistics."""
+    mean_logit = float(logits.detach().float().mean())
+    if cfg.kind == "ce":
+        return soft_cross_entropy(logits, targets), LossStats(mean_logit, None, None, None)
+    loss, terms = edl_objective(logits, targets, step_frac, cfg)
+    return loss, LossStats(mean_logit, float(terms.nll.detach().mean()), float(terms.kl.detach().mean()),
+                           float(terms.log_strength.mean()))
 
 
 def weak_ensemble_loss(logits: torch.Tensor, weak_probs: torch.Tensor, weights: torch.Tensor,
-                       step_frac: float, cfg: LossConfig) -> torch.Tensor:
-    """Σ_i λ_i ℓ(z, p^(i)), plus γ_t ℓ(z, ŷ_strong) against (1 − γ_t) of it with the aux term.
+                       step_frac: float, cfg: LossConfig) -> tuple[torch.Tensor, LossStats]:
+    """Σ_i λ_i ℓ(z, (1 − γ_t)·p^(i) + γ_t·ŷ_strong), the batch mean, and its statistics.
 
     With ℓ = CE this is Eqn 1 (N = 1) and Naive Multi-Weak, Eqn 2; with ℓ = EDL it is
-    Bayesian Multi-Weak, Eqn 4, and Eqn 5 with the auxiliary term.
+    Bayesian Multi-Weak, Eqn 4, and Eqn 5 with the auxiliary term (γ_t = 0 without it).
     """
-    loss_fn = _per_example(cfg.kind)
     weights = weights.to(logits.device, torch.float32)
-    per_weak = torch.stack([loss_fn(logits, weak_probs[:, i], step_frac, cfg)
-                            for i in range(weak_probs.shape[1])], dim=-1)  # [B, N]
-    loss = (per_weak * weights).sum(dim=-1)
-    if cfg.aux:
-        gamma = aux_weight(step_frac, cfg.gamma_max, cfg.warmup_frac)
-        rate = None
-        if cfg.balanced_threshold:
-            rate = (weak_probs[:, :, 1].float() * weights).sum(dim=-1).mean() / weights.sum()
-        hard = harden(predict(logits, cfg), rate)
-        loss = (1 - gamma) * loss + gamma * loss_fn(logits, hard, step_frac, cfg)
-    return loss.mean()
+    rate = None
+    if cfg.aux and cfg.balanced_threshold:
+        rate = (weak_probs[:, :, 1].float() * weights).sum(dim=-1).mean() / weights.sum()
+    per_weak = [example_loss(logits, aux_targets(logits, weak_probs[:, i], step_frac, cfg, rate), step_frac, cfg)
+                for i in range(weak_probs.shape[1])]
+    loss = (torch.stack([loss for loss, _ in per_weak], dim=-1) * weights).sum(dim=-1).mean()
+    return loss, weighted_stats([stats for _, stats in per_weak], weights.tolist())
+
+
+def weighted_stats(stats: list[LossStats], weights: list[float]) -> LossStats:
+    """The λ-weighted mean of each member's statistics."""
+    total = sum(weights)
+    return LossStats(*(None if values[0] is None else sum(w * v for w, v in zip(weights, values)) / total
+                       for values in zip(*stats)))
+
+
+def training_summary(stats: list[dict], cfg: LossConfig) -> dict:
+    """What a strong run's metrics.json records about its loss, as means over the steps: the
+    mean logit (the level shift-invariant evidence ignores), and for EDL the mean NLL and KL
+    (before annealing and clamping), the KL term's weight against the NLL
+    (λ_EDL · KL / NLL) and the mean log Dirichlet strength, log S."""
+    summary = {"mean_logit": float(_mean(s["mean_logit"] for s in stats))}
+    if cfg.kind == "edl":
+        nll, kl = _mean(s["nll"] for s in stats), _mean(s["kl"] for s in stats)
+        summary.update(mean_nll=nll, mean_kl=kl, kl_nll_ratio=cfg.kl_weight * kl / nll if nll else float("nan"),
+                       mean_log_strength=_mean(s["log_strength"] for s in stats))
+    return summary
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return float(sum(values) / len(values)) if values else float("nan")

@@ -27,6 +27,11 @@ CLASS_PROBS = pa.schema([
     ("pred", pa.int8()),          # argmax
 ])
 
+# A strong run's predictions on test: class probabilities and, after the evidential loss
+# (Bayesian Multi-Weak), the Dirichlet's strength S = Σ_k α_k and vacuity K / S (the mass it
+# leaves to "I don't know"); null for runs trained with cross-entropy, which have no Dirichlet.
+STRONG_PREDICTIONS = pa.schema([*CLASS_PROBS, ("strength", pa.float64()), ("vacuity", pa.float64())])
+
 # The strong model's frozen features (linear-probe setting): what its head would see.
 FEATURES = pa.schema([
     ("id", pa.string()),

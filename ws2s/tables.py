@@ -156,12 +156,13 @@ def w2s_results(weak_files: list[str], strong_files: list[str], layout: dict, mi
                 pgr_value = math.nan if method == "ceiling" else multi_weak_pgr(
                     run[key], [weak_acc[(m, seed)] for m in run["members"]], ceiling[seed], min_gap)
                 records.append({"method": METHOD_LABELS[method].format(source), "aux": aux, "seed": seed,
-                                "score": run[key], "pgr": pgr_value})
+                                "score": run[key], "pgr": pgr_value, "ece": run.get("test_ece", math.nan)})
     return pd.DataFrame(records)
 
 
 def w2s_table(results: pd.DataFrame, layout: dict) -> pd.DataFrame:
-    """Tables 2, 7 and 4: the score and PGR of every method, without and with aux, mean ± std over seeds."""
+    """Tables 2, 7 and 4: the score and PGR of every method, without and with aux, mean ± std over
+    seeds; classification also the expected calibration error (15 bins) of the test predictions."""
     decimals = layout["format"]["decimals"]
     column = METRICS[layout.get("metric", "accuracy")][1]
     rows = []
@@ -178,6 +179,8 @@ def w2s_table(results: pd.DataFrame, layout: dict) -> pd.DataFrame:
                 row[f"PGR (%){suffix}"] = "—" if ceiling else mean_std(part["pgr"], decimals)
             if layout["format"].get("ci95"):
                 row[f"PGR 95% CI{suffix}"] = "—" if ceiling or part.empty else ci95(part["pgr"], decimals)
+            if layout.get("metric", "accuracy") == "accuracy":
+                row[f"ECE (%){suffix}"] = "—" if part.empty else mean_std(part["ece"], decimals)
         rows.append(row)
     return pd.DataFrame(rows)
 

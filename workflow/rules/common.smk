@@ -160,6 +160,10 @@ def strong_metrics(dataset):
     ]
 
 
+def strong_predictions(dataset):
+    return [path.replace("metrics.json", "predictions.parquet") for path in strong_metrics(dataset)]
+
+
 def members_of(wildcards):
     if wildcards.method == "ceiling":
         return []
@@ -564,7 +568,8 @@ def all_targets():
         tables = ["table1", *w2s_tables()]
         targets += [f"results/tables/{name}.{ext}" for name in tables for ext in ("csv", "md")]
         targets += [f"results/figures/fig3_{dataset}.png" for dataset in CLS["datasets"]]
-        targets += [f"results/figures/pgr_{dataset}.png" for dataset in w2s_tables().values()]
+        targets += [f"results/figures/{kind}_{dataset}.png" for dataset in w2s_tables().values()
+                    for kind in ("pgr", "reliability")]
     if "generation" in config["tracks"]:
         tables = ["table3", "table4", *ablation_tables()]
         targets += [f"results/tables/{name}.{ext}" for name in tables for ext in ("csv", "md")]

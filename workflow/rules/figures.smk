@@ -54,6 +54,29 @@ for _name, _dataset in w2s_tables().items():
             "--weak {input.weak} --strong {input.strong} > {log} 2>&1"
 
 
+for _name, _dataset in w2s_tables().items():
+
+    rule:
+        """Reliability diagram: accuracy against confidence of every method's test predictions."""
+        name:
+            f"reliability_{_dataset}"
+        input:
+            test=f"results/classification/{_dataset}/splits/test.parquet",
+            predictions=strong_predictions(_dataset),
+        output:
+            report(f"results/figures/reliability_{_dataset}.png", caption="../report/reliability.rst",
+                   category="Figures"),
+        params:
+            code=code_version("ws2s.figures", "ws2s.tables"),
+        log:
+            f"results/logs/figures/reliability_{_dataset}.log",
+        conda:
+            "../../envs/ws2s-data.yaml"
+        shell:
+            f"ws2s fig-reliability --title {DATASET_TITLES[_dataset]!r} --test {{input.test}} --out {{output}} "
+            "--predictions {input.predictions} > {log} 2>&1"
+
+
 rule pgr_slurp:
     """PGR per method of the generation track, with seed error bars."""
     input:

@@ -118,9 +118,10 @@ def fit(forward: Forward, modules: Sequence[nn.Module], targets: torch.Tensor, w
         loss_cfg: LossConfig, *, epochs: int, batch_size: int, lr: float, generator: torch.Generator,
         desc: str, engine: EngineConfig = PLAIN, checkpoint_dir: Path | None = None,
         checkpoint_minutes: float = 0.0, run_key: str = "") -> FitResult:
-    """Minimise `weak_ensemble_loss` over `targets` [B, N, K] with Adam and a cosine schedule."""
+    """Minimise `weak_ensemble_loss` over `targets` [B, N, K] with Adam and a cosine schedule;
+    the result carries the loss's statistics of every step."""
 
-    def loss_for_batch(idx: list[int], step_frac: float) -> torch.Tensor:
+    def loss_for_batch(idx: list[int], step_frac: float):
         logits = forward(idx)
         return weak_ensemble_loss(logits, targets[idx].to(logits.device), weights.to(logits.device), step_frac,
                                   loss_cfg)

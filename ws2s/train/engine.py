@@ -29,7 +29,7 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -41,7 +41,8 @@ from tqdm import tqdm
 from ws2s.errors import Ws2sError
 from ws2s.io import atomic_path
 
-LossForBatch = Callable[[list[int], float], torch.Tensor]  # (example indices, step/total) -> scalar loss
+# (example indices, step/total) -> scalar loss, or (loss, statistics: a NamedTuple of floats)
+LossForBatch = Callable[[list[int], float], "torch.Tensor | tuple[torch.Tensor, tuple]"]
 
 DEFAULT_DEEPSPEED_CONFIG = "workflow/deepspeed/zero2.json"
 
@@ -87,6 +88,7 @@ PLAIN = EngineConfig()
 class FitResult:
     losses: list[float]
     seconds: float
+    stats: list[dict] = field(default_factory=list)  # per step, where `loss_for_batch` returns statistics
 
 
 # ---- processes -------------------------------------------------------------------------
@@ -354,10 +356,10 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
     settings = {"run_key": run_key, "n": n_examples, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                 "optimizer": optimizer, "schedule": schedule, "engine": asdict(engine), "world": world_size()}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-    start, losses = 0, []
+    start, losses, stats = 0, [], []
     client = _resume(runner, checkpoint_dir, key)
     if client is not None:
-        start, losses = client["step"], client["losses"]
+        start, losses, stats = client["step"], client["losses"], client["stats"]
         _set_rng_state(client["rng"])
         print(f"{desc}: resuming at step {start}/{total} from {checkpoint_dir}", file=sys.stderr, flush=True)
 
@@ -366,7 +368,7 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
         if is_main_process():
             with atomic_path(checkpoint_dir / "run.json") as tmp:
                 tmp.write_text(json.dumps({"key": key, "settings": settings}, indent=1))
-        runner.save(checkpoint_dir, {"key": key, "step": step, "losses": losses, "rng": _rng_state()})
+        runner.save(checkpoint_dir, {"key": key, "step": step, "losses": losses, "stats": stats, "rng": _rng_state()})
 
     began = last_save = time.time()
     shard = slice(rank(), None, world_size())
@@ -380,6 +382,9 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
                     continue
                 with runner.autocast():
                     loss = loss_for_batch(order[begin:begin + batch_size][shard], step / total)
+                if isinstance(loss, tuple):
+                    loss, step_stats = loss
+                    stats.append(step_stats._asdict())
                 runner.step(loss)
                 losses.append(loss.item())
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
@@ -397,4 +402,4 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
     runner.finish()
     if checkpoint_dir is not None and is_main_process():
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    return FitResult(losses, time.time() - began)
+    return FitResult(losses, time.time() - began, stats)

@@ -223,28 +223,41 @@ def generate(model, tokenizer, prompts: list[str], *, beams: int, max_new_tokens
 
 
 def decode(model, tokenizer, prompts: list[str], *, beams: int, max_new_tokens: int, batch_size: int,
-           desc: str = "decode") -> list[str]:
-    """The best hypothesis's text per prompt: greedy (beams 1) or beam search, batched with the KV cache."""
-    return decode_texts(model, tokenizer, prompts, batch_size=batch_size, desc=desc, num_beams=beams,
-                        do_sample=False, max_new_tokens=max_new_tokens, early_stopping=beams > 1)
+           desc: str = "decode", position_stat=None):
+    """The best hypothesis's text per prompt: greedy (beams 1) or beam search, batched with the KV cache.
+
+    With `position_stat` (greedy only), also `position_stat(logits)` [P] at every generated
+    position up to and including the EOS, all prompts' positions concatenated: (texts, values)."""
+    if position_stat is not None and beams != 1:
+        raise ValueError("position statistics are taken on greedy decoding only")
+    return decode_texts(model, tokenizer, prompts, batch_size=batch_size, desc=desc, position_stat=position_stat,
+                        num_beams=beams, do_sample=False, max_new_tokens=max_new_tokens, early_stopping=beams > 1)
 
 
-def decode_texts(model, tokenizer, prompts: list[str], *, batch_size: int, desc: str, **search) -> list[str]:
+def decode_texts(model, tokenizer, prompts: list[str], *, batch_size: int, desc: str, position_stat=None,
+                 **search):
     """`model.generate(**search)` over left-padded batches: each returned sequence's text
-    (up to EOS), prompt by prompt, `num_return_sequences` of them per prompt."""
+    (up to EOS), prompt by prompt, `num_return_sequences` of them per prompt; with
+    `position_stat`, also its values at each generated position (see `decode`)."""
     model.eval()
     padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     texts: list[str] = []
+    values: list[torch.Tensor] = []
     try:
         for b in tqdm(range(0, len(prompts), batch_size), desc=desc, mininterval=5):
             batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True).to(model.device)
             with torch.no_grad():
-                out = model.generate(**batch, **search)
-            texts += [tokenizer.decode(_strip(tokenizer, row.tolist()), clean_up_tokenization_spaces=False)
-                      for row in out[:, batch["input_ids"].shape[1]:]]
+                out = model.generate(**batch, **search, return_dict_in_generate=True,
+                                     output_logits=position_stat is not None)
+            rows = [_strip(tokenizer, row.tolist()) for row in out.sequences[:, batch["input_ids"].shape[1]:]]
+            texts += [tokenizer.decode(ids, clean_up_tokenization_spaces=False) for ids in rows]
+            if position_stat is not None:
+                steps = torch.stack(out.logits, dim=1)  # [B, steps, V]
+                values += [position_stat(steps[i, :min(len(ids) + 1, steps.shape[1])].float()).cpu()
+                           for i, ids in enumerate(rows)]
     finally:
         tokenizer.padding_side = padding_side
-    return texts
+    return (texts, torch.cat(values)) if position_stat is not None else texts
 
 
 def _strip(tokenizer, ids: list[int]) -> list[int]:

@@ -31,9 +31,9 @@ from ws2s.config import StrongTrainConfig, canonical
 from ws2s.errors import Ws2sError
 from ws2s.io import read_json, read_parquet, write_json, write_parquet
 from ws2s.labelmodel import flying_squid_soft_labels
-from ws2s.losses import LossConfig
-from ws2s.metrics import accuracy
-from ws2s.train.classify import (NUM_CLASSES, encode, fit, freeze_for, load_classifier, one_hot_targets,
+from ws2s.losses import LossConfig, dirichlet_log_strength, training_summary
+from ws2s.metrics import accuracy, expected_calibration_error
+from ws2s.train.classify import (NUM_CLASSES, encode, fit, forward_all, freeze_for, load_classifier, one_hot_targets,
                                  predict_probs, seed_everything, token_forward)
 from ws2s.train.engine import EngineConfig, checkpoint_dir_for, is_main_process
 from ws2s.train.weak import PAIR_COLUMNS, probs_frame
@@ -137,6 +137,13 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
         return {}
     test_probs = predict_probs(test_forward, modules, len(test), loss_cfg)
     test_accuracy = accuracy(test_probs, test["label"].to_numpy())
+    predictions = probs_frame(test["id"], "test", test_probs)
+    if loss_cfg.kind == "edl":
+        strength = np.exp(forward_all(test_forward, len(test), lambda logits: dirichlet_log_strength(logits, loss_cfg))
+                          .astype(np.float64))
+        predictions["strength"], predictions["vacuity"] = strength, NUM_CLASSES / strength
+    else:
+        predictions["strength"] = predictions["vacuity"] = np.nan
     metrics = {
         "method": cfg.method,
         "members": cfg.members,
@@ -146,10 +153,12 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
         "model": cfg.model_name,
         "role": "strong",
         "test_accuracy": test_accuracy,
+        "test_ece": expected_calibration_error(test_probs, test["label"].to_numpy()),
         "params": backbone_params,
         "train_seconds": round(result.seconds, 1),
         "final_train_loss": float(np.mean(result.losses[-10:])),
+        **training_summary(result.stats, loss_cfg),
     }
-    write_parquet(probs_frame(test["id"], "test", test_probs), out_predictions, schemas.CLASS_PROBS)
+    write_parquet(predictions, out_predictions, schemas.STRONG_PREDICTIONS)
     write_json(metrics, out_metrics)
     return metrics

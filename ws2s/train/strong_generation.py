@@ -18,6 +18,7 @@ no meaning over a vocabulary).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,8 @@ from ws2s.config import StrongGenerationConfig
 from ws2s.data.slurp import PROMPTS, parse_slots, render_prompt
 from ws2s.errors import Ws2sError
 from ws2s.io import read_parquet, write_json, write_parquet
-from ws2s.losses import LossConfig, aux_weight, edl_loss, soft_cross_entropy
+from ws2s.losses import (LossConfig, aux_targets, dirichlet_log_strength, example_loss, training_summary,
+                         weighted_stats)
 from ws2s.mapping import soft_label_rows
 from ws2s.models import save_checkpoint
 from ws2s.train.classify import freeze_for, frozen_blocks, seed_everything
@@ -64,25 +66,12 @@ def soft_targets(logits: torch.Tensor, target_ids: torch.Tensor, target_logprobs
     return rows
 
 
-def position_loss(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, cfg: LossConfig) -> torch.Tensor:
-    """Per-position loss [P]: cross-entropy or EDL, plus the auxiliary term when configured."""
-    def loss_fn(y):
-        if cfg.kind == "edl":
-            return edl_loss(logits, y, step_frac, cfg.activation, cfg.kl_weight)
-        return soft_cross_entropy(logits, y)
-
-    loss = loss_fn(targets)
-    if cfg.aux:
-        gamma = aux_weight(step_frac, cfg.gamma_max, cfg.warmup_frac)
-        own = F.one_hot(logits.detach().argmax(dim=-1), logits.shape[-1]).float()
-        loss = (1 - gamma) * loss + gamma * loss_fn(own)
-    return loss
-
-
 def sequence_losses(model, tokenizer, sequences: list[Sequence], step_frac: float, cfg: LossConfig,
-                    soft_cfg: dict, bottom: FrozenBottom | None = None, rows: list[int] | None = None) -> torch.Tensor:
+                    soft_cfg: dict, bottom: FrozenBottom | None = None, rows: list[int] | None = None):
     """Each sequence's mean per-position loss [B], from one forward pass (`bottom`: its cached
-    frozen-block states of these sequences, `rows` their indices there)."""
+    frozen-block states of these sequences, `rows` their indices there), and the loss's
+    statistics. The auxiliary term's targets are the strong model's own argmax at each
+    position (a class-balanced threshold has no meaning over a vocabulary)."""
     logits, target = target_logits(model, tokenizer, [(ids, start) for ids, start, _ in sequences], bottom, rows)
     real = target != -100
     logprobs = None
@@ -93,11 +82,12 @@ def sequence_losses(model, tokenizer, sequences: list[Sequence], step_frac: floa
             logprobs[row, target.shape[1] - len(lp) - 1:target.shape[1] - 1] = torch.as_tensor(lp)
         logprobs = logprobs[real]
     z = logits[real]
-    per_position = position_loss(z, soft_targets(z, target[real], logprobs, soft_cfg["kind"], soft_cfg["min_prob"]),
-                                 step_frac, cfg)
+    targets = aux_targets(z, soft_targets(z, target[real], logprobs, soft_cfg["kind"], soft_cfg["min_prob"]),
+                          step_frac, cfg)
+    per_position, stats = example_loss(z, targets, step_frac, cfg)
     rows = real.nonzero()[:, 0]
     totals = torch.zeros(len(sequences), dtype=per_position.dtype, device=z.device).index_add(0, rows, per_position)
-    return totals / real.sum(dim=-1).clamp_min(1)
+    return totals / real.sum(dim=-1).clamp_min(1), stats
 
 
 # ---- the training data of each method ----------------------------------------------------
@@ -138,6 +128,15 @@ def build_sequences(cfg: StrongGenerationConfig, tokenizer, strong_train: pd.Dat
     return members, member_weights(cfg.weighting, cfg.weights, np.stack(confidence, axis=1))
 
 
+def position_uncertainty(log_strength: torch.Tensor, vocab: int) -> dict:
+    """Summary over every generated test position of its Dirichlet: mean log strength and the
+    vacuity V / S (the mass left to "I don't know"), mean and 10/50/90% quantiles."""
+    vacuity = torch.exp(math.log(vocab) - log_strength.double()).numpy()
+    return {"test_positions": int(len(vacuity)), "test_mean_log_strength": float(log_strength.double().mean()),
+            "test_mean_vacuity": float(vacuity.mean()),
+            **{f"test_vacuity_p{q}": float(np.quantile(vacuity, q / 100)) for q in (10, 50, 90)}}
+
+
 # ---- one strong run ----------------------------------------------------------------------
 
 
@@ -161,12 +160,13 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
     bottoms = [FrozenBottom.compute(model, tokenizer, [(ids, start) for ids, start, _ in member], blocks,
                                     GENERATION_BATCH_SIZE) if blocks else None for member in members]
 
-    def loss_for_batch(indices: list[int], step_frac: float) -> torch.Tensor:
-        per_member = torch.stack([
-            sequence_losses(model, tokenizer, [member[i] for i in indices], step_frac, loss_cfg, cfg.soft_labels,
-                            bottom, indices)
-            for member, bottom in zip(members, bottoms)], dim=-1)
-        return (per_member * weights_t[indices]).sum(dim=-1).mean()
+    def loss_for_batch(indices: list[int], step_frac: float):
+        per_member = [sequence_losses(model, tokenizer, [member[i] for i in indices], step_frac, loss_cfg,
+                                      cfg.soft_labels, bottom, indices)
+                      for member, bottom in zip(members, bottoms)]
+        batch_weights = weights_t[indices]
+        loss = (torch.stack([loss for loss, _ in per_member], dim=-1) * batch_weights).sum(dim=-1).mean()
+        return loss, weighted_stats([stats for _, stats in per_member], batch_weights.mean(dim=0).tolist())
 
     result = train_loop([model], loss_for_batch, len(strong_train), epochs=cfg.epochs, batch_size=cfg.batch_size,
                         lr=cfg.lr, generator=generator, optimizer="adamw", schedule="linear",
@@ -177,14 +177,20 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
         return {}
 
     prompts = [render_prompt(PROMPTS[cfg.prompt], s) for s in test["sentence"]]
-    texts = decode(model, tokenizer, prompts, beams=cfg.decoding["beams"],
-                   max_new_tokens=cfg.decoding["max_new_tokens"], batch_size=GENERATION_BATCH_SIZE)
+    # an evidential model's Dirichlet at every position it generates: how sure it is, per token
+    uncertain = loss_cfg.kind == "edl" and cfg.decoding["beams"] == 1
+    decoded = decode(model, tokenizer, prompts, beams=cfg.decoding["beams"],
+                     max_new_tokens=cfg.decoding["max_new_tokens"], batch_size=GENERATION_BATCH_SIZE,
+                     position_stat=(lambda logits: dirichlet_log_strength(logits, loss_cfg)) if uncertain else None)
+    texts = decoded[0] if uncertain else decoded
     metrics = {
         "method": cfg.method, "members": cfg.members, "weighting": cfg.weighting, "weights": cfg.weights,
         "aux": loss_cfg.aux, "soft_labels": cfg.soft_labels["kind"], "seed": cfg.seed, "model": cfg.model_name,
         "role": "strong", **slu_scores(test, texts),
         "params": sum(p.numel() for p in model.parameters()),
         "train_seconds": round(result.seconds, 1), "final_train_loss": float(np.mean(result.losses[-5:])),
+        **training_summary(result.stats, loss_cfg),
+        **(position_uncertainty(decoded[1], model.get_output_embeddings().weight.shape[0]) if uncertain else {}),
     }
     generations = pd.DataFrame({"id": test["id"].to_numpy(), "text": texts,
                                 "valid_json": [parse_slots(t) is not None for t in texts]})
