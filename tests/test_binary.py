@@ -5,7 +5,7 @@ from ws2s.data import CLASSIFICATION_DATASETS
 from ws2s.data.binary import SPLITS, Question, content_id, make_splits
 from ws2s.errors import Ws2sError
 
-SIZES = {"weak_train": 200, "strong_train": 200, "test": 100}
+SIZES = {"weak_train": 200, "strong_train": 200, "test": 100, "val": 60}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,15 @@ def test_splits_balanced_and_sized(cosmos):
 def test_splits_disjoint_by_question(cosmos):
     splits = make_splits("cosmosqa", cosmos, SIZES, seed=0)
     sets = [set(splits[name]["question_id"]) for name in SPLITS]
-    assert not (sets[0] & sets[1]) and not (sets[0] & sets[2]) and not (sets[1] & sets[2])
+    assert all(not (a & b) for i, a in enumerate(sets) for b in sets[i + 1:])
+
+
+def test_a_validation_split_leaves_the_others_as_they_were(cosmos):
+    """val is drawn last: adding it does not move a pair of weak_train, strong_train or test."""
+    without = make_splits("cosmosqa", cosmos, {**SIZES, "val": 0}, seed=0)
+    with_val = make_splits("cosmosqa", cosmos, SIZES, seed=0)
+    for name in ("weak_train", "strong_train", "test"):
+        assert set(without[name]["id"]) == set(with_val[name]["id"])
 
 
 def test_splits_deterministic_per_seed(cosmos):

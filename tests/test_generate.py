@@ -9,15 +9,21 @@ PROMPTS = ['Slots of "wake me at five am": ', 'Slots of "play jazz": ', 'Slots o
 TARGETS = ['{"time": "five am"}', '{"music_genre": "jazz"}', "{}"]
 
 
-def test_finetune_lowers_validation_loss_and_keeps_the_best(tiny_llama):
+@pytest.mark.parametrize("train_layers", ["all", 1])
+def test_finetune_lowers_validation_loss_and_keeps_the_best(tiny_llama, train_layers):
+    """Every weight, or the top block on cached states of the frozen bottom one."""
+    from ws2s.train.classify import freeze_for
+
     model, tokenizer = load_causal(tiny_llama)
+    freeze_for(model, train_layers)
     items = encode_pairs(tokenizer, PROMPTS * 4, TARGETS * 4)
     before = sequence_nll(model, tokenizer, items, 4)
     result = finetune(model, tokenizer, items, items, epochs=3, batch_size=4, lr=3e-3,
-                      generator=torch.Generator().manual_seed(0), desc="t")
+                      generator=torch.Generator().manual_seed(0), desc="t", train_layers=train_layers)
     after = sequence_nll(model, tokenizer, items, 4)
-    assert after < before
+    assert after < before and len(result.val_losses) == 3
     assert after == pytest.approx(min(result.val_losses), rel=1e-5)  # the best epoch's weights are kept
+    assert result.best_epoch == int(np.argmin(result.val_losses))
 
 
 def test_labels_cover_only_the_target(tiny_llama):

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -69,3 +71,77 @@ def test_specs_and_resolution_errors(tmp_path):
         package_dir("no_such_pkg", "models.x")
     with pytest.raises(Ws2sError, match="models.p.path: .* is not a directory"):
         resolve("p", {"path": str(tmp_path / "none")}, tmp_path)
+
+
+def fake_distribution(site, name: str, files: dict[str, bytes]) -> None:
+    """An installed distribution in `site`: its files and a RECORD with their sha256, as pip writes it."""
+    import base64
+    import hashlib
+
+    info = site / f"{name.replace('-', '_')}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    lines = []
+    for path, content in files.items():
+        (site / path).parent.mkdir(parents=True, exist_ok=True)
+        (site / path).write_bytes(content)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+        lines.append(f"{path},sha256={digest},{len(content)}")
+    (info / "RECORD").write_text("\n".join(lines + [f"{info.name}/RECORD,,"]) + "\n")
+
+
+@pytest.fixture
+def split_weights(tmp_path, monkeypatch):
+    """A file split over two installed distributions (as Qwen2.5-Coder's GGUF and MPNet's zip are)."""
+    import hashlib
+
+    site = tmp_path / "site"
+    fake_distribution(site, "weights-part1", {"weights_part1/data/part01.bin": b"first half, "})
+    fake_distribution(site, "weights-part2", {"weights_part2/data/part02.bin": b"second half"})
+    monkeypatch.syspath_prepend(str(site))
+    spec = {"parts": [{"dist": "weights-part1", "file": "weights_part1/data/part01.bin"},
+                      {"dist": "weights-part2", "file": "weights_part2/data/part02.bin"}],
+            "sha256": hashlib.sha256(b"first half, second half").hexdigest(), "format": "gguf"}
+    return site, spec
+
+
+def test_split_weights_join_in_order_and_match_their_pin(split_weights, tmp_path):
+    from ws2s.models import join_parts
+
+    _, spec = split_weights
+    assert needs_preparation(spec)
+    assert join_parts("m", spec, tmp_path).read_bytes() == b"first half, second half"
+    with pytest.raises(Ws2sError, match=r"^models\.m\.sha256: the joined parts have sha256 [0-9a-f]{64}, not the pinned"):
+        join_parts("m", {**spec, "parts": spec["parts"][::-1]}, tmp_path)
+
+
+def test_an_altered_or_missing_part_names_its_package(split_weights, tmp_path):
+    from ws2s.models import join_parts
+
+    site, spec = split_weights
+    (site / "weights_part2/data/part02.bin").write_bytes(b"second hal")  # truncated
+    with pytest.raises(Ws2sError, match=r"^models\.m\.parts: weights_part2/data/part02\.bin of package 'weights-part2' "
+                                        r"does not match the hash its RECORD gives \(altered or truncated\)"):
+        join_parts("m", spec, tmp_path)
+    missing = {**spec, "parts": [{"dist": "weights-part9", "file": "x.bin"}]}
+    with pytest.raises(Ws2sError, match=r"^models\.m\.parts: package 'weights-part9' is not installed"):
+        join_parts("m", missing, tmp_path)
+
+
+def test_a_zipped_checkpoint_unpacks_its_folder_without_stray_files(tmp_path, tiny_bert):
+    import hashlib
+    import zipfile
+
+    from ws2s.models import unpack_checkpoint
+
+    archive = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted(Path(tiny_bert).iterdir()):
+            bundle.write(path, f"tiny/{path.name}")
+        bundle.writestr("tiny/desktop.ini", "[.ShellClassInfo]")
+    out = tmp_path / "models" / "tiny"
+    out.parent.mkdir()
+    unpack_checkpoint(archive, "tiny", out, "models.tiny")
+    assert (out / "config.json").is_file() and not (out / "desktop.ini").exists()
+    assert hashlib.sha256((out / "config.json").read_bytes()).digest() == \
+        hashlib.sha256((Path(tiny_bert) / "config.json").read_bytes()).digest()

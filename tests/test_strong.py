@@ -19,18 +19,19 @@ def setup(tmp_path_factory, data_dir, tiny_bert):
     root = tmp_path_factory.mktemp("strong")
     split_dir = root / "splits"
     write_classification_splits(SplitConfig("cosmosqa", {"source": str(data_dir / "cosmosqa" / "valid.csv")},
-                                            {"weak_train": 16, "strong_train": 32, "test": 16}, 0), split_dir)
-    strong_train = pd.read_parquet(split_dir / "strong_train.parquet")
+                                            {"weak_train": 16, "strong_train": 32, "test": 16, "val": 8}, 0), split_dir)
+    unlabelled = pd.concat([pd.read_parquet(split_dir / f"{split}.parquet").assign(split=split)
+                            for split in ("strong_train", "val")], ignore_index=True)
     rng = np.random.default_rng(0)
     labels = {}
     for name in MEMBERS:
-        p1 = rng.random(len(strong_train)).astype(np.float32)
-        frame = pd.DataFrame({"id": strong_train["id"], "split": "strong_train", "prob_0": 1 - p1, "prob_1": p1,
+        p1 = rng.random(len(unlabelled)).astype(np.float32)
+        frame = pd.DataFrame({"id": unlabelled["id"], "split": unlabelled["split"], "prob_0": 1 - p1, "prob_1": p1,
                               "pred": (p1 > 0.5).astype(np.int8)}).sample(frac=1, random_state=1)  # shuffled rows
         labels[name] = root / f"{name}.parquet"
         write_parquet(frame, labels[name], schemas.CLASS_PROBS)
     features = root / "features" / "tiny.parquet"
-    write_features(tiny_bert, split_dir, 48, features, features.with_suffix(".json"))
+    write_features(tiny_bert, "cosmosqa", split_dir, 48, "random", False, features, features.with_suffix(".json"))
     return {"root": root, "split_dir": split_dir, "labels": labels, "features": features, "model": tiny_bert}
 
 
@@ -44,7 +45,8 @@ def _cfg(method, members, train_layers=0, aux=False, seed=0):
 
 def _run(setup, cfg, out):
     files = [str(setup["labels"][m]) for m in cfg.members]
-    gold = str(setup["split_dir"] / "strong_train_gold.parquet") if cfg.method == "ceiling" else None
+    gold = [str(setup["split_dir"] / f"{split}_gold.parquet") for split in ("strong_train", "val")] \
+        if cfg.method == "ceiling" else []
     return strong.run_strong_classification(cfg, setup["model"], setup["split_dir"], files, gold,
                                             str(setup["features"]), out / "predictions.parquet", out / "metrics.json")
 
@@ -67,6 +69,9 @@ def test_every_method_runs_on_the_probe(setup, tmp_path, method, members):
         assert metrics["kl_nll_ratio"] > 0 and "mean_log_strength" in metrics
     else:  # a softmax model has no Dirichlet
         assert predictions["strength"].isna().all() and predictions["vacuity"].isna().all()
+    # the no-gold protocol: the epoch of the lowest validation loss against the run's own targets
+    assert len(metrics["val_losses"]) == 2 and metrics["selected_epoch"] == 1 + int(np.argmin(metrics["val_losses"]))
+    assert 0 <= metrics["test_accuracy_nogold"] <= 1 and ("val_accuracy" in metrics) == (method == "ceiling")
 
 
 def test_full_model_path_and_determinism(setup, tmp_path):
@@ -94,14 +99,17 @@ def test_strong_stage_cannot_read_strong_train_gold(setup, tmp_path, monkeypatch
     assert not any("gold" in path for path in read)
     strong_train_frames = [f for p, f in zip(read, frames) if p.endswith("strong_train.parquet")]
     assert strong_train_frames and all("label" not in f.columns for f in strong_train_frames)
+    val_frames = [f for p, f in zip(read, frames) if p.endswith("/val.parquet")]
+    assert val_frames and all("label" not in f.columns for f in val_frames)
     read.clear()
     _run(setup, _cfg("ceiling", []), tmp_path / "ceiling")
     assert any(path.endswith("strong_train_gold.parquet") for path in read)
+    assert any(path.endswith("val_gold.parquet") for path in read)
 
 
 def test_weak_labels_aligned_by_id(setup):
     strong_train = pd.read_parquet(setup["split_dir"] / "strong_train.parquet")
-    targets = strong.weak_targets(_cfg("naive", ["w0"]), strong_train["id"], [str(setup["labels"]["w0"])])
+    targets = strong.weak_targets(_cfg("naive", ["w0"]), strong_train["id"], [str(setup["labels"]["w0"])], "strong_train")
     weak = pd.read_parquet(setup["labels"]["w0"]).set_index("id").loc[strong_train["id"]]
     np.testing.assert_allclose(targets[:, 0, 1].numpy(), weak["prob_1"].to_numpy())
 
@@ -112,7 +120,7 @@ def test_missing_weak_label_row_is_named(setup, tmp_path):
     write_parquet(frame, path, schemas.CLASS_PROBS)
     strong_train = pd.read_parquet(setup["split_dir"] / "strong_train.parquet")
     with pytest.raises(Ws2sError, match=r"short.parquet: no row for id .* \(1 ids missing\)"):
-        strong.weak_targets(_cfg("naive", ["w0"]), strong_train["id"], [str(path)])
+        strong.weak_targets(_cfg("naive", ["w0"]), strong_train["id"], [str(path)], "strong_train")
 
 
 @pytest.mark.parametrize("train_layers", [0, "all"])
@@ -149,3 +157,45 @@ def test_a_run_killed_by_sigterm_leaves_no_output_and_its_rerun_resumes_to_the_s
         {k: v for k, v in reference.items() if k != "train_seconds"}
     pd.testing.assert_frame_equal(pd.read_parquet(out / "predictions.parquet"),
                                   pd.read_parquet(tmp_path / "reference" / "predictions.parquet"))
+
+
+def test_prompted_states_are_the_last_position_of_each_yes_no_question(tiny_llama, tmp_path, data_dir):
+    """Left-padded batches give each question's own final hidden state (one at a time, unpadded,
+    as the reference), and the readout rows are the output layer's rows for "no" and "yes"."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ws2s.data import YES_NO_PROMPTS
+    from ws2s.train.features import prompted_states, yes_no_prompts
+
+    split_dir = tmp_path / "splits"
+    write_classification_splits(SplitConfig("slurp_intent", {"source": str(data_dir / "slurp")},
+                                            {"weak_train": 2, "strong_train": 6, "test": 4}, 0), split_dir)
+    frame = pd.read_parquet(split_dir / "strong_train.parquet")
+    features, readout = prompted_states(tiny_llama, {"strong_train": frame}, YES_NO_PROMPTS["slurp_intent"], 64, False)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
+    prompts, answers = yes_no_prompts(tokenizer, frame, YES_NO_PROMPTS["slurp_intent"], 64)
+    assert frame["text"].iloc[0] in prompts[0] and frame["candidate"].iloc[0] in prompts[0]
+    assert [tokenizer.decode([a]).strip() for a in answers] == ["no", "yes"]
+    with torch.no_grad():
+        for row, prompt in enumerate(prompts):
+            ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+            alone = model.get_decoder()(input_ids=ids).last_hidden_state[0, -1]
+            np.testing.assert_allclose(features["features"].iloc[row], alone.numpy(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(readout, model.get_output_embeddings().weight[answers])
+
+
+def test_the_readout_head_is_the_lm_answer_centred_on_unlabelled_strong_train():
+    import torch
+
+    readout = [[0.5, -1.0, 2.0], [1.5, 0.0, -0.5]]
+    train_x = torch.randn(40, 3) + 3.0
+    head = strong.readout_head(readout, train_x)
+    torch.testing.assert_close(head.weight, torch.tensor(readout))
+    with torch.no_grad():
+        logits = head(train_x)
+    torch.testing.assert_close(logits.mean(dim=0), torch.zeros(2), atol=1e-5, rtol=0)
+    # the ranking of pairs by "yes minus no" is the language model's own
+    margin = train_x @ (torch.tensor(readout[1]) - torch.tensor(readout[0]))
+    assert torch.equal((logits[:, 1] - logits[:, 0]).argsort(), margin.argsort())

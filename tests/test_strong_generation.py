@@ -27,12 +27,12 @@ def pipeline(tmp_path_factory, data_dir, tiny_llama):
     splits = root / "splits"
     write_generation_splits(GenerationSplitConfig(str(data_dir / "slurp" / "devel.jsonl"),
                                                   str(data_dir / "slurp" / "test.jsonl"),
-                                                  {"weak_train": 8, "strong_train": 6, "test": 4}, 0), splits)
+                                                  {"weak_train": 8, "strong_train": 6, "test": 4, "val": 3}, 0), splits)
     weak = {}
     for seed in (0, 1):
         cfg = WeakGenerationConfig(model_name=f"w{seed}", model_spec={"path": tiny_llama}, seed=seed, prompt="short",
                                    epochs=1, batch_size=4, lr=1e-3, val_fraction=0.25, train_layers="all", beams=3,
-                                   max_new_tokens=6)
+                                   max_new_tokens=6, engine={"bf16": seed == 1})
         out = root / f"w{seed}"
         run_weak_generation(cfg, tiny_llama, splits, out / "h.parquet", out / "m.json", out / "model")
         map_hypotheses(MappingConfig("tiny", {"path": tiny_llama}, "short", "confidence"), tiny_llama, splits,
@@ -44,9 +44,11 @@ def pipeline(tmp_path_factory, data_dir, tiny_llama):
 def test_mapping_keeps_each_hypothesis_probability(pipeline):
     _, _, weak = pipeline
     for out in weak.values():
-        hyps = pd.read_parquet(out / "h.parquet").query("split == 'strong_train'").set_index("id")
+        hyps = pd.read_parquet(out / "h.parquet").query("split != 'test'").set_index("id")
         mapped = pd.read_parquet(out / "mapped.parquet")
         assert list(mapped.columns) == [f.name for f in schemas.MAPPED_HYPOTHESES]
+        assert sorted(mapped["split"].value_counts().items()) == [("strong_train", 6), ("val", 3)]
+        assert (mapped["split"].to_numpy() == hyps.loc[mapped["id"], "split"].to_numpy()).all()
         for row in mapped.itertuples():
             assert "".join(row.strong_tokens) == row.text == hyps.loc[row.id, "text"]
             assert len(row.strong_token_ids) == len(row.target_logprobs) == len(row.strong_confidence)
@@ -61,9 +63,10 @@ def test_joint_decoding_picks_the_best_weighted_probability(pipeline, tmp_path):
     joint_decode(cfg, splits, [str(weak[s] / "h.parquet") for s in (0, 1)], [str(weak[s] / "model") for s in (0, 1)],
                  tmp_path / "joint.parquet")
     joint = pd.read_parquet(tmp_path / "joint.parquet")
-    hyps = [pd.read_parquet(weak[s] / "h.parquet").query("split == 'strong_train'").set_index("id") for s in (0, 1)]
+    hyps = [pd.read_parquet(weak[s] / "h.parquet").query("split != 'test'").set_index("id") for s in (0, 1)]
     strong_train = pd.read_parquet(splits / "strong_train.parquet").set_index("id")
     model, tokenizer = load_causal(str(weak[1] / "model"))
+    assert sorted(joint["split"].value_counts().items()) == [("strong_train", 6), ("val", 3)]
     for row in joint.itertuples():
         expected = list(dict.fromkeys(list(hyps[0].loc[row.id, "nbest"][:2]) + list(hyps[1].loc[row.id, "nbest"][:2])))
         assert list(row.candidates) == expected
@@ -155,13 +158,14 @@ def test_cached_frozen_bottom_gives_the_full_model_logits(tiny_llama, tokenizers
     with torch.no_grad():
         bottom = FrozenBottom.compute(model, tokenizer, items, blocks=1, batch_size=2)
         assert [len(s) for s in bottom.states] == [len(ids) for ids, _ in items]
-        full, target = target_logits(model, tokenizer, items)
         for rows in ([0, 1, 2], [2, 0]):  # another batch, another padding
-            cached, cached_target = target_logits(model, tokenizer, [items[r] for r in rows], bottom, rows)
-            reference, _ = target_logits(model, tokenizer, [items[r] for r in rows])
-            real = cached_target != -100  # padding's logits differ, and no loss reads them
-            torch.testing.assert_close(cached[real], reference[real], rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(cached_target, target[[2, 0]][:, -cached_target.shape[1]:])
+            cached, cached_target, _ = target_logits(model, tokenizer, [items[r] for r in rows], bottom, rows)
+            reference, reference_target, _ = target_logits(model, tokenizer, [items[r] for r in rows])
+            torch.testing.assert_close(cached, reference, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(cached_target, reference_target)
+        # each sequence's own, unpadded forward pass: the same logits at its target positions
+        alone = [model(torch.tensor([items[r][0]])).logits[0, items[r][1] - 1:-1] for r in rows]
+        torch.testing.assert_close(cached, torch.cat(alone), rtol=1e-5, atol=1e-5)
     assert len(model.get_decoder().layers) == 2  # the blocks are put back
 
 
@@ -182,11 +186,11 @@ def test_strong_generation_methods(pipeline, tiny_llama, method, tmp_path):
     cfg = StrongGenerationConfig(model_name="tiny", model_spec={"path": tiny_llama}, seed=0, prompt="short",
                                  method=method, members=members, weighting="dynamic" if multi else "average",
                                  weights=[0.5, 0.5] if multi else [1.0], loss=loss,
-                                 soft_labels={"kind": "full", "min_prob": 1e-4}, epochs=1, batch_size=4, lr=1e-3,
+                                 soft_labels={"kind": "full", "min_prob": 1e-4}, batch_size=4, lr=1e-3,
                                  train_layers=1 if multi else "all", decoding={"beams": 1, "max_new_tokens": 6},
-                                 engine={"backend": "plain"})
+                                 engine={"backend": "plain", "bf16": method == "naive"}, epochs=2)
     mapped = [str(weak[0 if m == "w0" else 1] / "mapped.parquet") for m in members] if method in ("single", "naive", "bayesian") else []
-    gold = str(splits / "strong_train_gold.parquet") if method == "ceiling" else None
+    gold = [str(splits / f"{split}_gold.parquet") for split in ("strong_train", "val")] if method == "ceiling" else []
     metrics = run_strong_generation(cfg, tiny_llama, splits, mapped, joint and str(joint), gold,
                                     tmp_path / "g.parquet", tmp_path / "m.json", tmp_path / "model" if method == "bayesian" else None)
     generations = pd.read_parquet(tmp_path / "g.parquet")
@@ -195,6 +199,9 @@ def test_strong_generation_methods(pipeline, tiny_llama, method, tmp_path):
     assert json.loads((tmp_path / "m.json").read_text())["method"] == method
     assert (tmp_path / "model").exists() == (method == "bayesian")
     assert "mean_logit" in metrics
+    # every epoch scored on val against the run's own targets; the no-gold protocol's pick
+    assert len(metrics["val_losses"]) == 2 and metrics["selected_epoch"] == 1 + int(np.argmin(metrics["val_losses"]))
+    assert 0 <= metrics["slu_f1_nogold"] <= 1 and ("val_slu_f1" in metrics) == (method == "ceiling")
     if method == "bayesian":  # the loss's balance over training, and the Dirichlet of every generated position
         assert metrics["kl_nll_ratio"] > 0 and np.isfinite(metrics["mean_log_strength"])
         assert metrics["test_positions"] >= 4 and 0 < metrics["test_vacuity_p10"] <= metrics["test_vacuity_p90"] <= 1

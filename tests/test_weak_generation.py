@@ -17,8 +17,8 @@ from ws2s.train.weak_generation import run_weak_generation, slu_scores
 def split_dir(tmp_path_factory, data_dir):
     out = tmp_path_factory.mktemp("gen_splits")
     cfg = GenerationSplitConfig(str(data_dir / "slurp" / "devel.jsonl"), str(data_dir / "slurp" / "test.jsonl"),
-                                {"weak_train": 12, "strong_train": 6, "test": 5}, 0)
-    assert write_generation_splits(cfg, out) == {"weak_train": 12, "strong_train": 6, "test": 5}
+                                {"weak_train": 12, "strong_train": 6, "test": 5, "val": 4}, 0)
+    assert write_generation_splits(cfg, out) == {"weak_train": 12, "strong_train": 6, "test": 5, "val": 4}
     return out
 
 
@@ -29,6 +29,10 @@ def test_splits_disjoint_and_strong_train_without_targets(split_dir):
     assert not set(weak["id"]) & set(strong["id"])
     gold = pd.read_parquet(split_dir / "strong_train_gold.parquet")
     assert set(gold["id"]) == set(strong["id"]) and all(parse_slots(t) is not None for t in gold["target"])
+    val = pd.read_parquet(split_dir / "val.parquet")
+    assert list(val.columns) == ["id", "slurp_id", "sentence"] and len(val) == 4
+    assert not set(val["id"]) & (set(weak["id"]) | set(strong["id"]))
+    assert set(pd.read_parquet(split_dir / "val_gold.parquet")["id"]) == set(val["id"])
 
 
 def test_split_sizes_checked(data_dir, tmp_path):

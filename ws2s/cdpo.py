@@ -41,10 +41,10 @@ def completion_logprobs(model, tokenizer, items: list[tuple[list[int], int]]) ->
     Items are `encode_pairs` output; `target_logits` left-pads them and aligns the targets,
     so padding never enters a sum and each row is the same at any batch size.
     """
-    logits, target = target_logits(model, tokenizer, items)
-    real = target != -100
-    picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, target.clamp_min(0)[..., None])[..., 0]
-    return (picked * real).sum(dim=-1), real.sum(dim=-1)
+    logits, target, real = target_logits(model, tokenizer, items)
+    picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, target[:, None])[:, 0]
+    totals = torch.zeros(len(items), dtype=picked.dtype, device=picked.device).index_add(0, real.nonzero()[:, 0], picked)
+    return totals, real.sum(dim=-1)
 
 
 def sequence_logprobs(model, tokenizer, prompts: list[str], completions: list[str],

@@ -73,8 +73,8 @@ def cmd_strong_features(args) -> None:
 
     _threads()
     params = json.loads(args.params)
-    write_features(resolve(args.name, params["model_spec"], args.models_root), args.split_dir,
-                   params["max_length"], args.out, args.out_info)
+    write_features(resolve(args.name, params["model_spec"], args.models_root), params["dataset"], args.split_dir,
+                   params["max_length"], params["head"], params["bf16"], args.out, args.out_info)
 
 
 def cmd_strong_classify(args) -> None:
@@ -85,7 +85,7 @@ def cmd_strong_classify(args) -> None:
     _threads()
     cfg = StrongTrainConfig.from_params(json.loads(args.params))
     model_path = None if cfg.train_layers == 0 else resolve(cfg.model_name, cfg.model_spec, args.models_root)
-    metrics = run_strong_classification(cfg, model_path, args.split_dir, args.weak_labels, args.gold or None,
+    metrics = run_strong_classification(cfg, model_path, args.split_dir, args.weak_labels, args.gold,
                                         args.features or None, args.out_predictions, args.out_metrics)
     print(json.dumps(metrics))
 
@@ -174,7 +174,7 @@ def cmd_strong_generate(args) -> None:
     _threads()
     cfg = StrongGenerationConfig.from_params(json.loads(args.params))
     metrics = run_strong_generation(cfg, resolve(cfg.model_name, cfg.model_spec, args.models_root), args.split_dir,
-                                    args.mapped, args.joint or None, args.gold or None, args.out_generations,
+                                    args.mapped, args.joint or None, args.gold, args.out_generations,
                                     args.out_metrics, args.out_model or None)
     print(json.dumps(metrics))
 
@@ -243,7 +243,7 @@ COMMANDS = {
                         ["name", "params", "models-root", "split-dir", "out", "out-info"], {}),
     "strong-classify": (cmd_strong_classify, "one strong run of a Weak(S)-to-Strong method",
                         ["params", "models-root", "split-dir", "out-predictions", "out-metrics"],
-                        {"--weak-labels": {"nargs": "*", "default": []}, "--gold": {"default": ""},
+                        {"--weak-labels": {"nargs": "*", "default": []}, "--gold": {"nargs": "*", "default": []},
                          "--features": {"default": ""}}),
     "table-w2s": (cmd_table_w2s, "Table 2 or 7 from weak and strong metrics", ["params", "out-stem"],
                   {"--dataset": {"required": True, "choices": ["sciq", "cosmosqa", "slurp", "slurp_intent"]},
@@ -273,7 +273,7 @@ COMMANDS = {
     "strong-generate": (cmd_strong_generate, "one strong run of the generation track",
                         ["params", "models-root", "split-dir", "out-generations", "out-metrics"],
                         {"--mapped": {"nargs": "*", "default": []}, "--joint": {"default": ""},
-                         "--gold": {"default": ""}, "--out-model": {"default": ""}}),
+                         "--gold": {"nargs": "*", "default": []}, "--out-model": {"default": ""}}),
     "cdpo": (cmd_cdpo, "cDPO: weak-ensemble preferences over strong candidates, conservative DPO",
              ["params", "start-model", "split-dir", "out-pairs", "out-metrics"],
              {"--weak-models": {"nargs": "+", "required": True}}),

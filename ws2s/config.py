@@ -271,6 +271,7 @@ class StrongTrainConfig(TrainConfig):
     weights: list        # λ_i, one per member
     loss: dict           # LossConfig fields
     engine: dict = field(default_factory=dict)  # ws2s.train.engine.EngineConfig fields; {}: plain PyTorch
+    head: str = "random"  # readout: the LM's own answer rows (linear probe on prompted states); random
 
 
 @dataclass(frozen=True)
@@ -297,6 +298,7 @@ class WeakGenerationConfig(StageConfig):
     train_layers: str | int
     beams: int
     max_new_tokens: int
+    engine: dict = field(default_factory=dict)  # bf16: autocast in training, bf16 weights in decoding
 
 
 @dataclass(frozen=True)
@@ -307,6 +309,7 @@ class MappingConfig(StageConfig):
     strong_spec: dict
     prompt: str
     weighting: str       # confidence (e^{C_s}, Eqn 7) | inverse_confidence (the authors' code)
+    bf16: bool = False   # the strong model's teacher-forced pass in bf16
 
 
 @dataclass(frozen=True)

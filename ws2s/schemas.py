@@ -51,12 +51,12 @@ UTTERANCES = pa.schema([
 ])
 # strong_train as the strong stage reads it: sentences only.
 UNLABELLED_UTTERANCES = pa.schema([f for f in UTTERANCES if f.name in ("id", "slurp_id", "sentence")])
-GOLD_TARGETS = pa.schema([("id", pa.string()), ("target", pa.string())])
+GOLD_TARGETS = pa.schema([("id", pa.string()), ("target", pa.string()), ("gold_entities", pa.string())])
 
 # One weak model's generations (one file per weak model and seed).
 HYPOTHESES = pa.schema([
     ("id", pa.string()),
-    ("split", pa.string()),                         # strong_train or test
+    ("split", pa.string()),                         # strong_train, val or test
     ("text", pa.string()),                          # the chosen (best) beam hypothesis
     ("valid_json", pa.bool_()),                     # False: counts as no slots
     ("token_ids", pa.list_(pa.int32())),
@@ -87,10 +87,12 @@ PREFERENCE_PAIRS = pa.schema([
     ("ref_rejected", pa.float64()),
 ])
 
-# One weak model's strong_train hypotheses in the strong tokenizer (Eqns 6-7), one file per
-# (weak model, seed): what every strong run on that weak model trains on.
+# One weak model's strong_train and val hypotheses in the strong tokenizer (Eqns 6-7), one
+# file per (weak model, seed): what every strong run on that weak model trains on (and scores
+# its epochs against, on val, under the no-gold protocol).
 MAPPED_HYPOTHESES = pa.schema([
     ("id", pa.string()),
+    ("split", pa.string()),                             # strong_train or val
     ("text", pa.string()),                              # the weak hypothesis
     ("strong_token_ids", pa.list_(pa.int32())),         # its strong tokens (no EOS)
     ("strong_tokens", pa.list_(pa.string())),           # each one's piece of `text`
@@ -104,6 +106,7 @@ MAPPED_HYPOTHESES = pa.schema([
 # the candidate the ensemble prefers.
 JOINT_CANDIDATES = pa.schema([
     ("id", pa.string()),
+    ("split", pa.string()),                             # strong_train or val
     ("candidates", pa.list_(pa.string())),              # distinct texts of the members' M-best lists
     ("member_logprobs", pa.list_(pa.list_(pa.float32()))),  # [member][candidate] log p(text + EOS | prompt)
     ("scores", pa.list_(pa.float32())),                 # log Σ_i λ_i p_i(candidate)

@@ -127,9 +127,10 @@ def job_threads(kind):
 
 
 def engine_slice():
-    """The engine settings a strong run uses; under plain PyTorch the DeepSpeed ones are moot."""
+    """The engine settings a strong run uses; under plain PyTorch the DeepSpeed ones are moot
+    (bf16 is not: there it is autocast)."""
     engine = config["engine"]
-    return engine if engine["backend"] == "deepspeed" else {"backend": "plain"}
+    return engine if engine["backend"] == "deepspeed" else {"backend": "plain", "bf16": engine["bf16"]}
 
 
 def engine_inputs():
@@ -214,6 +215,7 @@ def strong_inputs(wildcards):
     split_dir = f"results/classification/{wildcards.dataset}/splits"
     inputs = {
         "strong_train": f"{split_dir}/strong_train.parquet",
+        "val": f"{split_dir}/val.parquet",
         "test": f"{split_dir}/test.parquet",
         "weak_labels": [
             f"results/classification/{wildcards.dataset}/weak/{m}/seed{wildcards.seed}/labels.parquet"
@@ -222,7 +224,7 @@ def strong_inputs(wildcards):
         "engine_config": engine_inputs(),
     }
     if wildcards.method == "ceiling":
-        inputs["gold"] = f"{split_dir}/strong_train_gold.parquet"
+        inputs["gold"] = [f"{split_dir}/{split}_gold.parquet" for split in ("strong_train", "val")]
     if PROBE:
         features = f"results/classification/{wildcards.dataset}/strong/features/{CLS['strong_model']}"
         inputs["features"] = f"{features}.parquet"
@@ -237,11 +239,12 @@ def features_arg(wildcards):
 
 
 def gold_arg(wildcards):
-    return strong_inputs(wildcards).get("gold", "")
+    return strong_inputs(wildcards).get("gold", [])
 
 
 def features_params(wildcards):
-    return canonical({"model_spec": config["models"][wildcards.model], "max_length": CLS["max_length"]})
+    return canonical({"model_spec": config["models"][wildcards.model], "max_length": CLS["max_length"],
+                      "dataset": wildcards.dataset, "head": STRONG_TRAINING["head"], "bf16": config["engine"]["bf16"]})
 
 
 def w2s_layout(dataset):
@@ -299,6 +302,7 @@ def weak_generation_params(wildcards):
         "prompt": GEN["prompt"],
         "beams": GEN["beams"],
         "max_new_tokens": GEN["max_new_tokens"],
+        "engine": {"bf16": config["engine"]["bf16"]},
         **GEN["weak_training"],
     })
 
@@ -317,6 +321,7 @@ def mapping_params(wildcards):
         "strong_spec": config["models"][GEN["strong_model"]],
         "prompt": GEN["prompt"],
         "weighting": GEN["mapping"]["weighting"],
+        "bf16": config["engine"]["bf16"],
     })
 
 
@@ -324,6 +329,7 @@ def mapping_inputs(wildcards):
     return {
         "model": model_inputs(GEN["strong_model"]),
         "strong_train": "results/generation/splits/strong_train.parquet",
+        "val": "results/generation/splits/val.parquet",
         "hypotheses": gen_hypotheses(wildcards.model, wildcards.seed),
     }
 
@@ -347,6 +353,7 @@ def joint_inputs(wildcards):
     members = GEN["ensembles"][wildcards.ensemble]
     return {
         "strong_train": "results/generation/splits/strong_train.parquet",
+        "val": "results/generation/splits/val.parquet",
         "hypotheses": [gen_hypotheses(m, wildcards.seed) for m in members],
         "weak_models": [gen_model_dir(m, wildcards.seed) for m in members],
     }
@@ -437,12 +444,13 @@ def gen_strong_inputs(wildcards):
     inputs = {
         "model": model_inputs(GEN["strong_model"]),
         "strong_train": "results/generation/splits/strong_train.parquet",
+        "val": "results/generation/splits/val.parquet",
         "test": "results/generation/splits/test.parquet",
         "engine_config": engine_inputs(),
         "mapped": [],
     }
     if base == "ceiling":
-        inputs["gold"] = "results/generation/splits/strong_train_gold.parquet"
+        inputs["gold"] = [f"results/generation/splits/{split}_gold.parquet" for split in ("strong_train", "val")]
     elif base == "jointdecoding":
         m = gen_settings(wildcards.method)["jd_beams"]
         inputs["joint"] = f"results/generation/joint/{wildcards.source}/m{m}/seed{wildcards.seed}.parquet"
@@ -457,7 +465,7 @@ def gen_joint_arg(wildcards):
 
 
 def gen_gold_arg(wildcards):
-    return gen_strong_inputs(wildcards).get("gold", "")
+    return gen_strong_inputs(wildcards).get("gold", [])
 
 
 def gen_layout():

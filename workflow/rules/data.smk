@@ -6,6 +6,8 @@ rule classification_splits:
         weak_train="results/classification/{dataset}/splits/weak_train.parquet",
         strong_train="results/classification/{dataset}/splits/strong_train.parquet",
         strong_train_gold="results/classification/{dataset}/splits/strong_train_gold.parquet",
+        val="results/classification/{dataset}/splits/val.parquet",
+        val_gold="results/classification/{dataset}/splits/val_gold.parquet",
         test="results/classification/{dataset}/splits/test.parquet",
     params:
         slice=split_params,

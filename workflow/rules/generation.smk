@@ -6,6 +6,8 @@ rule generation_splits:
         weak_train="results/generation/splits/weak_train.parquet",
         strong_train="results/generation/splits/strong_train.parquet",
         strong_train_gold="results/generation/splits/strong_train_gold.parquet",
+        val="results/generation/splits/val.parquet",
+        val_gold="results/generation/splits/val_gold.parquet",
         test="results/generation/splits/test.parquet",
     params:
         slice=generation_split_params,
@@ -24,6 +26,7 @@ rule weak_generate:
         model_input,
         weak_train="results/generation/splits/weak_train.parquet",
         strong_train="results/generation/splits/strong_train.parquet",
+        val="results/generation/splits/val.parquet",
         test="results/generation/splits/test.parquet",
     output:
         hypotheses="results/generation/weak/{model}/seed{seed}/hypotheses.parquet",
@@ -48,7 +51,7 @@ rule weak_generate:
 
 
 rule map_hypotheses:
-    """One weak model's strong_train hypotheses in the strong tokenizer, split by Eqns 6-7."""
+    """One weak model's strong_train and val hypotheses in the strong tokenizer, split by Eqns 6-7."""
     input:
         unpack(mapping_inputs),
     output:
@@ -122,7 +125,7 @@ rule strong_generate:
         "../../envs/ws2s-train.yaml"
     shell:
         "WS2S_THREADS={threads} ws2s launch --gpus {resources.gpu} -- strong-generate --params {params.slice:q} --models-root results/models "
-        "--split-dir results/generation/splits --mapped {input.mapped} --joint={params.joint} --gold={params.gold} "
+        "--split-dir results/generation/splits --mapped {input.mapped} --joint={params.joint} --gold {params.gold} "
         "--out-model={params.model} --out-generations {output.generations} --out-metrics {output.metrics} > {log} 2>&1"
 
 

@@ -3,6 +3,7 @@ rule strong_features:
     input:
         model_input,
         strong_train="results/classification/{dataset}/splits/strong_train.parquet",
+        val="results/classification/{dataset}/splits/val.parquet",
         test="results/classification/{dataset}/splits/test.parquet",
     output:
         features="results/classification/{dataset}/strong/features/{model}.parquet",
@@ -55,5 +56,5 @@ rule strong_classify:
         "WS2S_THREADS={threads} ws2s launch --gpus {resources.gpu} -- strong-classify --params {params.slice:q} "
         "--models-root results/models "
         "--split-dir results/classification/{wildcards.dataset}/splits "
-        "--weak-labels {input.weak_labels} --gold={params.gold} --features={params.features} "
+        "--weak-labels {input.weak_labels} --gold {params.gold} --features={params.features} "
         "--out-predictions {output.predictions} --out-metrics {output.metrics} > {log} 2>&1"

@@ -1,9 +1,10 @@
 rule weak_classify:
-    """Finetune one weak model on gold; its class probabilities on strong_train and test."""
+    """Finetune one weak model on gold; its class probabilities on strong_train, val and test."""
     input:
         model_input,
         weak_train="results/classification/{dataset}/splits/weak_train.parquet",
         strong_train="results/classification/{dataset}/splits/strong_train.parquet",
+        val="results/classification/{dataset}/splits/val.parquet",
         test="results/classification/{dataset}/splits/test.parquet",
     output:
         labels="results/classification/{dataset}/weak/{model}/seed{seed}/labels.parquet",

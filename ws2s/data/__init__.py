@@ -80,4 +80,12 @@ def load_slurp_intent(source: dict, key: str) -> list[Question]:
     ]
 
 
-__all__ = ["CLASSIFICATION_DATASETS", "Question", "make_splits"]
+# Each pair as a yes/no question for a causal-LM strong model (`strong_training.head: readout`):
+# its answer, read off the model's output layer, is the strong model's own zero-shot label.
+YES_NO_PROMPTS = {
+    "sciq": "{text}\nProposed answer: {candidate}\nIs the proposed answer correct? Answer only yes or no.",
+    "cosmosqa": "{text}\nProposed answer: {candidate}\nIs the proposed answer correct? Answer only yes or no.",
+    "slurp_intent": 'A voice assistant heard: "{text}" Is the user\'s intent "{candidate}"? Answer only yes or no.',
+}
+
+__all__ = ["CLASSIFICATION_DATASETS", "YES_NO_PROMPTS", "Question", "make_splits"]

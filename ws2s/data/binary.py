@@ -16,7 +16,8 @@ import pandas as pd
 
 from ws2s.errors import Ws2sError
 
-SPLITS = ("weak_train", "strong_train", "test")
+# val comes last, so adding a validation split leaves the other three as they were.
+SPLITS = ("weak_train", "strong_train", "test", "val")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def make_splits(dataset: str, questions: list[Question], sizes: dict[str, int], 
     could otherwise land in two splits); the smallest (answer, distractors) is kept, so the
     result does not depend on the source's row order.
     """
+    sizes = {"val": 0, **sizes}
     for split in SPLITS:
         if sizes[split] % 2:
             raise Ws2sError(f"classification.split_sizes.{split}: {sizes[split]} is odd; each question gives two pairs")

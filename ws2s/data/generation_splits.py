@@ -1,7 +1,8 @@
 """The generation splits stage: SLURP utterances -> Parquet.
 
-weak_train and strong_train come from the training utterances, test from the official
-test set; strong_train's targets go to their own file, read only by the strong ceiling.
+weak_train, strong_train and val come from the training utterances, test from the official
+test set; strong_train's and val's targets go to files of their own, read only by the strong
+ceiling (val: the paper's protocol tunes the ceiling on gold validation data).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ def write_generation_splits(cfg: GenerationSplitConfig, out_dir: str | Path) -> 
     out_dir = Path(out_dir)
     write_parquet(splits["weak_train"], out_dir / "weak_train.parquet", schemas.UTTERANCES)
     write_parquet(splits["test"], out_dir / "test.parquet", schemas.UTTERANCES)
-    strong = splits["strong_train"]
-    write_parquet(strong[["id", "slurp_id", "sentence"]], out_dir / "strong_train.parquet", schemas.UNLABELLED_UTTERANCES)
-    write_parquet(strong[["id", "target"]], out_dir / "strong_train_gold.parquet", schemas.GOLD_TARGETS)
+    for split in ("strong_train", "val"):
+        frame = splits[split]
+        write_parquet(frame[["id", "slurp_id", "sentence"]], out_dir / f"{split}.parquet", schemas.UNLABELLED_UTTERANCES)
+        write_parquet(frame[["id", "target", "gold_entities"]], out_dir / f"{split}_gold.parquet", schemas.GOLD_TARGETS)
     return {name: len(frame) for name, frame in splits.items()}

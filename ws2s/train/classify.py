@@ -117,7 +117,7 @@ def token_forward(model: nn.Module, tokenizer, features: list[dict]) -> Forward:
 def fit(forward: Forward, modules: Sequence[nn.Module], targets: torch.Tensor, weights: torch.Tensor,
         loss_cfg: LossConfig, *, epochs: int, batch_size: int, lr: float, generator: torch.Generator,
         desc: str, engine: EngineConfig = PLAIN, checkpoint_dir: Path | None = None,
-        checkpoint_minutes: float = 0.0, run_key: str = "") -> FitResult:
+        checkpoint_minutes: float = 0.0, run_key: str = "", on_epoch_end=None) -> FitResult:
     """Minimise `weak_ensemble_loss` over `targets` [B, N, K] with Adam and a cosine schedule;
     the result carries the loss's statistics of every step."""
 
@@ -129,7 +129,7 @@ def fit(forward: Forward, modules: Sequence[nn.Module], targets: torch.Tensor, w
     return train_loop(modules, loss_for_batch, len(targets), epochs=epochs, batch_size=batch_size, lr=lr,
                       generator=generator, optimizer="adam", schedule="cosine", engine=engine,
                       checkpoint_dir=checkpoint_dir, checkpoint_minutes=checkpoint_minutes, desc=desc,
-                      run_key=run_key)
+                      run_key=run_key, on_epoch_end=on_epoch_end)
 
 
 @torch.no_grad()

@@ -1,6 +1,14 @@
 """Frozen features of the strong model, for the linear-probe setting (`train_layers: 0`):
-what its classification head would see, computed once per data set and reused by every
-method and seed."""
+computed once per data set and reused by every method and seed.
+
+Two kinds, by `classification.strong_training.head`:
+- `readout` (a causal LM): the pair as a yes/no question under the data set's prompt (in the
+  model's chat template where it has one), the final hidden state at the last prompt
+  position, and beside it the rows of the model's output layer for its answer tokens "no"
+  and "yes". A two-way head made of those rows is the model's own zero-shot answer, which
+  weak labels then elicit (Burns et al. 2023); the strong model starts from what it knows.
+- `random`: what a freshly initialised sequence-classification head would see.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +19,14 @@ import torch
 from torch import nn
 
 from ws2s import schemas
+from ws2s.data import YES_NO_PROMPTS
 from ws2s.io import read_parquet, write_json, write_parquet
-from ws2s.train.classify import encode, forward_all, head_name, load_classifier, token_forward
+from ws2s.train.classify import (EVAL_BATCH_SIZE, encode, forward_all, head_name, load_classifier, load_tokenizer,
+                                 token_forward)
 from ws2s.train.weak import PAIR_COLUMNS
+
+ANSWERS = ("no", "yes")  # class 0, class 1
+SPLITS = ("strong_train", "val", "test")
 
 
 @torch.no_grad()
@@ -30,15 +43,86 @@ def extract_features(model_path: str, frames: dict[str, pd.DataFrame], max_lengt
     return pd.concat(rows, ignore_index=True)
 
 
-def write_features(model_path: str, split_dir: str | Path, max_length: int, out: str | Path,
-                   out_info: str | Path) -> None:
-    """The features Parquet, and beside it the backbone's size for Table 1."""
+def yes_no_prompts(tokenizer, frame: pd.DataFrame, template: str, max_length: int) -> tuple[list[str], list[int]]:
+    """Each pair as the data set's yes/no question (its text cut to its last `max_length` tokens),
+    in the model's chat template where it has one; and the token ids of the answers no, yes."""
+    def cut(text: str) -> str:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return text if len(ids) <= max_length else tokenizer.decode(ids[-max_length:])
+
+    questions = [template.format(text=cut(t), candidate=c) for t, c in zip(frame["text"], frame["candidate"])]
+    if tokenizer.chat_template:
+        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
+                                                 add_generation_prompt=True) for q in questions]
+        answers = list(ANSWERS)
+    else:
+        prompts, answers = [f"{q}\nAnswer:" for q in questions], [f" {a}" for a in ANSWERS]
+    return prompts, [tokenizer(a, add_special_tokens=False)["input_ids"][0] for a in answers]
+
+
+@torch.no_grad()
+def prompted_states(model_path: str, frames: dict[str, pd.DataFrame], template: str, max_length: int,
+                    bf16: bool) -> tuple[pd.DataFrame, torch.Tensor]:
+    """The final hidden state at each yes/no question's last position, and the readout rows [2, H].
+
+    Every question starts with the same tokens (the chat template's system turn, the prompt's
+    opening words): their keys and values are computed once and shared, and each batch runs
+    only what follows, right-padded, its last real position read off."""
+    import copy
+
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    tokenizer = load_tokenizer(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16 if bf16 else torch.float32)
+    model.eval()
+    decoder = model.get_decoder()
+    prompts = {split: yes_no_prompts(tokenizer, frame, template, max_length) for split, frame in frames.items()}
+    answer_ids = next(iter(prompts.values()))[1]
+    ids = {split: [tokenizer(p, add_special_tokens=False)["input_ids"] for p in texts]
+           for split, (texts, _) in prompts.items()}
+    every = [row for rows in ids.values() for row in rows]
+    shared = next((i for i in range(min(map(len, every)) - 1) if len({row[i] for row in every}) > 1),
+                  min(map(len, every)) - 1)
+    prefix = DynamicCache()
+    decoder(input_ids=torch.tensor([every[0][:shared]]), past_key_values=prefix, use_cache=True) if shared else None
+    rows = []
+    for split, frame in frames.items():
+        states = []
+        for b in range(0, len(frame), EVAL_BATCH_SIZE):
+            suffixes = [row[shared:] for row in ids[split][b:b + EVAL_BATCH_SIZE]]
+            lengths = torch.tensor([len(s) for s in suffixes])
+            batch = torch.full((len(suffixes), int(lengths.max())), tokenizer.pad_token_id)
+            for r, suffix in enumerate(suffixes):
+                batch[r, :len(suffix)] = torch.tensor(suffix)
+            mask = torch.cat([torch.ones(len(suffixes), shared, dtype=torch.long),
+                              (torch.arange(batch.shape[1]) < lengths[:, None]).long()], dim=1)
+            cache = None
+            if shared:
+                cache = copy.deepcopy(prefix)
+                cache.batch_repeat_interleave(len(suffixes))
+            hidden = decoder(input_ids=batch, attention_mask=mask, past_key_values=cache, use_cache=shared > 0,
+                             position_ids=shared + torch.arange(batch.shape[1]).expand_as(batch)).last_hidden_state
+            states.append(hidden[torch.arange(len(suffixes)), lengths - 1].float())
+        states = torch.cat(states) if states else torch.zeros(0)
+        rows.append(pd.DataFrame({"id": frame["id"].to_numpy(), "split": split, "features": list(states.numpy())}))
+    readout = model.get_output_embeddings().weight[answer_ids].float()
+    return pd.concat(rows, ignore_index=True), readout
+
+
+def write_features(model_path: str, dataset: str, split_dir: str | Path, max_length: int, head: str, bf16: bool,
+                   out: str | Path, out_info: str | Path) -> None:
+    """The features Parquet, and beside it the backbone's size for Table 1 (and the readout rows)."""
     from transformers import AutoConfig, AutoModel
 
     split_dir = Path(split_dir)
-    frames = {s: read_parquet(split_dir / f"{s}.parquet", PAIR_COLUMNS) for s in ("strong_train", "test")}
-    features = extract_features(model_path, frames, max_length)
+    frames = {s: read_parquet(split_dir / f"{s}.parquet", PAIR_COLUMNS) for s in SPLITS}
+    info = {}
+    if head == "readout":
+        features, readout = prompted_states(model_path, frames, YES_NO_PROMPTS[dataset], max_length, bf16)
+        info["readout"] = readout.tolist()
+    else:
+        features = extract_features(model_path, frames, max_length)
     with torch.device("meta"):
         params = sum(p.numel() for p in AutoModel.from_config(AutoConfig.from_pretrained(model_path)).parameters())
     write_parquet(features, out, schemas.FEATURES)
-    write_json({"params": params, "hidden_size": len(features["features"].iloc[0])}, out_info)
+    write_json({"params": params, "hidden_size": len(features["features"].iloc[0]), **info}, out_info)

@@ -33,13 +33,15 @@ def pooled_candidates(nbest_lists: list[list[str]], m: int) -> list[str]:
 
 def joint_decode(cfg: JointDecodingConfig, split_dir: str | Path, hypothesis_files: list[str],
                  weak_model_dirs: list[str], out: str | Path) -> dict:
-    strong_train = read_parquet(Path(split_dir) / "strong_train.parquet", ["id", "sentence"])
+    # strong_train (the training targets) and val (the no-gold protocol's model selection)
+    strong_train = pd.concat([read_parquet(Path(split_dir) / f"{split}.parquet", ["id", "sentence"]).assign(split=split)
+                              for split in ("strong_train", "val")], ignore_index=True)
     nbest = []
     for path in hypothesis_files:
         hyps = read_parquet(path, ["id", "split", "nbest"])
-        hyps = hyps[hyps["split"] == "strong_train"].set_index("id")
+        hyps = hyps[hyps["split"].isin(["strong_train", "val"])].set_index("id")
         if not strong_train["id"].isin(hyps.index).all():
-            raise Ws2sError(f"{path}: strong_train hypotheses missing for some ids")
+            raise Ws2sError(f"{path}: strong_train or val hypotheses missing for some ids")
         if len(hyps["nbest"].iloc[0]) < cfg.beams:
             raise Ws2sError(f"{path}: {len(hyps['nbest'].iloc[0])}-best lists, but joint_decoding.beams is {cfg.beams}; "
                             "raise generation.beams")
@@ -55,7 +57,7 @@ def joint_decode(cfg: JointDecodingConfig, split_dir: str | Path, hypothesis_fil
     rows = []
     for u, texts in enumerate(candidates):
         part = slice(bounds[u], bounds[u + 1])
-        rows.append({"id": strong_train["id"].iloc[u], "candidates": texts,
+        rows.append({"id": strong_train["id"].iloc[u], "split": strong_train["split"].iloc[u], "candidates": texts,
                      "member_logprobs": [lp[part].astype(np.float32) for lp in logps],
                      "scores": scores[part].astype(np.float32), "chosen": texts[int(np.argmax(scores[part]))]})
     write_parquet(pd.DataFrame(rows), out, schemas.JOINT_CANDIDATES)

@@ -22,8 +22,7 @@ from ws2s.data.slurp import PROMPTS, render_prompt
 from ws2s.errors import Ws2sError
 from ws2s.io import read_parquet, write_parquet
 from ws2s.mapping import map_batch, starts_from_offsets
-from ws2s.train.engine import device
-from ws2s.train.generate import encode_pairs, load_causal, target_logits
+from ws2s.train.generate import encode_pairs, for_inference, load_causal, per_sequence, target_logits
 
 # Batch size of the teacher-forced pass: changes speed only.
 BATCH_SIZE = 16
@@ -42,37 +41,40 @@ def strong_confidence(model, tokenizer, prompts: list[str], texts: list[str]) ->
     items = encode_pairs(tokenizer, prompts, texts)
     out = []
     for b in tqdm(range(0, len(items), BATCH_SIZE), desc="strong confidence", mininterval=5):
-        logits, target = target_logits(model, tokenizer, items[b:b + BATCH_SIZE])
+        logits, _, real = target_logits(model, tokenizer, items[b:b + BATCH_SIZE])
         top = torch.softmax(logits.float(), dim=-1).amax(dim=-1)
-        for row in range(len(target)):
-            conf = top[row][target[row] != -100].cpu().numpy()
-            out.append(conf[:-1])  # the last target is EOS, which no hypothesis token maps to
+        # the last target is EOS, which no hypothesis token maps to
+        out += [conf[:-1].cpu().numpy() for conf in per_sequence(top, real)]
     return out
 
 
 def map_hypotheses(cfg: MappingConfig, strong_model_path: str, split_dir: str | Path, hypotheses_file: str | Path,
                    out: str | Path) -> dict:
-    strong_train = read_parquet(Path(split_dir) / "strong_train.parquet", ["id", "sentence"])
+    """The strong_train and val hypotheses of one weak model in the strong tokenizer (Eqns 6-7)."""
+    utterances = pd.concat([read_parquet(Path(split_dir) / f"{split}.parquet", ["id", "sentence"]).assign(split=split)
+                            for split in ("strong_train", "val")], ignore_index=True)
     hyps = read_parquet(hypotheses_file, [f.name for f in schemas.HYPOTHESES])
-    hyps = hyps[hyps["split"] == "strong_train"].set_index("id")
-    missing = strong_train["id"][~strong_train["id"].isin(hyps.index)]
+    hyps = hyps[hyps["split"].isin(["strong_train", "val"])].set_index("id")
+    missing = utterances["id"][~utterances["id"].isin(hyps.index)]
     if len(missing):
-        raise Ws2sError(f"{hypotheses_file}: no strong_train hypothesis for id {missing.iloc[0]} ({len(missing)} missing)")
-    hyps = hyps.loc[strong_train["id"]]
+        raise Ws2sError(f"{hypotheses_file}: no hypothesis for id {missing.iloc[0]} ({len(missing)} strong_train or "
+                        "val utterances missing)")
+    hyps = hyps.loc[utterances["id"]]
     texts = list(hyps["text"])
 
     model, tokenizer = load_causal(strong_model_path)
-    model.to(device())
+    for_inference(model, cfg.bf16)
     encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     strong_starts = [starts_from_offsets(offsets) for offsets in encoded["offset_mapping"]]
-    prompts = [render_prompt(PROMPTS[cfg.prompt], s) for s in strong_train["sentence"]]
+    prompts = [render_prompt(PROMPTS[cfg.prompt], s) for s in utterances["sentence"]]
     confidence = strong_confidence(model, tokenizer, prompts, texts)
     weak_starts = [weak_token_starts(list(tokens)) for tokens in hyps["tokens"]]
     weak_logprobs = [np.asarray(lp, dtype=np.float64) for lp in hyps["token_logprobs"]]
     pieces = map_batch(texts, weak_starts, weak_logprobs, strong_starts, confidence, cfg.weighting)
 
     frame = pd.DataFrame({
-        "id": strong_train["id"].to_numpy(),
+        "id": utterances["id"].to_numpy(),
+        "split": utterances["split"].to_numpy(),
         "text": texts,
         "strong_token_ids": [np.asarray(ids, dtype=np.int32) for ids in encoded["input_ids"]],
         "strong_tokens": [[t[a:b] for a, b in zip(s, list(s[1:]) + [len(t)])] for t, s in zip(texts, strong_starts)],

@@ -18,7 +18,7 @@ from its checkpoint (`ws2s.train.engine`).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +31,10 @@ from ws2s.config import StrongTrainConfig, canonical
 from ws2s.errors import Ws2sError
 from ws2s.io import read_json, read_parquet, write_json, write_parquet
 from ws2s.labelmodel import flying_squid_soft_labels
-from ws2s.losses import LossConfig, dirichlet_log_strength, training_summary
+from ws2s.losses import LossConfig, dirichlet_log_strength, training_summary, weak_ensemble_loss
 from ws2s.metrics import accuracy, expected_calibration_error
-from ws2s.train.classify import (NUM_CLASSES, encode, fit, forward_all, freeze_for, load_classifier, one_hot_targets,
-                                 predict_probs, seed_everything, token_forward)
+from ws2s.train.classify import (EVAL_BATCH_SIZE, NUM_CLASSES, encode, fit, forward_all, freeze_for, load_classifier,
+                                 one_hot_targets, predict_probs, seed_everything, token_forward)
 from ws2s.train.engine import EngineConfig, checkpoint_dir_for, is_main_process
 from ws2s.train.weak import PAIR_COLUMNS, probs_frame
 
@@ -56,10 +56,10 @@ def aligned(frame: pd.DataFrame, ids: pd.Series, columns: list[str], what: str) 
     return indexed.loc[ids, columns].to_numpy()
 
 
-def weak_targets(cfg: StrongTrainConfig, ids: pd.Series, weak_label_files: list[str]) -> torch.Tensor:
-    """[B, N, K] soft targets of the method from its members' weak labels on strong_train."""
+def weak_targets(cfg: StrongTrainConfig, ids: pd.Series, weak_label_files: list[str], split: str) -> torch.Tensor:
+    """[B, N, K] soft targets of the method from its members' weak labels on `split`."""
     frames = [read_parquet(f, [c.name for c in schemas.CLASS_PROBS]) for f in weak_label_files]
-    frames = [f[f["split"] == "strong_train"] for f in frames]
+    frames = [f[f["split"] == split] for f in frames]
     if cfg.method == "flyingsquid":
         votes = np.stack([aligned(f, ids, ["pred"], path)[:, 0] for f, path in zip(frames, weak_label_files)], axis=1)
         return torch.tensor(flying_squid_soft_labels(votes.astype(float)), dtype=torch.float32)[:, None]
@@ -72,9 +72,31 @@ def gold_targets(ids: pd.Series, gold_file: str) -> torch.Tensor:
     return one_hot_targets(aligned(gold, ids, ["label"], gold_file)[:, 0])
 
 
+def split_targets(cfg: StrongTrainConfig, split: str, ids: pd.Series, weak_label_files: list[str],
+                  gold_files: list[str]) -> torch.Tensor:
+    """What a run learns from on `split`: gold for the ceiling (the only reader of it), else
+    the method's targets from its members' weak labels."""
+    if cfg.method == "ceiling":
+        gold = {Path(f).name.removesuffix("_gold.parquet"): f for f in gold_files}
+        return gold_targets(ids, gold[split])
+    return weak_targets(cfg, ids, weak_label_files, split)
+
+
 def _feature_matrix(features: pd.DataFrame, ids: pd.Series, split: str, path: str) -> torch.Tensor:
     part = features[features["split"] == split]
     return torch.tensor(np.stack(aligned(part, ids, ["features"], path)[:, 0]), dtype=torch.float32)
+
+
+def readout_head(readout: list, train_x: torch.Tensor) -> nn.Linear:
+    """A two-way head that is the language model's own answer: the output layer's rows for
+    "no" and "yes", with a bias that centres each class's logit on the unlabelled strong_train
+    pairs (the zero-shot answer's bias toward one word is not knowledge of the task)."""
+    weight = torch.tensor(readout, dtype=torch.float32)
+    head = nn.Linear(weight.shape[1], NUM_CLASSES)
+    with torch.no_grad():
+        head.weight.copy_(weight)
+        head.bias.copy_(-(train_x @ weight.T).mean(dim=0))
+    return head
 
 
 def _run_key(cfg: StrongTrainConfig, model_path: str | None, targets: torch.Tensor,
@@ -92,54 +114,67 @@ def _run_key(cfg: StrongTrainConfig, model_path: str | None, targets: torch.Tens
 
 
 def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, split_dir: str | Path,
-                              weak_label_files: list[str], gold_file: str | None, features_file: str | None,
-                              out_predictions: str | Path,
-                              out_metrics: str | Path) -> dict:
+                              weak_label_files: list[str], gold_files: list[str], features_file: str | None,
+                              out_predictions: str | Path, out_metrics: str | Path) -> dict:
+    """One strong run. Every epoch it scores the validation split against its own targets (the
+    weak labels; gold for the ceiling): the no-gold protocol keeps the epoch of the lowest
+    validation loss, the paper's protocol the last (its settings chosen for the ceiling)."""
     split_dir = Path(split_dir)
-    # strong_train.parquet has no label column: the strong stage cannot read its gold
-    # from there; only the ceiling is handed strong_train_gold.parquet.
-    strong_train = read_parquet(split_dir / "strong_train.parquet", PAIR_COLUMNS)
+    # strong_train.parquet and val.parquet have no label column: the strong stage cannot read
+    # their gold from there; only the ceiling is handed their gold files.
+    frames = {split: read_parquet(split_dir / f"{split}.parquet", PAIR_COLUMNS) for split in ("strong_train", "val")}
     test = read_parquet(split_dir / "test.parquet", PAIR_COLUMNS + ["label"])
-    ids = strong_train["id"]
-    if cfg.method == "ceiling":
-        targets = gold_targets(ids, gold_file)
-    else:
-        targets = weak_targets(cfg, ids, weak_label_files)
+    frames["test"] = test
+    targets = split_targets(cfg, "strong_train", frames["strong_train"]["id"], weak_label_files, gold_files)
+    has_val = len(frames["val"]) > 0
+    val_targets = split_targets(cfg, "val", frames["val"]["id"], weak_label_files, gold_files) if has_val else None
     weights = torch.tensor(cfg.weights, dtype=torch.float32)
     loss_cfg = LossConfig(**cfg.loss)
 
     generator = seed_everything(cfg.seed)
     if cfg.train_layers == 0:
         features = read_parquet(features_file, ["id", "split", "features"])
-        backbone_params = read_json(Path(features_file).with_suffix(".json"))["params"]
-        train_x = _feature_matrix(features, ids, "strong_train", features_file)
-        test_x = _feature_matrix(features, test["id"], "test", features_file)
-        head = nn.Linear(train_x.shape[1], NUM_CLASSES)
+        info = read_json(Path(features_file).with_suffix(".json"))
+        x = {split: _feature_matrix(features, frame["id"], split, features_file)
+             for split, frame in frames.items() if len(frame)}
+        head = readout_head(info["readout"], x["strong_train"]) if cfg.head == "readout" else \
+            nn.Linear(x["strong_train"].shape[1], NUM_CLASSES)
         modules = [head]
-        backbone_params += sum(p.numel() for p in head.parameters())
-        train_forward = lambda idx: head(train_x[idx].to(head.weight.device))  # noqa: E731
-        test_forward = lambda idx: head(test_x[idx].to(head.weight.device))  # noqa: E731
+        backbone_params = info["params"] + sum(p.numel() for p in head.parameters())
+        forward = {split: (lambda idx, m=m: head(m[idx].to(head.weight.device))) for split, m in x.items()}
     else:
+        if cfg.head == "readout":
+            raise Ws2sError("classification.strong_training.head: readout needs the linear-probe setting (train_layers: 0)")
         model, tokenizer = load_classifier(model_path)
         freeze_for(model, cfg.train_layers)
         modules = [model]
         backbone_params = sum(p.numel() for p in model.parameters())
-        train_forward = token_forward(model, tokenizer, encode(tokenizer, strong_train, cfg.max_length))
-        test_forward = token_forward(model, tokenizer, encode(tokenizer, test, cfg.max_length))
+        forward = {split: token_forward(model, tokenizer, encode(tokenizer, frame, cfg.max_length))
+                   for split, frame in frames.items() if len(frame)}
 
-    result = fit(train_forward, modules, targets, weights, loss_cfg, epochs=cfg.epochs,
+    val_cfg = replace(loss_cfg, aux=False)  # the objective itself, at the end of its KL annealing
+
+    def validate(epoch: int) -> dict:
+        losses = [weak_ensemble_loss(forward["val"](list(range(b, min(b + EVAL_BATCH_SIZE, len(frames["val"]))))),
+                                     val_targets[b:b + EVAL_BATCH_SIZE], weights, 1.0, val_cfg)[0].item()
+                  * min(EVAL_BATCH_SIZE, len(frames["val"]) - b)
+                  for b in range(0, len(frames["val"]), EVAL_BATCH_SIZE)]
+        return {"epoch": epoch, "val_loss": sum(losses) / len(frames["val"]),
+                "test_probs": predict_probs(forward["test"], modules, len(test), loss_cfg)}
+
+    result = fit(forward["strong_train"], modules, targets, weights, loss_cfg, epochs=cfg.epochs,
                  batch_size=cfg.batch_size, lr=cfg.lr, generator=generator,
                  desc=f"{cfg.method} seed {cfg.seed}", engine=EngineConfig.from_params(cfg.engine),
-                 checkpoint_dir=checkpoint_dir_for(out_metrics),
-                 checkpoint_minutes=CHECKPOINT_MINUTES,
-                 run_key=_run_key(cfg, model_path, targets, train_x if cfg.train_layers == 0 else None))
+                 checkpoint_dir=checkpoint_dir_for(out_metrics), checkpoint_minutes=CHECKPOINT_MINUTES,
+                 run_key=_run_key(cfg, model_path, targets, x["strong_train"] if cfg.train_layers == 0 else None),
+                 on_epoch_end=validate if has_val else None)
     if not is_main_process():
         return {}
-    test_probs = predict_probs(test_forward, modules, len(test), loss_cfg)
-    test_accuracy = accuracy(test_probs, test["label"].to_numpy())
+    labels = test["label"].to_numpy()
+    test_probs = predict_probs(forward["test"], modules, len(test), loss_cfg)
     predictions = probs_frame(test["id"], "test", test_probs)
     if loss_cfg.kind == "edl":
-        strength = np.exp(forward_all(test_forward, len(test), lambda logits: dirichlet_log_strength(logits, loss_cfg))
+        strength = np.exp(forward_all(forward["test"], len(test), lambda logits: dirichlet_log_strength(logits, loss_cfg))
                           .astype(np.float64))
         predictions["strength"], predictions["vacuity"] = strength, NUM_CLASSES / strength
     else:
@@ -152,13 +187,21 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
         "seed": cfg.seed,
         "model": cfg.model_name,
         "role": "strong",
-        "test_accuracy": test_accuracy,
-        "test_ece": expected_calibration_error(test_probs, test["label"].to_numpy()),
+        "test_accuracy": accuracy(test_probs, labels),
+        "test_ece": expected_calibration_error(test_probs, labels),
         "params": backbone_params,
         "train_seconds": round(result.seconds, 1),
         "final_train_loss": float(np.mean(result.losses[-10:])),
         **training_summary(result.stats, loss_cfg),
     }
+    if has_val:
+        best = min(result.epochs, key=lambda record: record["val_loss"])
+        metrics.update(val_losses=[record["val_loss"] for record in result.epochs], selected_epoch=best["epoch"] + 1,
+                       test_accuracy_nogold=accuracy(best["test_probs"], labels),
+                       test_ece_nogold=expected_calibration_error(best["test_probs"], labels))
+        if cfg.method == "ceiling":  # gold validation: what the paper's protocol tunes the ceiling on
+            metrics["val_accuracy"] = accuracy(predict_probs(forward["val"], modules, len(frames["val"]), loss_cfg),
+                                               val_targets[:, 0].argmax(dim=-1).numpy())
     write_parquet(predictions, out_predictions, schemas.STRONG_PREDICTIONS)
     write_json(metrics, out_metrics)
     return metrics

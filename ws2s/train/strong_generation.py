@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,8 @@ from ws2s.losses import (LossConfig, aux_targets, dirichlet_log_strength, exampl
 from ws2s.mapping import soft_label_rows
 from ws2s.models import save_checkpoint
 from ws2s.train.classify import freeze_for, frozen_blocks, seed_everything
-from ws2s.train.engine import EngineConfig, checkpoint_dir_for, device, is_main_process, train_loop
-from ws2s.train.generate import FrozenBottom, decode, load_causal, target_logits
+from ws2s.train.engine import EngineConfig, autocast, checkpoint_dir_for, device, is_main_process, train_loop
+from ws2s.train.generate import FrozenBottom, decode, for_inference, load_causal, target_logits
 from ws2s.train.weak_generation import GENERATION_BATCH_SIZE, UTTERANCE_COLUMNS, slu_scores
 
 # A training sequence: token ids of prompt + target + EOS, where the target starts, and the
@@ -72,21 +73,18 @@ def sequence_losses(model, tokenizer, sequences: list[Sequence], step_frac: floa
     frozen-block states of these sequences, `rows` their indices there), and the loss's
     statistics. The auxiliary term's targets are the strong model's own argmax at each
     position (a class-balanced threshold has no meaning over a vocabulary)."""
-    logits, target = target_logits(model, tokenizer, [(ids, start) for ids, start, _ in sequences], bottom, rows)
-    real = target != -100
+    z, target, real = target_logits(model, tokenizer, [(ids, start) for ids, start, _ in sequences], bottom, rows)
     logprobs = None
     if all(lp is not None for _, _, lp in sequences):
         # targets are right-aligned (left padding), so are their log-probs; EOS gets 0 (P = 1)
-        logprobs = torch.zeros(target.shape, dtype=torch.float64, device=target.device)
+        logprobs = torch.zeros(real.shape, dtype=torch.float64, device=z.device)
         for row, (_, _, lp) in enumerate(sequences):
-            logprobs[row, target.shape[1] - len(lp) - 1:target.shape[1] - 1] = torch.as_tensor(lp)
+            logprobs[row, real.shape[1] - len(lp) - 1:real.shape[1] - 1] = torch.as_tensor(lp)
         logprobs = logprobs[real]
-    z = logits[real]
-    targets = aux_targets(z, soft_targets(z, target[real], logprobs, soft_cfg["kind"], soft_cfg["min_prob"]),
-                          step_frac, cfg)
+    targets = aux_targets(z, soft_targets(z, target, logprobs, soft_cfg["kind"], soft_cfg["min_prob"]), step_frac, cfg)
     per_position, stats = example_loss(z, targets, step_frac, cfg)
-    rows = real.nonzero()[:, 0]
-    totals = torch.zeros(len(sequences), dtype=per_position.dtype, device=z.device).index_add(0, rows, per_position)
+    totals = torch.zeros(len(sequences), dtype=per_position.dtype, device=z.device).index_add(
+        0, real.nonzero()[:, 0], per_position)
     return totals / real.sum(dim=-1).clamp_min(1), stats
 
 
@@ -101,12 +99,12 @@ def _aligned(frame: pd.DataFrame, ids: pd.Series, path: str) -> pd.DataFrame:
     return indexed.loc[ids]
 
 
-def build_sequences(cfg: StrongGenerationConfig, tokenizer, strong_train: pd.DataFrame, mapped_files: list[str],
+def build_sequences(cfg: StrongGenerationConfig, tokenizer, frame: pd.DataFrame, mapped_files: list[str],
                     joint_file: str | None, gold_file: str | None) -> tuple[list[list[Sequence]], np.ndarray]:
     """Per member (or the one target of ceiling / Joint Decoding), each utterance's sequence; and λ [B, N]."""
-    ids = strong_train["id"]
+    ids = frame["id"]
     prompts = [tokenizer(render_prompt(PROMPTS[cfg.prompt], s), add_special_tokens=True)["input_ids"]
-               for s in strong_train["sentence"]]
+               for s in frame["sentence"]]
     eos = [tokenizer.eos_token_id]
 
     def from_texts(texts):
@@ -128,6 +126,26 @@ def build_sequences(cfg: StrongGenerationConfig, tokenizer, strong_train: pd.Dat
     return members, member_weights(cfg.weighting, cfg.weights, np.stack(confidence, axis=1))
 
 
+class TrainingData:
+    """One split's sequences of every member, their λ, and their frozen-bottom states."""
+
+    def __init__(self, cfg: StrongGenerationConfig, model, tokenizer, frame: pd.DataFrame, mapped_files: list[str],
+                 joint_file: str | None, gold_file: str | None, blocks: int):
+        self.members, weights = build_sequences(cfg, tokenizer, frame, mapped_files, joint_file, gold_file)
+        self.weights = torch.as_tensor(weights, dtype=torch.float32, device=device())
+        self.bottoms = [FrozenBottom.compute(model, tokenizer, [(ids, start) for ids, start, _ in member], blocks,
+                                             GENERATION_BATCH_SIZE) if blocks else None for member in self.members]
+
+    def loss(self, model, tokenizer, indices: list[int], step_frac: float, cfg: LossConfig, soft_cfg: dict):
+        """Σ_i λ_i (each member's sequence loss), the batch mean, and its statistics."""
+        per_member = [sequence_losses(model, tokenizer, [member[i] for i in indices], step_frac, cfg, soft_cfg,
+                                      bottom, indices)
+                      for member, bottom in zip(self.members, self.bottoms)]
+        weights = self.weights[indices]
+        loss = (torch.stack([loss for loss, _ in per_member], dim=-1) * weights).sum(dim=-1).mean()
+        return loss, weighted_stats([stats for _, stats in per_member], weights.mean(dim=0).tolist())
+
+
 def position_uncertainty(log_strength: torch.Tensor, vocab: int) -> dict:
     """Summary over every generated test position of its Dirichlet: mean log strength and the
     vacuity V / S (the mass left to "I don't know"), mean and 10/50/90% quantiles."""
@@ -141,61 +159,88 @@ def position_uncertainty(log_strength: torch.Tensor, vocab: int) -> dict:
 
 
 def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_dir: str | Path,
-                          mapped_files: list[str], joint_file: str | None, gold_file: str | None,
+                          mapped_files: list[str], joint_file: str | None, gold_files: list[str],
                           out_generations: str | Path, out_metrics: str | Path, out_model: str | Path | None) -> dict:
+    """One strong run. Every epoch it scores the validation split against its own targets (the
+    weak hypotheses; gold for the ceiling): the no-gold protocol keeps the epoch of the lowest
+    validation loss, the paper's protocol the last (its settings chosen for the ceiling)."""
     split_dir = Path(split_dir)
-    # strong_train.parquet has sentences only: the gold targets are handed to the ceiling alone.
-    strong_train = read_parquet(split_dir / "strong_train.parquet", ["id", "sentence"])
+    # strong_train.parquet and val.parquet have sentences only: the gold targets are handed to
+    # the ceiling alone.
+    frames = {split: read_parquet(split_dir / f"{split}.parquet", ["id", "sentence"]) for split in ("strong_train", "val")}
     test = read_parquet(split_dir / "test.parquet", UTTERANCE_COLUMNS)
+    gold = {Path(f).name.removesuffix("_gold.parquet"): f for f in gold_files}
     loss_cfg = LossConfig(**cfg.loss)
+    engine = EngineConfig.from_params(cfg.engine)
 
     generator = seed_everything(cfg.seed)
     model, tokenizer = load_causal(model_path)
     freeze_for(model, cfg.train_layers)
-    members, weights = build_sequences(cfg, tokenizer, strong_train, mapped_files, joint_file, gold_file)
-    weights_t = torch.as_tensor(weights, dtype=torch.float32, device=device())
     blocks = frozen_blocks(model, cfg.train_layers)
-    if blocks:
-        model.to(device())
-    bottoms = [FrozenBottom.compute(model, tokenizer, [(ids, start) for ids, start, _ in member], blocks,
-                                    GENERATION_BATCH_SIZE) if blocks else None for member in members]
+    model.to(device())
+    with torch.no_grad(), autocast(engine.bf16):
+        data = {split: TrainingData(cfg, model, tokenizer, frame, mapped_files, joint_file, gold.get(split), blocks)
+                for split, frame in frames.items() if len(frame)}
+    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    best: dict = {}
+    val_cfg = replace(loss_cfg, aux=False)  # the objective itself, at the end of its KL annealing
 
-    def loss_for_batch(indices: list[int], step_frac: float):
-        per_member = [sequence_losses(model, tokenizer, [member[i] for i in indices], step_frac, loss_cfg,
-                                      cfg.soft_labels, bottom, indices)
-                      for member, bottom in zip(members, bottoms)]
-        batch_weights = weights_t[indices]
-        loss = (torch.stack([loss for loss, _ in per_member], dim=-1) * batch_weights).sum(dim=-1).mean()
-        return loss, weighted_stats([stats for _, stats in per_member], batch_weights.mean(dim=0).tolist())
+    def validate(epoch: int) -> float:
+        n = len(frames["val"])
+        loss = sum(data["val"].loss(model, tokenizer, list(range(b, min(b + GENERATION_BATCH_SIZE, n))), 1.0,
+                                    val_cfg, cfg.soft_labels)[0].item() * min(GENERATION_BATCH_SIZE, n - b)
+                   for b in range(0, n, GENERATION_BATCH_SIZE)) / n
+        if loss < best.get("loss", math.inf):
+            best.update(loss=loss, epoch=epoch, state={name: p.detach().clone() for name, p in trainable})
+        return loss
 
-    result = train_loop([model], loss_for_batch, len(strong_train), epochs=cfg.epochs, batch_size=cfg.batch_size,
-                        lr=cfg.lr, generator=generator, optimizer="adamw", schedule="linear",
-                        engine=EngineConfig.from_params(cfg.engine), checkpoint_dir=checkpoint_dir_for(out_metrics),
+    result = train_loop([model], lambda indices, step_frac: data["strong_train"].loss(
+                            model, tokenizer, indices, step_frac, loss_cfg, cfg.soft_labels),
+                        len(frames["strong_train"]), epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                        generator=generator, optimizer="adamw", schedule="linear", engine=engine,
+                        checkpoint_dir=checkpoint_dir_for(out_metrics),
                         run_key=json.dumps(cfg.__dict__, sort_keys=True, default=str),
-                        desc=f"{cfg.method} seed {cfg.seed}")
+                        desc=f"{cfg.method} seed {cfg.seed}", on_epoch_end=validate if "val" in data else None)
     if not is_main_process():
         return {}
+    if out_model:
+        save_checkpoint(model, tokenizer, Path(out_model))  # in full precision, before decoding casts it
+    for_inference(model, engine.bf16)
 
-    prompts = [render_prompt(PROMPTS[cfg.prompt], s) for s in test["sentence"]]
-    # an evidential model's Dirichlet at every position it generates: how sure it is, per token
-    uncertain = loss_cfg.kind == "edl" and cfg.decoding["beams"] == 1
-    decoded = decode(model, tokenizer, prompts, beams=cfg.decoding["beams"],
-                     max_new_tokens=cfg.decoding["max_new_tokens"], batch_size=GENERATION_BATCH_SIZE,
-                     position_stat=(lambda logits: dirichlet_log_strength(logits, loss_cfg)) if uncertain else None)
-    texts = decoded[0] if uncertain else decoded
+    def decode_test() -> tuple[list[str], dict]:
+        prompts = [render_prompt(PROMPTS[cfg.prompt], s) for s in test["sentence"]]
+        # an evidential model's Dirichlet at every position it generates: how sure it is, per token
+        uncertain = loss_cfg.kind == "edl" and cfg.decoding["beams"] == 1
+        decoded = decode(model, tokenizer, prompts, beams=cfg.decoding["beams"],
+                         max_new_tokens=cfg.decoding["max_new_tokens"], batch_size=GENERATION_BATCH_SIZE,
+                         position_stat=(lambda logits: dirichlet_log_strength(logits, loss_cfg)) if uncertain else None)
+        if not uncertain:
+            return decoded, {}
+        return decoded[0], position_uncertainty(decoded[1], model.get_output_embeddings().weight.shape[0])
+
+    texts, uncertainty = decode_test()
     metrics = {
         "method": cfg.method, "members": cfg.members, "weighting": cfg.weighting, "weights": cfg.weights,
         "aux": loss_cfg.aux, "soft_labels": cfg.soft_labels["kind"], "seed": cfg.seed, "model": cfg.model_name,
         "role": "strong", **slu_scores(test, texts),
         "params": sum(p.numel() for p in model.parameters()),
         "train_seconds": round(result.seconds, 1), "final_train_loss": float(np.mean(result.losses[-5:])),
-        **training_summary(result.stats, loss_cfg),
-        **(position_uncertainty(decoded[1], model.get_output_embeddings().weight.shape[0]) if uncertain else {}),
+        **training_summary(result.stats, loss_cfg), **uncertainty,
     }
+    if "val" in data:
+        if cfg.method == "ceiling":  # gold validation: what the paper's protocol tunes the ceiling on
+            val = read_parquet(gold["val"], ["id", "gold_entities"]).set_index("id").loc[frames["val"]["id"]].reset_index()
+            metrics["val_slu_f1"] = slu_scores(val, decode(model, tokenizer, [
+                render_prompt(PROMPTS[cfg.prompt], s) for s in frames["val"]["sentence"]], beams=cfg.decoding["beams"],
+                max_new_tokens=cfg.decoding["max_new_tokens"], batch_size=GENERATION_BATCH_SIZE))["slu_f1"]
+        metrics.update(val_losses=result.epochs, selected_epoch=best["epoch"] + 1, slu_f1_nogold=metrics["slu_f1"])
+        if best["epoch"] + 1 < cfg.epochs:  # the no-gold protocol stopped earlier: its model's own test score
+            with torch.no_grad():
+                for name, p in trainable:
+                    p.copy_(best["state"][name])
+            metrics["slu_f1_nogold"] = slu_scores(test, decode_test()[0])["slu_f1"]
     generations = pd.DataFrame({"id": test["id"].to_numpy(), "text": texts,
                                 "valid_json": [parse_slots(t) is not None for t in texts]})
-    if out_model:
-        save_checkpoint(model, tokenizer, Path(out_model))
     write_parquet(generations, out_generations, schemas.GENERATIONS)
     write_json(metrics, out_metrics)
     return metrics

@@ -1,4 +1,4 @@
-"""The weak stage of the classification track: finetune on gold, label strong_train and test."""
+"""The weak stage of the classification track: finetune on gold, label strong_train, val and test."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def run_weak_classification(cfg: WeakTrainConfig, model_path: str, split_dir: st
                             out_labels: str | Path, out_metrics: str | Path) -> dict:
     split_dir = Path(split_dir)
     weak_train = read_parquet(split_dir / "weak_train.parquet", PAIR_COLUMNS + ["label"])
-    strong_train = read_parquet(split_dir / "strong_train.parquet", PAIR_COLUMNS)
+    unlabelled = {split: read_parquet(split_dir / f"{split}.parquet", PAIR_COLUMNS) for split in ("strong_train", "val")}
     test = read_parquet(split_dir / "test.parquet", PAIR_COLUMNS + ["label"])
 
     generator = seed_everything(cfg.seed)
@@ -50,10 +50,12 @@ def run_weak_classification(cfg: WeakTrainConfig, model_path: str, split_dir: st
         return predict_probs(token_forward(model, tokenizer, encode(tokenizer, frame, cfg.max_length)),
                              [model], len(frame), GOLD_LOSS)
 
-    strong_probs, test_probs = probs_on(strong_train), probs_on(test)
+    test_probs = probs_on(test)
     test_accuracy = accuracy(test_probs, test["label"].to_numpy())
-    labels = pd.concat([probs_frame(strong_train["id"], "strong_train", strong_probs),
-                        probs_frame(test["id"], "test", test_probs)], ignore_index=True)
+    # weak labels on strong_train (the strong stage's targets), val (the no-gold protocol's
+    # model selection) and test (agreement, Figure 3)
+    labels = pd.concat([probs_frame(frame["id"], split, probs_on(frame)) for split, frame in unlabelled.items()
+                        if len(frame)] + [probs_frame(test["id"], "test", test_probs)], ignore_index=True)
     metrics = {
         "model": cfg.model_name,
         "role": "weak",

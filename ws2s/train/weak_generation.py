@@ -1,8 +1,8 @@
 """The weak stage of the generation track.
 
-Per weak model and seed: finetune on weak_train gold (AdamW, linear schedule;
-the epoch with the lowest validation loss is kept), then beam-search generation on
-strong_train and test with per-token and per-word log-probabilities and the M-best list.
+Per weak model and seed: finetune on weak_train gold (AdamW, linear schedule; the epoch with
+the lowest validation loss is kept), then beam-search generation (greedy with one beam) on
+strong_train, val and test with per-token and per-word log-probabilities and the M-best list.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from ws2s.mapping import words_with_log_probs
 from ws2s.metrics.slu_f1 import score
 from ws2s.models import save_checkpoint
 from ws2s.train.classify import freeze_for, seed_everything
-from ws2s.train.engine import device
-from ws2s.train.generate import encode_pairs, finetune, generate, load_causal
+from ws2s.train.engine import EngineConfig
+from ws2s.train.generate import encode_pairs, finetune, for_inference, generate, load_causal
 
 UTTERANCE_COLUMNS = [f.name for f in schemas.UTTERANCES]
 # Batch size of generation and validation: changes speed only.
@@ -59,27 +59,30 @@ def run_weak_generation(cfg: WeakGenerationConfig, model_path: str, split_dir: s
                         out_metrics: str | Path, out_model: str | Path) -> dict:
     split_dir = Path(split_dir)
     weak_train = read_parquet(split_dir / "weak_train.parquet", UTTERANCE_COLUMNS)
-    strong_train = read_parquet(split_dir / "strong_train.parquet", ["id", "sentence"])
+    unlabelled = {split: read_parquet(split_dir / f"{split}.parquet", ["id", "sentence"]) for split in ("strong_train", "val")}
     test = read_parquet(split_dir / "test.parquet", UTTERANCE_COLUMNS)
     template = PROMPTS[cfg.prompt]
+    engine = EngineConfig.from_params(cfg.engine)
 
     generator = seed_everything(cfg.seed)
     model, tokenizer = load_causal(model_path)
-    model.to(device())  # weak models train in plain PyTorch, on a GPU where there is one
     freeze_for(model, cfg.train_layers)
     items = encode_pairs(tokenizer, [render_prompt(template, s) for s in weak_train["sentence"]], list(weak_train["target"]))
     order = torch.randperm(len(items), generator=generator).tolist()
     n_val = max(1, int(round(cfg.val_fraction * len(items))))
     val_items, train_items = [items[i] for i in order[:n_val]], [items[i] for i in order[n_val:]]
     result = finetune(model, tokenizer, train_items, val_items, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                      lr=cfg.lr, generator=generator, desc=f"finetune {cfg.model_name} seed {cfg.seed}")
+                      lr=cfg.lr, generator=generator, desc=f"finetune {cfg.model_name} seed {cfg.seed}",
+                      train_layers=cfg.train_layers, engine=engine)
+    save_checkpoint(model, tokenizer, Path(out_model))  # in full precision, before decoding casts it
+    for_inference(model, engine.bf16)
 
     def run(frame: pd.DataFrame, split: str):
         prompts = [render_prompt(template, s) for s in frame["sentence"]]
         return generate(model, tokenizer, prompts, beams=cfg.beams, max_new_tokens=cfg.max_new_tokens,
                         batch_size=GENERATION_BATCH_SIZE, desc=f"generate {split}")
 
-    strong_hyps, test_hyps = run(strong_train, "strong_train"), run(test, "test")
+    test_hyps = run(test, "test")
     metrics = {
         "model": cfg.model_name, "role": "weak", "seed": cfg.seed,
         **slu_scores(test, [h.text for h in test_hyps]),
@@ -87,9 +90,8 @@ def run_weak_generation(cfg: WeakGenerationConfig, model_path: str, split_dir: s
         "best_epoch": result.best_epoch, "val_losses": result.val_losses,
         "train_seconds": round(result.seconds, 1),
     }
-    frame = pd.concat([hypotheses_frame(strong_train["id"], "strong_train", strong_hyps),
-                       hypotheses_frame(test["id"], "test", test_hyps)], ignore_index=True)
-    save_checkpoint(model, tokenizer, Path(out_model))
+    frame = pd.concat([hypotheses_frame(rows["id"], split, run(rows, split)) for split, rows in unlabelled.items()
+                       if len(rows)] + [hypotheses_frame(test["id"], "test", test_hyps)], ignore_index=True)
     write_parquet(frame, out_hypotheses, schemas.HYPOTHESES)
     write_json(metrics, out_metrics)
     return metrics
