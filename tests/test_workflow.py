@@ -1,5 +1,6 @@
 """Snakemake on the real workflow files: dry runs of the shipped configs, and the smoke run."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -47,13 +48,15 @@ def test_dry_run_embedded_default(workdir):
     run = snakemake(workdir, "-n", "--cores", "1", "--configfile", "workflow/configs/small.yaml")
     assert run.returncode == 0, run.stderr
     counts = job_counts(run.stdout)
-    # SmolLM2-135M from GGUF, and four cut-down weak models (two per track)
+    # SmolLM2-135M and Gemma 3 from GGUF, Qwen2.5-Coder joined from six parts, MPNet unzipped
+    # from five, a cut-down SmolLM2
     assert counts["prepare_model"] == 5 and counts["weak_classify"] == 3 * 2 and counts["strong_features"] == 1
     assert counts["strong_classify"] == 2 * (1 + 2 * (3 + 3)) and counts["table_slurp_intent"] == 1
     assert "table2" not in counts and "table7" not in counts  # the CPU-sized classification task only
-    # generation, two seeds: 2 weak models; the ceiling, Naive and Bayesian Multi-Weak without aux
-    assert counts["weak_generate"] == counts["map_hypotheses"] == 2 * 2 and "joint_decode" not in counts
-    assert counts["strong_generate"] == 2 * 3 and "strong_generate_keep_model" not in counts
+    # generation, one seed: 2 weak models; the ceiling, each single weak model, Naive and
+    # Bayesian Multi-Weak without aux
+    assert counts["weak_generate"] == counts["map_hypotheses"] == 2 and "joint_decode" not in counts
+    assert counts["strong_generate"] == 1 + 2 + 2 and "strong_generate_keep_model" not in counts
     assert "cdpo" not in counts and "table_ablation" not in counts
 
 
@@ -63,12 +66,15 @@ def test_dry_run_bench(workdir):
     assert run.returncode == 0, run.stderr
     counts = job_counts(run.stdout)
     seeds = 5
-    assert counts["weak_classify"] == 5 * seeds
-    # per seed: ceiling + 2 aux variants x (5 single + 2 ensembles x 3 methods)
-    assert counts["strong_classify"] == seeds * (1 + 2 * (5 + 2 * 3))
-    assert counts["weak_generate"] == counts["map_hypotheses"] == 2 * seeds and counts["joint_decode"] == seeds
-    # per seed: the ceiling + 2 aux variants x (2 single + Naive, Joint Decoding, Bayesian)
-    assert counts["strong_generate"] + counts.get("strong_generate_keep_model", 0) == seeds * (1 + 2 * (2 + 3))
+    assert counts["weak_classify"] == 5 * seeds and counts["label_models"] == 2 * seeds
+    # per seed: ceiling + 2 aux variants x (5 single + 2 ensembles x 8 methods: Naive, five
+    # label models of the libraries, Flying Squid, Bayesian)
+    assert counts["strong_classify"] == seeds * (1 + 2 * (5 + 2 * 8))
+    gen_seeds = 3
+    assert counts["weak_generate"] == counts["map_hypotheses"] == 2 * gen_seeds and counts["joint_decode"] == gen_seeds
+    # per seed: the ceiling, 2 single, Naive, Joint Decoding, Bayesian, and Naive and Bayesian with aux
+    assert counts["strong_generate"] + counts.get("strong_generate_keep_model", 0) == gen_seeds * (1 + 2 + 3 + 2)
+    assert counts["cdpo"] == gen_seeds and counts["table5"] == 1
 
 
 def test_bad_config_one_line_and_nothing_written(workdir):
@@ -140,14 +146,18 @@ def planned(workdir: Path, *overlay: str) -> list[tuple[str, str]]:
 def test_smoke_config_end_to_end(smoke_run):
     workdir = smoke_run
     table = pd.read_csv(workdir / "results/tables/table1.csv")
-    assert list(table["model"]) == ["minilm-l1", "minilm-l2", "minilm-l3", "minilm-l6"]
+    assert list(table["model"]) == ["minilm-l1", "minilm-l2", "minilm-l3", "smollm2-135m"]
     assert list(table["role"]) == ["weak"] * 3 + ["strong"]
     table7 = pd.read_csv(workdir / "results/tables/table7.csv")
-    assert len(table7) == 1 + 3 + 3 and table7.columns[-1] == "PGR (%) +aux"
+    assert len(table7) == 1 + 3 + 3 and table7.columns[-1] == "ECE (%) +aux"
+    assert len(pd.read_csv(workdir / "results/tables/table7_nogold.csv")) == 1 + 3 + 3
     labels = pd.read_parquet(workdir / "results/classification/cosmosqa/weak/minilm-l3/seed0/labels.parquet")
-    assert len(labels) == 64 and set(labels["split"]) == {"strong_train", "test"}
+    assert len(labels) == 80 and set(labels["split"]) == {"strong_train", "val", "test"}
     assert (workdir / "results/logs/weak_classify/cosmosqa/minilm-l3/seed0.log").stat().st_size > 0
-    for figure in ("fig3_cosmosqa.png", "pgr_cosmosqa.png", "fig3_slurp.png", "pgr_slurp.png"):
+    # the readout head: the strong model's own yes/no rows, stored beside its prompted states
+    info = json.loads((workdir / "results/classification/cosmosqa/strong/features/smollm2-135m.json").read_text())
+    assert len(info["readout"]) == 2 and len(info["readout"][0]) == info["hidden_size"]
+    for figure in ("fig3_cosmosqa.png", "pgr_cosmosqa.png", "reliability_cosmosqa.png", "fig3_slurp.png", "pgr_slurp.png"):
         assert (workdir / "results/figures" / figure).read_bytes()[:4] == b"\x89PNG"
     # generation: Table 3 (weak models and the ceiling), Table 4, the ablations, Table 5
     table3 = pd.read_csv(workdir / "results/tables/table3.csv")
@@ -172,11 +182,13 @@ def test_report_has_every_table_and_figure_with_captions(smoke_run):
     run = snakemake(smoke_run, "--cores", "1", *SMOKE, "--report", "results/report.html")
     assert run.returncode == 0, run.stderr[-2000:]
     html = (smoke_run / "results/report.html").read_text()
-    for name in ("table1.csv", "table7.csv", "fig3_cosmosqa.png", "pgr_cosmosqa.png", "table3.csv", "table4.csv",
-                 "table5.csv", "table8.csv", "fig3_slurp.png", "pgr_slurp.png"):
+    for name in ("table1.csv", "table7.csv", "table7_nogold.csv", "fig3_cosmosqa.png", "pgr_cosmosqa.png",
+                 "reliability_cosmosqa.png", "table3.csv", "table4.csv", "table4_nogold.csv", "table5.csv",
+                 "table8.csv", "fig3_slurp.png", "pgr_slurp.png"):
         assert name in html
     for caption in ("Table 1: every model finetuned", "Tables 2 (SciQ), 7 (Cosmos QA) and 4 (SLURP)",
-                    "Table 3: SLURP slot filling", "Generation ablations", "Figure 3: agreement", "PGR per method"):
+                    "Table 3: SLURP slot filling", "Generation ablations", "Figure 3: agreement", "PGR per method",
+                    "Reliability diagram", "no-gold", "protocol that uses no"):
         assert caption in html
 
 
@@ -197,7 +209,7 @@ def test_one_weak_learning_rate_reruns_that_model_and_what_reads_it(smoke_run):
     assert all("source=minilm-l2" in w or "source=ws3" in w for w in strong)
     assert "prepare_model" not in rules and "strong_features" not in rules and "classification_splits" not in rules
     assert sorted(set(rules) - {"weak_classify", "strong_classify"}) == ["fig3_classification", "pgr_cosmosqa",
-                                                                           "table1", "table7"]
+                                                                           "reliability_cosmosqa", "table1", "table7"]
 
 
 @pytest.mark.e2e
@@ -211,7 +223,7 @@ def test_an_edl_setting_reruns_only_bayesian_runs(smoke_run):
     jobs = planned(smoke_run, "classification: {edl: {kl_weight: 0.5}}")
     assert sorted(w for r, w in jobs if r == "strong_classify") == [
         f"dataset=cosmosqa, method=bayesian, source=ws3, aux={aux}, seed=0" for aux in ("aux", "noaux")]
-    assert sorted({r for r, _ in jobs}) == ["pgr_cosmosqa", "strong_classify", "table7"]
+    assert sorted({r for r, _ in jobs}) == ["pgr_cosmosqa", "reliability_cosmosqa", "strong_classify", "table7"]
 
 
 @pytest.mark.e2e
@@ -221,8 +233,9 @@ def test_adding_a_seed_reruns_no_finished_job(smoke_run):
     assert per_seed and all(w.endswith("seed=1") for w in per_seed)
     # the tables and figures gather the new seed
     gathering = {r for r, w in jobs if "seed=" not in w}
-    assert {"table1", "table7", "fig3_classification", "pgr_cosmosqa", "table3", "table4", "table5"} <= gathering
-    assert all(r.startswith(("table", "fig3_", "pgr_")) for r in gathering), gathering
+    assert {"table1", "table7", "fig3_classification", "pgr_cosmosqa", "reliability_cosmosqa", "table3", "table4",
+            "table5"} <= gathering
+    assert all(r.startswith(("table", "fig3_", "pgr_", "reliability_")) for r in gathering), gathering
 
 
 def test_only_the_ceiling_is_handed_gold(workdir):
@@ -233,6 +246,7 @@ def test_only_the_ceiling_is_handed_gold(workdir):
     for command in commands:
         is_ceiling = '"method":"ceiling"' in command
         assert ("strong_train_gold.parquet" in command) == is_ceiling, command
+        assert ("val_gold.parquet" in command) == is_ceiling, command
 
 
 # ---- generation track and cDPO ----------------------------------------------------------
@@ -260,10 +274,10 @@ def test_cdpo_jobs_follow_the_config(workdir):
     run = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", "workflow/configs/small.yaml", "on.yaml")
     assert run.returncode == 0, run.stderr[-2000:]
     counts = job_counts(run.stdout)
-    assert counts["cdpo"] == 2 and counts["table5"] == 1  # one per generation seed
+    assert counts["cdpo"] == 1 and counts["table5"] == 1  # one per generation seed
     command = next(line for line in run.stdout.splitlines() if "-- cdpo --params" in line)
     assert "--start-model results/generation/strong/bayesian/ws2/aux/seed" in command
-    assert '"members":["smollm2-d6","smollm2-d8"]' in command and '"weights":[0.5,0.5]' in command
+    assert '"members":["smollm2-135m","gemma3-270m"]' in command and '"weights":[0.5,0.5]' in command
     off = snakemake(workdir, "-n", "--cores", "1", "--configfile", "workflow/configs/small.yaml")  # cDPO off there
     assert off.returncode == 0, off.stderr[-2000:]
     assert "cdpo" not in job_counts(off.stdout) and "table5" not in job_counts(off.stdout)

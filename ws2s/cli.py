@@ -24,9 +24,9 @@ def _threads() -> None:
 
 
 def cmd_validate(args) -> None:
-    from ws2s.config import data_files, load
+    from ws2s.config import check, load
 
-    data_files(load(*args.configs))
+    check(load(*args.configs))
     print("config ok")
 
 
@@ -90,8 +90,18 @@ def cmd_strong_classify(args) -> None:
     print(json.dumps(metrics))
 
 
+def cmd_label_models(args) -> None:
+    from ws2s.config import LabelModelConfig
+    from ws2s.train.label_model_stage import run_label_models
+
+    cfg = LabelModelConfig.from_params(json.loads(args.params))
+    print(json.dumps(run_label_models(cfg, args.split_dir, args.weak_labels, args.out)))
+
+
 def cmd_table_w2s(args) -> None:
-    from ws2s.tables import w2s_notes, w2s_results, w2s_table, write_table
+    import pandas as pd
+
+    from ws2s.tables import NO_VALIDATION, validated, w2s_notes, w2s_results, w2s_table, write_table
 
     title = {"sciq": "Table 2", "cosmosqa": "Table 7", "slurp": "Table 4",
              "slurp_intent": "Table (not in the paper)"}[args.dataset]
@@ -99,7 +109,14 @@ def cmd_table_w2s(args) -> None:
     metric = "SLU-F1" if args.dataset == "slurp" else "test accuracy"
     write_table(w2s_table(w2s_results(args.weak, args.strong, layout), layout), args.out_stem,
                 f"{title}: Weak(S)-to-Strong on {args.dataset} ({metric} and PGR)",
-                w2s_notes(args.strong))
+                w2s_notes(args.strong) + " Protocol: the paper's (each run's last epoch; the strong settings "
+                "chosen for the ceiling on gold validation data).")
+    no_gold = w2s_results(args.weak, args.strong, layout, protocol="nogold") if validated(args.strong) else None
+    write_table(w2s_table(no_gold, layout) if no_gold is not None else pd.DataFrame({"note": [NO_VALIDATION]}),
+                f"{args.out_stem}_nogold", f"{title}, no-gold protocol: Weak(S)-to-Strong on {args.dataset} "
+                f"({metric} and PGR)", w2s_notes(args.strong) + " Protocol: no gold at all for the Weak-to-Strong "
+                "runs; each run keeps the epoch of the lowest loss against its own (weak) targets on the "
+                "validation split; the ceiling keeps the epoch of the lowest gold validation loss.")
 
 
 def cmd_table_ablation(args) -> None:
@@ -245,6 +262,8 @@ COMMANDS = {
                         ["params", "models-root", "split-dir", "out-predictions", "out-metrics"],
                         {"--weak-labels": {"nargs": "*", "default": []}, "--gold": {"nargs": "*", "default": []},
                          "--features": {"default": ""}}),
+    "label-models": (cmd_label_models, "every configured label model's soft labels from an ensemble's votes",
+                     ["params", "split-dir", "out"], {"weak_labels": {"nargs": "+"}}),
     "table-w2s": (cmd_table_w2s, "Table 2 or 7 from weak and strong metrics", ["params", "out-stem"],
                   {"--dataset": {"required": True, "choices": ["sciq", "cosmosqa", "slurp", "slurp_intent"]},
                    "--weak": {"nargs": "+", "required": True}, "--strong": {"nargs": "+", "required": True}}),

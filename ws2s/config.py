@@ -124,10 +124,11 @@ def _check_references(config: dict) -> None:
                         f"config key 'classification.ensembles.{dataset}.{ens}' names '{name}', "
                         f"which is not among classification.weak_models.{dataset}"
                     )
-            if "flyingsquid" in cls["methods"] and len(members) < 3:
+            triplets = [m for m in ("flyingsquid", "snorkel") if m in cls["methods"]]
+            if triplets and len(members) < 3:
                 raise Ws2sError(
                     f"config key 'classification.ensembles.{dataset}.{ens}' has {len(members)} members; "
-                    "Flying Squid (classification.methods) needs three or more"
+                    f"{' and '.join(triplets)} (classification.methods) need three or more"
                 )
             if cls["weighting"] == "fixed":
                 weights = cls["fixed_weights"].get(dataset, {}).get(ens)
@@ -201,21 +202,37 @@ def data_files(config: dict) -> dict[str, list[str]]:
     return {key: [os.path.normpath(os.path.expanduser(f)) for f in paths] for key, paths in files.items()}
 
 
+def check(config: dict) -> dict[str, list[str]]:
+    """Everything the workflow checks when it loads, in one place: the schema and its
+    cross-references, the data files (returned: each data key's files) and the model sources."""
+    from ws2s.models import check_sources
+
+    validate(config)
+    files = data_files(config)
+    check_sources(config)
+    return files
+
+
 def load(*paths: str | Path) -> dict:
-    """config.yaml overlaid by each further file (dicts merged recursively, as Snakemake does)."""
+    """config.yaml overlaid by each further file, merged by Snakemake's own `update_config`
+    (dicts recursively, anything else replaced), then `validate`d."""
+    from snakemake.utils import update_config
+
     config: dict = {}
     for path in paths:
-        overlay = yaml.safe_load(Path(path).read_text()) or {}
-        _merge(config, overlay)
+        path = Path(path)
+        try:
+            overlay = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise Ws2sError(f"{path}: config file not found") from None
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise Ws2sError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', None) or err})") from None
+        if not isinstance(overlay, dict):
+            raise Ws2sError(f"{path}: a config file must be a mapping of keys, not a {type(overlay).__name__}")
+        update_config(config, overlay)
     return validate(config)
-
-
-def _merge(base: dict, overlay: dict) -> None:
-    for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
 
 
 def canonical(obj) -> str:
@@ -266,12 +283,22 @@ class WeakTrainConfig(TrainConfig):
 class StrongTrainConfig(TrainConfig):
     """One strong-stage run: a method, its weak sources and weights, its loss."""
 
-    method: str          # ceiling | single | naive | flyingsquid | bayesian
+    method: str          # ceiling | single | naive | bayesian | a label model (ws2s.label_models)
     members: list        # weak models whose labels it reads (empty for the ceiling)
     weights: list        # λ_i, one per member
     loss: dict           # LossConfig fields
     engine: dict = field(default_factory=dict)  # ws2s.train.engine.EngineConfig fields; {}: plain PyTorch
     head: str = "random"  # readout: the LM's own answer rows (linear probe on prompted states); random
+
+
+@dataclass(frozen=True)
+class LabelModelConfig(StageConfig):
+    """The label models of one ensemble and seed."""
+
+    members: list                 # the weak models whose votes they read, in order
+    methods: list                 # label-model methods (ws2s.label_models.LABEL_MODELS)
+    class_balance: float | None   # P(class 1) for the models that take it; None: estimated
+    seed: int
 
 
 @dataclass(frozen=True)

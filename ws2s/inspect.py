@@ -20,12 +20,14 @@ from ws2s import schemas
 from ws2s.data.slurp import parse_slots
 from ws2s.errors import Ws2sError
 from ws2s.io import read_parquet
+from ws2s.label_models import LABEL_MODELS
 
 KINDS = {
     "classification pairs": schemas.LABELLED_PAIRS,
     "classification pairs without gold": schemas.UNLABELLED_PAIRS,
     "gold labels": schemas.GOLD,
     "class probabilities": schemas.CLASS_PROBS,
+    "strong predictions": schemas.STRONG_PREDICTIONS,
     "strong features": schemas.FEATURES,
     "SLURP utterances": schemas.UTTERANCES,
     "SLURP utterances without targets": schemas.UNLABELLED_UTTERANCES,
@@ -46,6 +48,9 @@ def kind_of(path: Path) -> str:
     for kind, schema in KINDS.items():
         if names == schema.names:
             return kind
+    fixed = schemas.LABEL_MODEL_OUTPUTS.names
+    if names[:len(fixed)] == fixed and set(names[len(fixed):]) <= set(LABEL_MODELS):
+        return "label-model soft labels"
     raise Ws2sError(f"{path}: columns {names} match no ws2s file kind ({', '.join(KINDS)})")
 
 
@@ -54,6 +59,15 @@ def histogram(values: np.ndarray, bins: int = 10, width: int = 40) -> list[str]:
     top = max(counts.max(), 1)
     return [f"  [{a:.1f}, {b:.1f}) {'#' * int(round(width * c / top)):<{width}} {c}"
             for a, b, c in zip(edges[:-1], edges[1:], counts)]
+
+
+def _ensemble_members(path: Path) -> list[str] | None:
+    """results/classification/{dataset}/label_models/{ensemble}/seed{seed}.parquet: the members
+    in vote order, from a strong run of that ensemble beside it."""
+    runs = sorted(path.parents[2].glob(f"strong/*/{path.parent.name}/*/{path.stem}/metrics.json"))
+    if not runs:
+        return None
+    return json.loads(runs[0].read_text()).get("members")
 
 
 def _gold_for(path: Path) -> pd.DataFrame | None:
@@ -152,6 +166,21 @@ def summarise_pairs(frame: pd.DataFrame, shown: pd.DataFrame) -> list[str]:
     return lines
 
 
+def summarise_label_models(frame: pd.DataFrame, shown: pd.DataFrame, members: list[str] | None) -> list[str]:
+    """Each label model's P(class 1) beside the members' votes, example by example."""
+    models = [c for c in frame.columns if c in LABEL_MODELS]
+    votes = np.stack(frame["votes"]) if len(frame) else np.zeros((0, 0))
+    majority = votes.mean(axis=1) if len(frame) else np.zeros(0)
+    lines = [f"members (vote order): {', '.join(members) if members else 'see the run config'}",
+             "share of examples each model labels 1, and where it disagrees with the majority vote:"]
+    lines += [f"  {m:<13} {(frame[m] > 0.5).mean():6.1%}   {((frame[m] > 0.5) != (majority > 0.5)).mean():6.1%}"
+              for m in models]
+    for row in shown.itertuples():
+        lines.append(f"[{row.split}] {row.id}: votes {list(row.votes)}  " +
+                     "  ".join(f"{m} {getattr(row, m):.3f}" for m in models))
+    return lines
+
+
 def inspect(path: str | Path, head: int = 5, example_id: str | None = None) -> str:
     path = Path(path)
     kind = kind_of(path)
@@ -164,8 +193,14 @@ def inspect(path: str | Path, head: int = 5, example_id: str | None = None) -> s
     lines = [f"{path}: {kind}, {pq.ParquetFile(path).metadata.num_rows} rows",
              "schema: " + ", ".join(f"{f.name} {f.type}" for f in schema)]
     shown = frame.head(head)
-    if kind == "class probabilities":
+    if kind in ("class probabilities", "strong predictions"):
         lines += summarise_class_probs(frame, path)
+        if kind == "strong predictions" and frame["strength"].notna().any():
+            lines.append(f"Dirichlet strength S: median {frame['strength'].median():.3g}; vacuity K/S: mean "
+                         f"{frame['vacuity'].mean():.3f}, 10/50/90% {', '.join(f'{q:.3f}' for q in frame['vacuity'].quantile([0.1, 0.5, 0.9]))}")
+    elif kind == "label-model soft labels":
+        lines += summarise_label_models(frame, shown, _ensemble_members(path))
+        return "\n".join(lines)
     elif kind == "weak generations":
         lines += summarise_generations(shown, _mapping_for(path))
         return "\n".join(lines)

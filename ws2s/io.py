@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
@@ -38,6 +41,47 @@ def atomic_path(path: str | Path):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def sigterm_exits():
+    """SIGTERM raises SystemExit(143) while the block runs, so its cleanup (`finally`) runs too;
+    by default SIGTERM ends a process at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(*_):
+        raise SystemExit(128 + signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def staged_dir(out_dir: str | Path):
+    """(build, scratch): folders to make the directory output `out_dir` in. Both live in the
+    output's own staging folder `.NAME.tmp` beside it, which a previous, killed run may have
+    left and which is emptied first; `build` is renamed into place when the block succeeds, and
+    the staging folder is removed whether it succeeds, fails or is stopped by SIGTERM."""
+    out_dir = Path(out_dir)
+    staging = out_dir.parent / f".{out_dir.name}.tmp"
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    build, scratch = staging / "build", staging / "scratch"
+    build.mkdir(parents=True)
+    scratch.mkdir()
+    try:
+        with sigterm_exits():
+            yield build, scratch
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        build.rename(out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_parquet(frame: pd.DataFrame, path: str | Path, schema: pa.Schema | None = None) -> None:
@@ -84,3 +128,31 @@ def read_json(path: str | Path):
         raise Ws2sError(f"{path}: file not found") from None
     except json.JSONDecodeError as err:
         raise Ws2sError(f"{path}: not valid JSON ({err})") from None
+
+
+def read_jsonl(path: str | Path, where: str | None = None) -> list[tuple[int, dict]]:
+    """(line number, object) of each non-blank line of a JSON-lines file. A missing file, a line
+    that is not a JSON object, text that is not UTF-8 or a file without records is one error
+    naming the file (and `where`, the config key it came from) and the line."""
+    path = Path(path)
+    name = f"{where}: {path}" if where else str(path)
+    records = []
+    try:
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise Ws2sError(f"{name} line {number} is not valid JSON ({err.msg})") from None
+                if not isinstance(record, dict):
+                    raise Ws2sError(f"{name} line {number} is a JSON {type(record).__name__}, not an object")
+                records.append((number, record))
+    except FileNotFoundError:
+        raise Ws2sError(f"{name}: file not found") from None
+    except UnicodeDecodeError as err:
+        raise Ws2sError(f"{name}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    if not records:
+        raise Ws2sError(f"{name}: no records (an empty file)")
+    return records

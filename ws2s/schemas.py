@@ -32,6 +32,14 @@ CLASS_PROBS = pa.schema([
 # leaves to "I don't know"); null for runs trained with cross-entropy, which have no Dirichlet.
 STRONG_PREDICTIONS = pa.schema([*CLASS_PROBS, ("strength", pa.float64()), ("vacuity", pa.float64())])
 
+# Label models' soft labels for one ensemble and seed: the members' hard votes (in ensemble
+# order) and, one float32 column per configured label model named as its method, P(class 1).
+LABEL_MODEL_OUTPUTS = pa.schema([
+    ("id", pa.string()),
+    ("split", pa.string()),                  # strong_train or val
+    ("votes", pa.list_(pa.int8())),          # each member's predicted class
+])
+
 # The strong model's frozen features (linear-probe setting): what its head would see.
 FEATURES = pa.schema([
     ("id", pa.string()),

@@ -18,6 +18,11 @@ METHOD_LABELS = {
     "single": "Weak-to-Strong ({})",
     "naive": "Naive Multi-Weak ({})",
     "flyingsquid": "Flying Squid ({})",
+    "majorityvote": "Majority vote ({})",
+    "dawidskene": "Dawid-Skene ({})",
+    "glad": "GLAD ({})",
+    "mace": "MACE ({})",
+    "snorkel": "Snorkel LabelModel ({})",
     "jointdecoding": "Joint Decoding ({})",
     "bayesian": "Bayesian Multi-Weak ({})",
 }
@@ -126,25 +131,38 @@ def strong_run_key(path: str) -> tuple[str, str, str, int]:
     return parts[-5], parts[-4], parts[-3], int(parts[-2].removeprefix("seed"))
 
 
+# The order of an ensemble's rows: the paper's baselines, the label models, the paper's method.
+ENSEMBLE_METHODS = ("naive", "majorityvote", "dawidskene", "glad", "mace", "snorkel", "flyingsquid", "jointdecoding",
+                    "bayesian")
+
+
 def w2s_rows(layout: dict) -> list[tuple[str, str]]:
     """(method, source) of each row, in the paper's order: ceiling, single weak models, then per ensemble."""
     rows = [("ceiling", "gold")]
     if "single" in layout["methods"]:
         rows += [("single", m) for m in layout["weak_models"]]
     for ensemble in layout["ensembles"]:
-        rows += [(m, ensemble) for m in ("naive", "flyingsquid", "jointdecoding", "bayesian") if m in layout["methods"]]
+        rows += [(m, ensemble) for m in ENSEMBLE_METHODS if m in layout["methods"]]
     return rows
 
 
-def w2s_results(weak_files: list[str], strong_files: list[str], layout: dict, min_gap: float = MIN_GAP) -> pd.DataFrame:
+# The two selection protocols: the paper's (the last epoch of settings tuned for the ceiling on
+# gold validation data) and one that reads no gold (the epoch of the lowest loss on the
+# weak-labelled validation split).
+PROTOCOLS = {"paper": "", "nogold": "_nogold"}
+
+
+def w2s_results(weak_files: list[str], strong_files: list[str], layout: dict, min_gap: float = MIN_GAP,
+                protocol: str = "paper") -> pd.DataFrame:
     """One row per (method, source, aux, seed): the test score (layout["metric"], accuracy by
-    default) and PGR.
+    default) and PGR, of the models `protocol` selects.
 
     PGR is computed per seed against that seed's weak model(s) and ceiling; a multi-weak
     run's PGR is the mean of its PGRs against each member. The ceiling has no PGR.
     """
-    key = METRICS[layout.get("metric", "accuracy")][0]
-    weak_acc = {(m["model"], m["seed"]): m[key] for m in map(read_json, weak_files)}
+    weak_key = METRICS[layout.get("metric", "accuracy")][0]
+    key = weak_key + PROTOCOLS[protocol]
+    weak_acc = {(m["model"], m["seed"]): m[weak_key] for m in map(read_json, weak_files)}
     runs = {strong_run_key(p): read_json(p) for p in strong_files}
     seeds = sorted({seed for (_, _, _, seed) in runs})
     ceiling = {seed: runs[("ceiling", "gold", "noaux", seed)][key] for seed in seeds}
@@ -156,7 +174,8 @@ def w2s_results(weak_files: list[str], strong_files: list[str], layout: dict, mi
                 pgr_value = math.nan if method == "ceiling" else multi_weak_pgr(
                     run[key], [weak_acc[(m, seed)] for m in run["members"]], ceiling[seed], min_gap)
                 records.append({"method": METHOD_LABELS[method].format(source), "aux": aux, "seed": seed,
-                                "score": run[key], "pgr": pgr_value, "ece": run.get("test_ece", math.nan)})
+                                "score": run[key], "pgr": pgr_value,
+                                "ece": run.get("test_ece" + PROTOCOLS[protocol], math.nan)})
     return pd.DataFrame(records)
 
 
@@ -183,6 +202,14 @@ def w2s_table(results: pd.DataFrame, layout: dict) -> pd.DataFrame:
                 row[f"ECE (%){suffix}"] = "—" if part.empty else mean_std(part["ece"], decimals)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+NO_VALIDATION = "no validation split (split_sizes.val: 0), so no run chose its epoch on one"
+
+
+def validated(strong_files: list[str]) -> bool:
+    """Whether the runs scored their epochs on a validation split (the no-gold protocol)."""
+    return all("val_losses" in read_json(p) for p in strong_files)
 
 
 def w2s_notes(strong_files: list[str]) -> str:

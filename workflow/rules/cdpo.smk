@@ -20,7 +20,7 @@ rule cdpo:
     shell:
         "WS2S_THREADS={threads} ws2s launch --gpus {resources.gpu} -- cdpo --params {params.slice:q} --start-model {input.start_model} "
         "--weak-models {input.weak_models} --split-dir results/generation/splits "
-        "--out-pairs {output.pairs} --out-metrics {output.metrics} > {log} 2>&1"
+        "--out-pairs {output.pairs} --out-metrics {output.metrics}" + LOGGED
 
 
 rule table5:
@@ -41,4 +41,4 @@ rule table5:
         "../../envs/ws2s-data.yaml"
     shell:
         "ws2s table5 --params {params.slice:q} --out-stem results/tables/table5 --cdpo {input.cdpo} "
-        "--weak {input.weak} --ceiling {input.ceiling} > {log} 2>&1"
+        "--weak {input.weak} --ceiling {input.ceiling}" + LOGGED

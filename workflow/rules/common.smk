@@ -3,16 +3,21 @@ import os
 import sys
 
 from ws2s.codeversion import code_version
-from ws2s.config import canonical, data_files, validate
+from ws2s.config import canonical, check
 from ws2s.errors import Ws2sError
+from ws2s.label_models import LABEL_MODELS
 from ws2s.models import needs_preparation
 from ws2s.tables import aux_variants_of, w2s_rows
 
 try:
-    validate(config)
-    DATA_FILES = data_files(config)
+    DATA_FILES = check(config)  # the checks `ws2s validate` runs, exactly
 except Ws2sError as err:
     sys.exit(f"ws2s: config error: {err}")
+
+
+# Every rule's command ends so: its output goes to its log, and when it fails its ws2s error
+# line is also printed to the console, beside Snakemake's "check log file(s)".
+LOGGED = ' > {log} 2>&1 || {{ status=$?; grep -h "^ws2s" {log} >&2 || true; exit $status; }}'
 
 
 wildcard_constraints:
@@ -174,9 +179,9 @@ def members_of(wildcards):
 
 
 def weights_of(wildcards):
-    """λ_i of Eqns 2 and 4, summing to 1; one target (ceiling, single, Flying Squid) has weight 1."""
+    """λ_i of Eqns 2 and 4, summing to 1; one target (ceiling, single, a label model) has weight 1."""
     members = members_of(wildcards)
-    if wildcards.method in ("ceiling", "single", "flyingsquid"):
+    if wildcards.method in ("ceiling", "single", *LABEL_MODELS):
         return [1.0]
     if CLS["weighting"] == "fixed":
         fixed = CLS["fixed_weights"][wildcards.dataset][wildcards.source]
@@ -217,7 +222,9 @@ def strong_inputs(wildcards):
         "strong_train": f"{split_dir}/strong_train.parquet",
         "val": f"{split_dir}/val.parquet",
         "test": f"{split_dir}/test.parquet",
-        "weak_labels": [
+        # a label model's method reads its ensemble's label-model file, the others the weak labels
+        "weak_labels": [label_models_file(wildcards.dataset, wildcards.source, wildcards.seed)]
+        if wildcards.method in LABEL_MODELS else [
             f"results/classification/{wildcards.dataset}/weak/{m}/seed{wildcards.seed}/labels.parquet"
             for m in members_of(wildcards)
         ],
@@ -232,6 +239,28 @@ def strong_inputs(wildcards):
     else:
         inputs["model"] = model_inputs(CLS["strong_model"])
     return inputs
+
+
+def label_models_file(dataset, ensemble, seed):
+    return f"results/classification/{dataset}/label_models/{ensemble}/seed{seed}.parquet"
+
+
+def label_model_methods():
+    return [m for m in CLS["methods"] if m in LABEL_MODELS]
+
+
+def label_model_params(wildcards):
+    return canonical({"members": CLS["ensembles"][wildcards.dataset][wildcards.ensemble],
+                      "methods": label_model_methods(), "class_balance": CLS["class_balance"],
+                      "seed": int(wildcards.seed)})
+
+
+def label_model_inputs(wildcards):
+    return {
+        "splits": [f"results/classification/{wildcards.dataset}/splits/{s}.parquet" for s in ("strong_train", "val")],
+        "weak_labels": [f"results/classification/{wildcards.dataset}/weak/{m}/seed{wildcards.seed}/labels.parquet"
+                        for m in CLS["ensembles"][wildcards.dataset][wildcards.ensemble]],
+    }
 
 
 def features_arg(wildcards):

@@ -18,4 +18,4 @@ rule classification_splits:
         "../../envs/ws2s-data.yaml"
     shell:
         "ws2s splits --params {params.slice:q} "
-        "--out-dir results/classification/{wildcards.dataset}/splits > {log} 2>&1"
+        "--out-dir results/classification/{wildcards.dataset}/splits" + LOGGED

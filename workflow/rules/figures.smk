@@ -12,7 +12,7 @@ rule fig3_classification:
     conda:
         "../../envs/ws2s-data.yaml"
     shell:
-        "ws2s fig-agreement --kind classification --title {params.title:q} --out {output} {input} > {log} 2>&1"
+        "ws2s fig-agreement --kind classification --title {params.title:q} --out {output} {input}" + LOGGED
 
 
 rule fig3_generation:
@@ -28,7 +28,7 @@ rule fig3_generation:
     conda:
         "../../envs/ws2s-data.yaml"
     shell:
-        "ws2s fig-agreement --kind generation --title SLURP --out {output} {input} > {log} 2>&1"
+        "ws2s fig-agreement --kind generation --title SLURP --out {output} {input}" + LOGGED
 
 
 for _name, _dataset in w2s_tables().items():
@@ -51,7 +51,7 @@ for _name, _dataset in w2s_tables().items():
             "../../envs/ws2s-data.yaml"
         shell:
             f"ws2s fig-pgr --title {DATASET_TITLES[_dataset]!r} --params {{params.slice:q}} --out {{output}} "
-            "--weak {input.weak} --strong {input.strong} > {log} 2>&1"
+            "--weak {input.weak} --strong {input.strong}" + LOGGED
 
 
 for _name, _dataset in w2s_tables().items():
@@ -74,7 +74,7 @@ for _name, _dataset in w2s_tables().items():
             "../../envs/ws2s-data.yaml"
         shell:
             f"ws2s fig-reliability --title {DATASET_TITLES[_dataset]!r} --test {{input.test}} --out {{output}} "
-            "--predictions {input.predictions} > {log} 2>&1"
+            "--predictions {input.predictions}" + LOGGED
 
 
 rule pgr_slurp:
@@ -93,4 +93,4 @@ rule pgr_slurp:
         "../../envs/ws2s-data.yaml"
     shell:
         "ws2s fig-pgr --title SLURP --params {params.slice:q} --out {output} "
-        "--weak {input.weak} --strong {input.strong} > {log} 2>&1"
+        "--weak {input.weak} --strong {input.strong}" + LOGGED

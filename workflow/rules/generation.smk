@@ -17,7 +17,7 @@ rule generation_splits:
     conda:
         "../../envs/ws2s-data.yaml"
     shell:
-        "ws2s generation-splits --params {params.slice:q} --out-dir results/generation/splits > {log} 2>&1"
+        "ws2s generation-splits --params {params.slice:q} --out-dir results/generation/splits" + LOGGED
 
 
 rule weak_generate:
@@ -47,7 +47,7 @@ rule weak_generate:
     shell:
         "WS2S_THREADS={threads} ws2s weak-generate --params {params.slice:q} --models-root results/models "
         "--split-dir results/generation/splits --out-hypotheses {output.hypotheses} "
-        "--out-metrics {output.metrics} --out-model {output.model} > {log} 2>&1"
+        "--out-metrics {output.metrics} --out-model {output.model}" + LOGGED
 
 
 rule map_hypotheses:
@@ -70,7 +70,7 @@ rule map_hypotheses:
         "../../envs/ws2s-train.yaml"
     shell:
         "WS2S_THREADS={threads} ws2s map-hypotheses --params {params.slice:q} --models-root results/models "
-        "--split-dir results/generation/splits --hypotheses {input.hypotheses} --out {output} > {log} 2>&1"
+        "--split-dir results/generation/splits --hypotheses {input.hypotheses} --out {output}" + LOGGED
 
 
 rule joint_decode:
@@ -95,7 +95,7 @@ rule joint_decode:
         "../../envs/ws2s-train.yaml"
     shell:
         "WS2S_THREADS={threads} ws2s joint-decode --params {params.slice:q} --split-dir results/generation/splits "
-        "--hypotheses {input.hypotheses} --weak-models {input.weak_models} --out {output} > {log} 2>&1"
+        "--hypotheses {input.hypotheses} --weak-models {input.weak_models} --out {output}" + LOGGED
 
 
 rule strong_generate:
@@ -126,7 +126,7 @@ rule strong_generate:
     shell:
         "WS2S_THREADS={threads} ws2s launch --gpus {resources.gpu} -- strong-generate --params {params.slice:q} --models-root results/models "
         "--split-dir results/generation/splits --mapped {input.mapped} --joint={params.joint} --gold {params.gold} "
-        "--out-model={params.model} --out-generations {output.generations} --out-metrics {output.metrics} > {log} 2>&1"
+        "--out-model={params.model} --out-generations {output.generations} --out-metrics {output.metrics}" + LOGGED
 
 
 use rule strong_generate as strong_generate_keep_model with:

@@ -18,4 +18,4 @@ rule prepare_model:
         "../../envs/ws2s-train.yaml"
     shell:
         "ws2s prepare-model --name {wildcards.model} --params {params.slice:q} "
-        "--root results/models > {log} 2>&1"
+        "--root results/models" + LOGGED

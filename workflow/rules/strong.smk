@@ -23,7 +23,7 @@ rule strong_features:
     shell:
         "WS2S_THREADS={threads} ws2s strong-features --name {wildcards.model} --params {params.slice:q} "
         "--models-root results/models --split-dir results/classification/{wildcards.dataset}/splits "
-        "--out {output.features} --out-info {output.info} > {log} 2>&1"
+        "--out {output.features} --out-info {output.info}" + LOGGED
 
 
 rule strong_classify:
@@ -39,7 +39,7 @@ rule strong_classify:
         features=features_arg,
         gold=gold_arg,
     wildcard_constraints:
-        method="ceiling|single|naive|flyingsquid|bayesian",
+        method="ceiling|single|naive|bayesian|" + "|".join(LABEL_MODELS),
         aux="noaux|aux",
     log:
         "results/logs/strong_classify/{dataset}/{method}/{source}/{aux}/seed{seed}.log",
@@ -57,4 +57,22 @@ rule strong_classify:
         "--models-root results/models "
         "--split-dir results/classification/{wildcards.dataset}/splits "
         "--weak-labels {input.weak_labels} --gold {params.gold} --features={params.features} "
-        "--out-predictions {output.predictions} --out-metrics {output.metrics} > {log} 2>&1"
+        "--out-predictions {output.predictions} --out-metrics {output.metrics}" + LOGGED
+
+
+rule label_models:
+    """Every configured label model's soft labels from an ensemble's hard votes (one seed)."""
+    input:
+        unpack(label_model_inputs),
+    output:
+        "results/classification/{dataset}/label_models/{ensemble}/seed{seed}.parquet",
+    params:
+        slice=label_model_params,
+        code=code_version("ws2s.train.label_model_stage"),
+    log:
+        "results/logs/label_models/{dataset}/{ensemble}/seed{seed}.log",
+    conda:
+        "../../envs/ws2s-train.yaml"
+    shell:
+        "ws2s label-models --params {params.slice:q} --split-dir results/classification/{wildcards.dataset}/splits "
+        "--out {output} {input.weak_labels}" + LOGGED

@@ -13,7 +13,7 @@ rule table1:
     conda:
         "../../envs/ws2s-data.yaml"
     shell:
-        "ws2s table1 --params {params.slice:q} --out-stem results/tables/table1 {input} > {log} 2>&1"
+        "ws2s table1 --params {params.slice:q} --out-stem results/tables/table1 {input}" + LOGGED
 
 
 for _name, _dataset in w2s_tables().items():
@@ -28,6 +28,9 @@ for _name, _dataset in w2s_tables().items():
         output:
             csv=report(f"results/tables/{_name}.csv", caption="../report/table_w2s.rst", category="Tables"),
             md=f"results/tables/{_name}.md",
+            nogold_csv=report(f"results/tables/{_name}_nogold.csv", caption="../report/table_w2s_nogold.rst",
+                              category="Tables"),
+            nogold_md=f"results/tables/{_name}_nogold.md",
         params:
             slice=w2s_table_params(_name, _dataset),
             code=code_version("ws2s.tables"),
@@ -37,7 +40,7 @@ for _name, _dataset in w2s_tables().items():
             "../../envs/ws2s-data.yaml"
         shell:
             f"ws2s table-w2s --dataset {_dataset} --params {{params.slice:q}} --out-stem results/tables/{_name} "
-            "--weak {input.weak} --strong {input.strong} > {log} 2>&1"
+            "--weak {input.weak} --strong {input.strong}" + LOGGED
 
 
 rule table3:
@@ -57,7 +60,7 @@ rule table3:
         "../../envs/ws2s-data.yaml"
     shell:
         "ws2s table1 --metric slu_f1 --params {params.slice:q} --out-stem results/tables/table3 "
-        "{input.weak} {input.ceiling} > {log} 2>&1"
+        "{input.weak} {input.ceiling}" + LOGGED
 
 
 rule table4:
@@ -68,6 +71,9 @@ rule table4:
     output:
         csv=report("results/tables/table4.csv", caption="../report/table_w2s.rst", category="Tables"),
         md="results/tables/table4.md",
+        nogold_csv=report("results/tables/table4_nogold.csv", caption="../report/table_w2s_nogold.rst",
+                          category="Tables"),
+        nogold_md="results/tables/table4_nogold.md",
     params:
         slice=gen_table_params("table4"),
         code=code_version("ws2s.tables"),
@@ -77,7 +83,7 @@ rule table4:
         "../../envs/ws2s-data.yaml"
     shell:
         "ws2s table-w2s --dataset slurp --params {params.slice:q} --out-stem results/tables/table4 "
-        "--weak {input.weak} --strong {input.strong} > {log} 2>&1"
+        "--weak {input.weak} --strong {input.strong}" + LOGGED
 
 
 rule table_ablation:
@@ -100,4 +106,4 @@ rule table_ablation:
         "../../envs/ws2s-data.yaml"
     shell:
         "ws2s table-ablation --table {wildcards.table} --params {params.slice:q} --out-stem results/tables/{wildcards.table} "
-        "--weak {input.weak} --ceiling {input.ceiling} > {log} 2>&1"
+        "--weak {input.weak} --ceiling {input.ceiling}" + LOGGED

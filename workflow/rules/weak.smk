@@ -24,4 +24,4 @@ rule weak_classify:
     shell:
         "WS2S_THREADS={threads} ws2s weak-classify --params {params.slice:q} --models-root results/models "
         "--split-dir results/classification/{wildcards.dataset}/splits "
-        "--out-labels {output.labels} --out-metrics {output.metrics} > {log} 2>&1"
+        "--out-labels {output.labels} --out-metrics {output.metrics}" + LOGGED

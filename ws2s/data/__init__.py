@@ -8,6 +8,7 @@ import pandas as pd
 
 from ws2s.data.binary import Question, make_splits
 from ws2s.data.sources import read_table
+from ws2s.errors import Ws2sError
 
 QuestionLoader = Callable[[dict, str], list[Question]]
 CLASSIFICATION_DATASETS: dict[str, QuestionLoader] = {}
@@ -44,15 +45,28 @@ def load_sciq(source: dict, key: str) -> list[Question]:
     ]
 
 
+def _option_index(value, n_options: int, where: str) -> int:
+    """A gold answer index in 0..n_options − 1; anything else (an unlabelled split's -1, a
+    7, a blank) is an error naming the row, never an answer picked by wrap-around."""
+    try:
+        index = int(value)
+    except (TypeError, ValueError):
+        index = None
+    if index is None or index != value or not 0 <= index < n_options:
+        raise Ws2sError(f"{where}: 'label' must be an answer index in 0..{n_options - 1}; got {value!r} "
+                        "(an unlabelled split carries -1)")
+    return index
+
+
 @register("cosmosqa")
 def load_cosmosqa(source: dict, key: str) -> list[Question]:
     """Cosmos QA (`id,context,question,answer0..3,label`): the labelled answer is correct."""
     answers = [f"answer{i}" for i in range(4)]
     frame = read_table(source, key, ["context", "question", *answers, "label"])
     questions = []
-    for row in frame.itertuples(index=False):
+    for number, row in enumerate(frame.itertuples(index=False), 1):
         options = [_text(getattr(row, a)) for a in answers]
-        label = int(row.label)
+        label = _option_index(row.label, len(options), f"{key}.source: {source['source']} row {number}")
         questions.append(Question(
             text=f"{_text(row.context)}\nQ: {_text(row.question)}",
             correct=options[label],

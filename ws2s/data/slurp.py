@@ -16,7 +16,7 @@ import pandas as pd
 from ws2s.data.binary import content_id
 from ws2s.data.sources import read_jsonl_records
 from ws2s.errors import Ws2sError
-from ws2s.metrics.slu_f1 import gold_examples
+from ws2s.metrics.slu_f1 import checked_spans, gold_examples
 
 # The 55 slot types of the paper's prompt, in its order.
 SLOT_TYPES = (
@@ -54,14 +54,11 @@ def render_prompt(template: str, sentence: str, slot_types=SLOT_TYPES) -> str:
 
 def entity_slots(record: dict, where: str) -> dict[str, str]:
     """{type: filler} from a SLURP record's token-span entities, in order of appearance."""
-    tokens = [t["surface"] for t in record["tokens"]]
+    tokens, spans = checked_spans(record, where)
     slots: dict[str, str] = {}
-    for entity in sorted(record.get("entities", []), key=lambda e: min(e["span"])):
-        span = entity["span"]
-        if not span or max(span) >= len(tokens) or min(span) < 0:
-            raise Ws2sError(f"{where}: slurp_id {record.get('slurp_id')} has an entity span {span} outside its {len(tokens)} tokens")
+    for kind, span in sorted(spans, key=lambda entity: min(entity[1])):
         filler = " ".join(tokens[i] for i in span)
-        slots[entity["type"]] = f"{slots[entity['type']]}{VALUE_JOINER}{filler}" if entity["type"] in slots else filler
+        slots[kind] = f"{slots[kind]}{VALUE_JOINER}{filler}" if kind in slots else filler
     return slots
 
 
@@ -89,19 +86,25 @@ def slots_to_entities(slots: dict[str, str]) -> list[dict]:
 
 
 def load_utterances(path: str, where: str) -> pd.DataFrame:
-    """One row per SLURP utterance: id, slurp_id, sentence, target (JSON), scenario, action."""
+    """One row per SLURP utterance: id, slurp_id, sentence, target (JSON), scenario, action.
+    Every record is checked: an integer slurp_id, a sentence, tokens and entities whose spans
+    lie within them; a bad one is one error naming the file, the line and the field."""
     rows = []
-    for record in read_jsonl_records(path, where):
-        for field in ("slurp_id", "sentence", "tokens"):
-            if field not in record:
-                raise Ws2sError(f"{where}: a record lacks '{field}' (slurp_id {record.get('slurp_id')})")
+    for number, record in read_jsonl_records(path, where):
+        at = f"{where}: {path} line {number}"
+        slurp_id = record.get("slurp_id")
+        if isinstance(slurp_id, bool) or not str(slurp_id).strip().isdigit():
+            raise Ws2sError(f"{at}: 'slurp_id' must be an integer; got {json.dumps(slurp_id)}")
+        if not isinstance(record.get("sentence"), str) or not record["sentence"].strip():
+            raise Ws2sError(f"{at}: 'sentence' must be a non-empty string")
+        record = {**record, "slurp_id": int(slurp_id)}
         rows.append({
             "id": content_id("slurp", str(record["slurp_id"]), record["sentence"]),
-            "slurp_id": int(record["slurp_id"]),
+            "slurp_id": record["slurp_id"],
             "sentence": record["sentence"],
-            "target": target_json(entity_slots(record, where)),
+            "target": target_json(entity_slots(record, at)),
             # the official scorer's gold: fillers from the token surfaces, lowercased
-            "gold_entities": json.dumps(gold_examples([record], load_gold=True)[str(record["slurp_id"])]),
+            "gold_entities": json.dumps(gold_examples([record], load_gold=True, where=at)[str(record["slurp_id"])]),
             "scenario": record.get("scenario", ""),
             "action": record.get("action", ""),
         })

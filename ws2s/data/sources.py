@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ws2s.errors import Ws2sError
+from ws2s.io import read_jsonl
 
 _READERS = {
     ".parquet": pd.read_parquet,
@@ -111,19 +112,10 @@ def read_table(source: dict, key: str, required_columns: list[str]) -> pd.DataFr
     return frame
 
 
-def read_jsonl_records(path: str | Path, key: str) -> list[dict]:
-    """Official SLURP-style jsonl: one JSON object a line; a bad line is named by number."""
+def read_jsonl_records(path: str | Path, key: str) -> list[tuple[int, dict]]:
+    """Official SLURP-style jsonl: (line number, object) per record; a bad line is named by number."""
     path = Path(path)
     if not path.exists():
         raise Ws2sError(f"{key}: {path} does not exist; get the official SLURP jsonl files (dataset/slurp/)")
     verify_pinned(path, key)
-    records = []
-    with path.open() as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise Ws2sError(f"{key}: {path} line {number} is not valid JSON ({err.msg})") from None
-    return records
+    return read_jsonl(path, key)

@@ -5,8 +5,10 @@
 Follows `scripts/evaluation` of the SLURP repository exactly:
 - Gold: one example per recording (`file`), or per `str(slurp_id)` with `--load-gold`.
   Entities are `{type, filler}`, the filler being the span's token surfaces lowercased
-  and joined by single spaces. Predictions are keyed by `file` (or `slurp_id`); the last
-  line wins; gold examples without a prediction are skipped, not counted as misses.
+  and joined by single spaces. Predictions are keyed by `file` (or `slurp_id`, compared
+  as text whatever its JSON type); the last line wins (duplicates are reported, and are an
+  error with `--strict`, as are ids absent from gold); gold examples without a prediction
+  are skipped, not counted as misses; a prediction file that matches no gold id is an error.
 - Span distance F1, per matched example: predictions in their order each take the
   remaining gold entity of the same type at the lowest distance (ties: first); that
   adds TP 1 and the distance d to both FP and FN. A prediction with no gold of its type
@@ -26,6 +28,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from ws2s.errors import Ws2sError
+from ws2s.io import read_jsonl
 
 
 def edit_distance(a, b) -> int:
@@ -119,14 +122,47 @@ def span_exact_counts(gold: list[dict], pred: list[dict], counts: Counts) -> Non
         counts.fn[entity["type"]] += 1
 
 
-def gold_examples(records: list[dict], load_gold: bool) -> dict[str, list[dict]]:
-    """Key -> gold entities, as the scorer's `release2prediction` builds them."""
+def checked_spans(record: dict, where: str) -> tuple[list[str], list[tuple[str, list[int]]]]:
+    """A SLURP record's token surfaces and (type, span) of each entity, checked: a bad record
+    is one error naming `where` and the field."""
+    tokens, entities = record.get("tokens"), record.get("entities")
+    if not isinstance(tokens, list) or not all(isinstance(t, dict) and isinstance(t.get("surface"), str) for t in tokens):
+        raise Ws2sError(f"{where}: 'tokens' must be a list of {{surface: text}} objects")
+    if not isinstance(entities, list):
+        raise Ws2sError(f"{where}: 'entities' must be a list (empty when the utterance has none)")
+    spans = []
+    for entity in entities:
+        span = entity.get("span") if isinstance(entity, dict) else None
+        if not isinstance(entity, dict) or not isinstance(entity.get("type"), str) or not isinstance(span, list) \
+                or not span or not all(isinstance(i, int) and 0 <= i < len(tokens) for i in span):
+            raise Ws2sError(f"{where}: an entity needs a 'type' and a 'span' of token indices in 0..{len(tokens) - 1}; "
+                            f"got {json.dumps(entity)[:80]}")
+        spans.append((entity["type"], span))
+    return [t["surface"] for t in tokens], spans
+
+
+def _entity_fillers(record: dict, where: str) -> list[dict]:
+    """A SLURP record's gold entities: each span's token surfaces, lowercased, joined by spaces."""
+    surfaces, spans = checked_spans(record, where)
+    return [{"type": kind, "filler": " ".join(surfaces[i].lower() for i in span)} for kind, span in spans]
+
+
+def gold_examples(records: list[dict], load_gold: bool, where: str = "gold") -> dict[str, list[dict]]:
+    """Key -> gold entities, as the scorer's `release2prediction` builds them; keys are strings
+    whatever type the file gives (SLURP's own jsonl has integer slurp_ids)."""
     examples = {}
-    for record in records:
-        tokens = record["tokens"]
-        entities = [{"type": e["type"], "filler": " ".join(tokens[i]["surface"].lower() for i in e["span"])}
-                    for e in record["entities"]]
-        keys = [str(record["slurp_id"])] if load_gold else [r["file"] for r in record["recordings"]]
+    for number, record in enumerate(records, 1):
+        at = f"{where} record {number}"
+        entities = _entity_fillers(record, at)
+        if load_gold:
+            if "slurp_id" not in record:
+                raise Ws2sError(f"{at}: no 'slurp_id'")
+            keys = [str(record["slurp_id"])]
+        else:
+            recordings = record.get("recordings")
+            if not isinstance(recordings, list) or not all(isinstance(r, dict) and "file" in r for r in recordings):
+                raise Ws2sError(f"{at}: no 'recordings' with a 'file' each (score gold transcripts with --load-gold)")
+            keys = [str(r["file"]) for r in recordings]
         for key in keys:
             examples[key] = entities
     return examples
@@ -160,24 +196,47 @@ def score(gold: dict[str, list[dict]], predictions: dict[str, list[dict]]) -> Sl
                      matched, len(gold) - matched)
 
 
-def _read_jsonl(path: str) -> list[dict]:
-    try:
-        with open(path) as handle:
-            return [json.loads(line) for line in handle if line.strip()]
-    except FileNotFoundError:
-        raise Ws2sError(f"{path}: file not found") from None
-    except json.JSONDecodeError as err:
-        raise Ws2sError(f"{path}: not JSON lines ({err})") from None
+@dataclass
+class Predictions:
+    entities: dict[str, list[dict]]   # key -> predicted entities (the last line of a key wins)
+    duplicates: list[str]              # keys given on more than one line
 
 
-def load_predictions(path: str, load_gold: bool) -> dict[str, list[dict]]:
+def load_predictions(path: str, load_gold: bool) -> Predictions:
     key = "slurp_id" if load_gold else "file"
-    predictions = {}
-    for number, line in enumerate(_read_jsonl(path), 1):
+    entities: dict[str, list[dict]] = {}
+    duplicates = []
+    for number, line in read_jsonl(path):
         if key not in line:
             raise Ws2sError(f"{path}: line {number} has no '{key}'")
-        predictions[line[key]] = line.get("entities", [])
-    return predictions
+        predicted = line.get("entities", [])
+        if not isinstance(predicted, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("type"), str) and isinstance(e.get("filler"), str)
+                for e in predicted):
+            raise Ws2sError(f"{path}: line {number}: 'entities' must be a list of {{type, filler}} strings")
+        name = str(line[key])  # one type for every id, whatever the file writes
+        if name in entities:
+            duplicates.append(name)
+        entities[name] = predicted
+    return Predictions(entities, duplicates)
+
+
+def check_match(gold: dict, predictions: Predictions, strict: bool, path: str) -> list[str]:
+    """What the scorer tells besides the scores; no prediction matching a gold id is an error
+    (else it would print SLU-F1 0.0000), and with `strict` so are duplicates and unknown ids."""
+    unknown = [k for k in predictions.entities if k not in gold]
+    if len(unknown) == len(predictions.entities):
+        raise Ws2sError(f"{path}: none of its {len(unknown)} ids is a gold id (e.g. {unknown[0]!r}); "
+                        "score gold transcripts by slurp_id with --load-gold, recordings by file without it")
+    notes = []
+    if predictions.duplicates:
+        notes.append(f"{len(predictions.duplicates)} ids predicted more than once (the last line kept), "
+                     f"e.g. {predictions.duplicates[0]!r}")
+    if unknown:
+        notes.append(f"{len(unknown)} predicted ids are not in the gold file, e.g. {unknown[0]!r}")
+    if strict and notes:
+        raise Ws2sError(f"{path}: {'; '.join(notes)} (--strict)")
+    return notes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,12 +244,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gold", "-g", required=True, help="official SLURP jsonl (e.g. dataset/slurp/test.jsonl)")
     parser.add_argument("--pred", "-p", required=True, help="predictions jsonl (file or slurp_id, scenario, action, entities)")
     parser.add_argument("--load-gold", action="store_true", help="predictions keyed by slurp_id (gold transcripts)")
+    parser.add_argument("--strict", action="store_true", help="duplicate or unknown prediction ids are errors")
     args = parser.parse_args(argv)
     try:
-        scores = score(gold_examples(_read_jsonl(args.gold), args.load_gold), load_predictions(args.pred, args.load_gold))
+        gold = gold_examples([record for _, record in read_jsonl(args.gold)], args.load_gold, args.gold)
+        predictions = load_predictions(args.pred, args.load_gold)
+        notes = check_match(gold, predictions, args.strict, args.pred)
+        scores = score(gold, predictions.entities)
     except Ws2sError as err:
         print(f"ws2s: error: {err}", file=sys.stderr)
         return 2
+    for note in notes:
+        print(f"ws2s: note: {note}", file=sys.stderr)
     print(f"word F1: {scores.word_f1:.4f}")
     print(f"char F1: {scores.char_f1:.4f}")
     print(f"SLU-F1: {scores.slu_f1:.4f}")

@@ -21,11 +21,11 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
 from ws2s.errors import Ws2sError
+from ws2s.io import staged_dir
 
 PREPARED_MARKER = "config.json"
 
@@ -33,6 +33,73 @@ PREPARED_MARKER = "config.json"
 def needs_preparation(spec: dict) -> bool:
     """True for specs that become a checkpoint under results/models/ (GGUF, joined parts or cut-down)."""
     return "from" in spec or "gguf_file" in spec or "parts" in spec or spec.get("gguf_assemble", False)
+
+
+def used_models(config: dict) -> list[str]:
+    """Every registry model the configured tracks read, with the models they are cut from."""
+    names = []
+    if "classification" in config["tracks"]:
+        cls = config["classification"]
+        names += [cls["strong_model"]] + [m for d in cls["datasets"] for m in cls["weak_models"].get(d, [])]
+    if "generation" in config["tracks"] and config.get("generation"):
+        names += [config["generation"]["strong_model"], *config["generation"]["weak_models"]]
+    chain = []
+    for name in names:
+        while name not in chain:
+            chain.append(name)
+            name = config["models"][name].get("from", name)
+    return chain
+
+
+def layer_count(name: str, spec: dict, registry: dict) -> int | None:
+    """The blocks of a model, where a local file says so without loading it (else None)."""
+    import json
+
+    if "from" in spec:
+        return spec["num_layers"]
+    if "path" in spec or "subdir" in spec:
+        folder = Path(spec["path"]) if "path" in spec else package_dir(spec["package"], f"models.{name}") / spec["subdir"]
+        config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").is_file() else {}
+        config = config.get("text_config", config)
+        return config.get("num_hidden_layers") or config.get("num_layers")
+    if "gguf_file" in spec:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(package_dir(spec["package"], f"models.{name}") / spec["gguf_file"])
+        counts = [int(field.parts[field.data[0]][0]) for key, field in reader.fields.items() if key.endswith(".block_count")]
+        return counts[0] if counts else None
+    return None
+
+
+def check_sources(config: dict) -> None:
+    """What the workflow checks of every model it will read before any job: packages installed,
+    files present, a cut-down model's num_layers within its parent's blocks. The same checks
+    `ws2s validate` runs, so the two never disagree."""
+    registry = config["models"]
+    for name in used_models(config):
+        spec, key = registry[name], f"models.{name}"
+        if "package" in spec:
+            folder = package_dir(spec["package"], key)
+            for field in ("subdir", "gguf_file"):
+                if field in spec and not (folder / spec[field]).exists():
+                    raise Ws2sError(f"{key}.{field}: {spec[field]} not found in package {spec['package']} ({folder})")
+        elif "parts" in spec:
+            for part in spec["parts"]:
+                try:
+                    files = {str(f) for f in importlib.metadata.distribution(part["dist"]).files or []}
+                except importlib.metadata.PackageNotFoundError:
+                    raise Ws2sError(f"{key}.parts: package '{part['dist']}' is not installed ({REINSTALL})") from None
+                if part["file"] not in files:
+                    raise Ws2sError(f"{key}.parts: package '{part['dist']}' has no file {part['file']} ({REINSTALL})")
+        elif "path" in spec and not Path(spec["path"]).is_dir():
+            raise Ws2sError(f"{key}.path: {spec['path']} is not a directory")
+        elif "from" in spec:
+            parent = layer_count(spec["from"], registry[spec["from"]], registry)
+            if parent is not None and not 1 <= spec["num_layers"] <= parent:
+                raise Ws2sError(f"{key}.num_layers: {spec['num_layers']} is not in 1..{parent}, the blocks of "
+                                f"{spec['from']}")
+            if spec.get("keep_last", 0) > spec["num_layers"]:
+                raise Ws2sError(f"{key}.keep_last: {spec['keep_last']} is more than num_layers {spec['num_layers']}")
 
 
 def package_dir(package: str, key: str) -> Path:
@@ -71,18 +138,15 @@ def _model_class(config):
     return cls or transformers.AutoModel
 
 
+def write_checkpoint(model, tokenizer, folder: Path) -> None:
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+
+
 def save_checkpoint(model, tokenizer, out_dir: Path) -> None:
-    """Save into a temporary sibling folder and rename, so a killed job leaves no checkpoint."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """Save through the output's staging folder (`ws2s.io.staged_dir`): a killed job leaves no checkpoint."""
+    with staged_dir(out_dir) as (build, _):
+        write_checkpoint(model, tokenizer, build)
 
 
 def load_gguf(gguf_path: Path):
@@ -152,43 +216,27 @@ def join_parts(name: str, spec: dict, scratch: Path) -> Path:
     return out
 
 
-def unpack_checkpoint(archive: Path, subdir: str, out_dir: Path, key: str) -> None:
-    """A zipped transformers checkpoint: its folder `subdir`, renamed into place whole."""
-    with tempfile.TemporaryDirectory(dir=out_dir.parent) as scratch:
-        with zipfile.ZipFile(archive) as bundle:
-            bundle.extractall(scratch)
-        folder = Path(scratch) / subdir
-        if not (folder / PREPARED_MARKER).is_file():
-            raise Ws2sError(f"{key}.subdir: {subdir} of the archive holds no {PREPARED_MARKER}")
-        for stray in folder.rglob("desktop.ini"):  # the archive carries Windows folder settings
-            stray.unlink()
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        folder.rename(out_dir)
+def unpack_checkpoint(archive: Path, subdir: str, scratch: Path, build: Path, key: str) -> None:
+    """A zipped transformers checkpoint: its folder `subdir` unpacked into `scratch`, moved into `build`."""
+    with zipfile.ZipFile(archive) as bundle:
+        bundle.extractall(scratch)
+    folder = scratch / subdir
+    if not (folder / PREPARED_MARKER).is_file():
+        raise Ws2sError(f"{key}.subdir: {subdir} of the archive holds no {PREPARED_MARKER}")
+    for stray in folder.rglob("desktop.ini"):  # the archive carries Windows folder settings
+        stray.unlink()
+    for item in folder.iterdir():
+        item.rename(build / item.name)
 
 
-def checkpoint_from_gguf(gguf_model, tokenizer, out_dir: Path) -> None:
-    """Save a GGUF-loaded model as a normal checkpoint. It refuses `save_pretrained`, so its
-    weights are copied into a model built from the same config."""
+def checkpoint_from_gguf(gguf_model):
+    """A GGUF-loaded model as a normal one. It refuses `save_pretrained`, so its weights are
+    copied into a model built from the same config."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_config(gguf_model.config)
     model.load_state_dict(gguf_model.state_dict())
-    save_checkpoint(model, tokenizer, out_dir)
-
-
-def convert_gguf(name: str, spec: dict, out_dir: Path) -> None:
-    with tempfile.TemporaryDirectory(dir=out_dir.parent) as scratch:
-        checkpoint_from_gguf(*load_gguf(gguf_path(name, spec, Path(scratch))), out_dir)
-
-
-def prepare_joined(name: str, spec: dict, out_dir: Path) -> None:
-    with tempfile.TemporaryDirectory(dir=out_dir.parent) as scratch:
-        joined = join_parts(name, spec, Path(scratch))
-        if spec["format"] == "gguf":
-            checkpoint_from_gguf(*load_gguf(joined), out_dir)
-        else:
-            unpack_checkpoint(joined, spec.get("subdir", ""), out_dir, f"models.{name}")
+    return model
 
 
 def kept_layers(total: int, num_layers: int, keep_last: int) -> list[int]:
@@ -198,8 +246,9 @@ def kept_layers(total: int, num_layers: int, keep_last: int) -> list[int]:
     return list(range(num_layers - keep_last)) + list(range(total - keep_last, total))
 
 
-def cut_down(parent: str, num_layers: int, out_dir: Path, key: str, keep_last: int = 0) -> None:
-    """`num_layers` transformer blocks of `parent` (see `kept_layers`), with its embeddings and head."""
+def cut_down(parent: str, num_layers: int, key: str, keep_last: int = 0):
+    """(model, tokenizer): `num_layers` transformer blocks of `parent` (see `kept_layers`), with
+    its embeddings and head."""
     import torch
     from transformers import AutoConfig, AutoTokenizer
 
@@ -221,20 +270,29 @@ def cut_down(parent: str, num_layers: int, out_dir: Path, key: str, keep_last: i
     text_config.num_hidden_layers = num_layers
     if isinstance(getattr(text_config, "layer_types", None), list):
         text_config.layer_types = [text_config.layer_types[i] for i in keep]
-    save_checkpoint(full, AutoTokenizer.from_pretrained(parent), out_dir)
+    return full, AutoTokenizer.from_pretrained(parent)
 
 
 def prepare(name: str, spec: dict, prepared_root: str | Path, registry: dict) -> Path:
+    """Build `prepared_root/name` in its staging folder: nothing of a failed or killed run stays."""
     out_dir = Path(prepared_root) / name
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    if "from" in spec:
-        parent_name = spec["from"]
-        if parent_name not in registry:
-            raise Ws2sError(f"models.{name}.from: '{parent_name}' is not in models")
-        cut_down(resolve(parent_name, registry[parent_name], prepared_root), spec["num_layers"], out_dir,
-                 f"models.{name}", spec.get("keep_last", 0))
-    elif "parts" in spec:
-        prepare_joined(name, spec, out_dir)
-    else:
-        convert_gguf(name, spec, out_dir)
+    key = f"models.{name}"
+    with staged_dir(out_dir) as (build, scratch):
+        if "from" in spec:
+            parent_name = spec["from"]
+            if parent_name not in registry:
+                raise Ws2sError(f"{key}.from: '{parent_name}' is not in models")
+            model, tokenizer = cut_down(resolve(parent_name, registry[parent_name], prepared_root), spec["num_layers"],
+                                        key, spec.get("keep_last", 0))
+        elif "parts" in spec:
+            joined = join_parts(name, spec, scratch)
+            if spec["format"] == "zip":
+                unpack_checkpoint(joined, spec.get("subdir", ""), scratch, build, key)
+                return out_dir
+            gguf_model, tokenizer = load_gguf(joined)
+            model = checkpoint_from_gguf(gguf_model)
+        else:
+            gguf_model, tokenizer = load_gguf(gguf_path(name, spec, scratch))
+            model = checkpoint_from_gguf(gguf_model)
+        write_checkpoint(model, tokenizer, build)
     return out_dir

@@ -5,7 +5,7 @@
 | ceiling     | strong_train gold (the only reader of it)     | cross-entropy            |
 | single      | one weak model's soft labels                  | cross-entropy (Eqn 1)    |
 | naive       | every member's soft labels, weights λ_i       | Σ λ_i CE (Eqn 2)         |
-| flyingsquid | label-model posterior over members' hard votes | cross-entropy            |
+| flyingsquid, majorityvote, dawidskene, glad, mace, snorkel | a label model's posterior over the members' hard votes (`ws2s.train.label_model_stage`) | cross-entropy |
 | bayesian    | every member's soft labels, weights λ_i       | Σ λ_i EDL (Eqns 3-5)     |
 
 Each may add the auxiliary confidence term. With `train_layers: 0` the strong model is a
@@ -30,7 +30,7 @@ from ws2s import schemas
 from ws2s.config import StrongTrainConfig, canonical
 from ws2s.errors import Ws2sError
 from ws2s.io import read_json, read_parquet, write_json, write_parquet
-from ws2s.labelmodel import flying_squid_soft_labels
+from ws2s.label_models import LABEL_MODELS
 from ws2s.losses import LossConfig, dirichlet_log_strength, training_summary, weak_ensemble_loss
 from ws2s.metrics import accuracy, expected_calibration_error
 from ws2s.train.classify import (EVAL_BATCH_SIZE, NUM_CLASSES, encode, fit, forward_all, freeze_for, load_classifier,
@@ -42,7 +42,6 @@ from ws2s.train.weak import PAIR_COLUMNS, probs_frame
 # time, since a 7B ZeRO checkpoint (weights and fp32 optimizer state) is about 100 GB.
 CHECKPOINT_MINUTES = 30
 
-LOSS_KIND = {"ceiling": "ce", "single": "ce", "naive": "ce", "flyingsquid": "ce", "bayesian": "edl"}
 
 
 def aligned(frame: pd.DataFrame, ids: pd.Series, columns: list[str], what: str) -> np.ndarray:
@@ -57,13 +56,15 @@ def aligned(frame: pd.DataFrame, ids: pd.Series, columns: list[str], what: str) 
 
 
 def weak_targets(cfg: StrongTrainConfig, ids: pd.Series, weak_label_files: list[str], split: str) -> torch.Tensor:
-    """[B, N, K] soft targets of the method from its members' weak labels on `split`."""
+    """[B, N, K] soft targets of the method on `split`: its members' weak labels, or (a label
+    model's method) that model's posterior from the label-model file."""
+    if cfg.method in LABEL_MODELS:
+        path, = weak_label_files
+        frame = read_parquet(path, ["id", "split", cfg.method])
+        p1 = aligned(frame[frame["split"] == split], ids, [cfg.method], path)[:, 0].astype(np.float32)
+        return torch.tensor(np.stack([1.0 - p1, p1], axis=1))[:, None]
     frames = [read_parquet(f, [c.name for c in schemas.CLASS_PROBS]) for f in weak_label_files]
-    frames = [f[f["split"] == split] for f in frames]
-    if cfg.method == "flyingsquid":
-        votes = np.stack([aligned(f, ids, ["pred"], path)[:, 0] for f, path in zip(frames, weak_label_files)], axis=1)
-        return torch.tensor(flying_squid_soft_labels(votes.astype(float)), dtype=torch.float32)[:, None]
-    probs = [aligned(f, ids, ["prob_0", "prob_1"], path) for f, path in zip(frames, weak_label_files)]
+    probs = [aligned(f[f["split"] == split], ids, ["prob_0", "prob_1"], path) for f, path in zip(frames, weak_label_files)]
     return torch.tensor(np.stack(probs, axis=1), dtype=torch.float32)
 
 
