@@ -320,9 +320,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "params", None) is not None:
+            try:
+                json.loads(args.params)
+            except json.JSONDecodeError as err:
+                raise Ws2sError(f"--params is not valid JSON ({err.msg} at character {err.pos})") from None
         args.func(args)
     except Ws2sError as err:
         print(f"ws2s: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a full disk, a read-only folder: the system's word, one line
+        print(f"ws2s: error: {err.filename or args.command}: {err.strerror or err}", file=sys.stderr)
         return 2
     return 0
 

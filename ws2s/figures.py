@@ -17,7 +17,9 @@ def agreement(predictions: dict[str, pd.Series]) -> pd.DataFrame:
     names = list(predictions)
     frame = pd.DataFrame(predictions)
     if frame.isna().any().any():
-        raise ValueError("weak models labelled different examples")
+        from ws2s.errors import Ws2sError
+
+        raise Ws2sError("the weak models' label files hold different test examples")
     return pd.DataFrame([[float((frame[a] == frame[b]).mean()) for b in names] for a in names], index=names, columns=names)
 
 
@@ -47,7 +49,9 @@ def agreement_figure(kind: str, files: list[str], title: str, out: str | Path) -
         by_model.setdefault(Path(path).parts[-3], []).append(path)
     matrices = []
     for seed_files in zip(*by_model.values()):
-        test = {m: read_parquet(f).query("split == 'test'").set_index("id") for m, f in zip(by_model, seed_files)}
+        column = "pred" if kind == "classification" else "text"
+        test = {m: read_parquet(f, ["id", "split", column]).query("split == 'test'").set_index("id")
+                for m, f in zip(by_model, seed_files)}
         if kind == "classification":
             matrices.append(agreement({m: f["pred"] for m, f in test.items()}))
         else:

@@ -93,7 +93,9 @@ def check_sources(config: dict) -> None:
                     raise Ws2sError(f"{key}.parts: package '{part['dist']}' has no file {part['file']} ({REINSTALL})")
         elif "path" in spec and not Path(spec["path"]).is_dir():
             raise Ws2sError(f"{key}.path: {spec['path']} is not a directory")
-        elif "from" in spec:
+    for name in used_models(config):  # once every source is known to be there
+        spec, key = registry[name], f"models.{name}"
+        if "from" in spec:
             parent = layer_count(spec["from"], registry[spec["from"]], registry)
             if parent is not None and not 1 <= spec["num_layers"] <= parent:
                 raise Ws2sError(f"{key}.num_layers: {spec['num_layers']} is not in 1..{parent}, the blocks of "

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from ws2s import schemas
 from ws2s.config import LabelModelConfig
+from ws2s.errors import Ws2sError
 from ws2s.io import read_parquet, write_parquet
 from ws2s.label_models import soft_labels
 from ws2s.train.strong import aligned
@@ -32,7 +33,10 @@ def run_label_models(cfg: LabelModelConfig, split_dir: str | Path, weak_label_fi
         if not len(ids):
             continue
         votes = np.stack([aligned(f[f["split"] == split], ids, ["pred"], path)[:, 0]
-                          for f, path in zip(frames, weak_label_files)], axis=1).astype(np.int8)
+                          for f, path in zip(frames, weak_label_files)], axis=1)
+        if not np.isin(votes, (0, 1)).all():
+            raise Ws2sError(f"{', '.join(weak_label_files)}: 'pred' must be 0 or 1; got {sorted(set(votes.ravel()) - {0, 1})[:3]}")
+        votes = votes.astype(np.int8)
         part = pd.DataFrame({"id": ids.to_numpy(), "split": split, "votes": list(votes)})
         for method in cfg.methods:  # each fit on this split's votes alone: no label is read
             part[method] = soft_labels(method, votes, cfg.class_balance, cfg.seed)[:, 1].astype(np.float32)

@@ -48,11 +48,24 @@ def aligned(frame: pd.DataFrame, ids: pd.Series, columns: list[str], what: str) 
     """`frame[columns]` in the order of `ids`; every id must be there exactly once."""
     indexed = frame.set_index("id")
     if not indexed.index.is_unique:
-        raise Ws2sError(f"{what}: duplicate ids")
+        duplicated = indexed.index[indexed.index.duplicated()]
+        raise Ws2sError(f"{what}: id {duplicated[0]} appears more than once ({len(duplicated)} duplicates)")
     missing = ids[~ids.isin(indexed.index)]
     if len(missing):
         raise Ws2sError(f"{what}: no row for id {missing.iloc[0]} ({len(missing)} ids missing)")
     return indexed.loc[ids, columns].to_numpy()
+
+
+def probabilities(values: np.ndarray, ids: pd.Series, what: str) -> np.ndarray:
+    """Class probabilities [B, K] checked: finite, in [0, 1], each row summing to 1."""
+    values = values.astype(np.float64)
+    bad = ~np.isfinite(values).all(axis=1) | (values < 0).any(axis=1) | (values > 1).any(axis=1) \
+        | (np.abs(values.sum(axis=1) - 1) > 1e-3)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise Ws2sError(f"{what}: id {ids.iloc[row]} has class probabilities {values[row].tolist()}, not finite ones "
+                        f"in [0, 1] summing to 1 ({int(bad.sum())} such rows)")
+    return values
 
 
 def weak_targets(cfg: StrongTrainConfig, ids: pd.Series, weak_label_files: list[str], split: str) -> torch.Tensor:
@@ -61,10 +74,12 @@ def weak_targets(cfg: StrongTrainConfig, ids: pd.Series, weak_label_files: list[
     if cfg.method in LABEL_MODELS:
         path, = weak_label_files
         frame = read_parquet(path, ["id", "split", cfg.method])
-        p1 = aligned(frame[frame["split"] == split], ids, [cfg.method], path)[:, 0].astype(np.float32)
-        return torch.tensor(np.stack([1.0 - p1, p1], axis=1))[:, None]
+        p1 = aligned(frame[frame["split"] == split], ids, [cfg.method], path)[:, 0]
+        both = probabilities(np.stack([1.0 - p1, p1], axis=1), ids, path)
+        return torch.tensor(both, dtype=torch.float32)[:, None]
     frames = [read_parquet(f, [c.name for c in schemas.CLASS_PROBS]) for f in weak_label_files]
-    probs = [aligned(f[f["split"] == split], ids, ["prob_0", "prob_1"], path) for f, path in zip(frames, weak_label_files)]
+    probs = [probabilities(aligned(f[f["split"] == split], ids, ["prob_0", "prob_1"], path), ids, path)
+             for f, path in zip(frames, weak_label_files)]
     return torch.tensor(np.stack(probs, axis=1), dtype=torch.float32)
 
 

