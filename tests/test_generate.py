@@ -57,3 +57,10 @@ def test_batched_generation_equals_one_at_a_time(tiny_llama):
     batched = generate(model, tokenizer, PROMPTS, beams=2, max_new_tokens=6, batch_size=3)
     single = [generate(model, tokenizer, [p], beams=2, max_new_tokens=6, batch_size=1)[0] for p in PROMPTS]
     assert [h.text for h in batched] == [h.text for h in single]
+
+
+def test_greedy_generation_gives_one_best_with_its_log_probability(tiny_llama):
+    model, tokenizer = load_causal(tiny_llama)
+    greedy = generate(model, tokenizer, PROMPTS, beams=1, max_new_tokens=8, batch_size=2)
+    for hyp in greedy:
+        assert hyp.nbest == [hyp.text] and hyp.nbest_scores == [pytest.approx(float(hyp.token_logprobs.sum()))]

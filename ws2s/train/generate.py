@@ -221,7 +221,8 @@ class Hypothesis:
 
 def generate(model, tokenizer, prompts: list[str], *, beams: int, max_new_tokens: int, batch_size: int,
              desc: str = "generate") -> list[Hypothesis]:
-    """Beam search, batched with the KV cache; the best hypothesis with per-token log-probs, and the M-best."""
+    """Beam search (greedy with one beam), batched with the KV cache; the best hypothesis with
+    per-token log-probs, and the M-best (with one beam: the hypothesis and its log-probability)."""
     model.eval()
     padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     results: list[Hypothesis] = []
@@ -229,18 +230,18 @@ def generate(model, tokenizer, prompts: list[str], *, beams: int, max_new_tokens
         batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True).to(model.device)
         with torch.no_grad():
             out = model.generate(**batch, num_beams=beams, num_return_sequences=beams, do_sample=False,
-                                 max_new_tokens=max_new_tokens, output_scores=True, return_dict_in_generate=True,
-                                 early_stopping=True)
+                                 max_new_tokens=max_new_tokens, output_scores=beams > 1, return_dict_in_generate=True,
+                                 early_stopping=beams > 1)
         width = batch["input_ids"].shape[1]
         new_tokens = out.sequences[:, width:].view(-1, beams, out.sequences.shape[1] - width)
-        scores = out.sequences_scores.view(-1, beams)
         chosen = [_strip(tokenizer, row[0].tolist()) for row in new_tokens]
         logprobs = token_logprobs(model, tokenizer, batch, chosen)
+        scores = out.sequences_scores.view(-1, beams).tolist() if beams > 1 else [[float(lp.sum())] for lp in logprobs]
         for i, ids in enumerate(chosen):
             text = tokenizer.decode(ids, clean_up_tokenization_spaces=False)
             starts = starts_from_decoding(lambda k: tokenizer.decode(ids[:k], clean_up_tokenization_spaces=False), len(ids))
             nbest = [tokenizer.decode(_strip(tokenizer, row.tolist()), clean_up_tokenization_spaces=False) for row in new_tokens[i]]
-            results.append(Hypothesis(text, ids, starts, logprobs[i], nbest, scores[i].tolist()))
+            results.append(Hypothesis(text, ids, starts, logprobs[i], nbest, scores[i]))
     tokenizer.padding_side = padding_side
     return results
 
