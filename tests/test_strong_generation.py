@@ -225,3 +225,18 @@ def test_inspect_shows_the_strong_tokenizer_mapping_beside_the_generations(pipel
     assert "strong tokens (Eqn 7 probability under each):" in out and "C_s" in out
     out = inspect(mapped, head=1)
     assert out.startswith(f"{mapped}: hypotheses in the strong tokenizer") and "strong pieces sum" in out
+
+
+def test_joint_decoding_with_a_generator_that_does_not_judge(pipeline, tmp_path):
+    """Table 10: both members' lists pooled, only the second member scores them."""
+    _, splits, weak = pipeline
+    cfg = JointDecodingConfig(members=["w1"], weights=[1.0], prompt="short", beams=2, generators=["w0", "w1"])
+    joint_decode(cfg, splits, [str(weak[s] / "h.parquet") for s in (0, 1)], [str(weak[1] / "model")],
+                 tmp_path / "joint.parquet")
+    joint = pd.read_parquet(tmp_path / "joint.parquet")
+    hyps = [pd.read_parquet(weak[s] / "h.parquet").query("split != 'test'").set_index("id") for s in (0, 1)]
+    for row in joint.itertuples():
+        expected = list(dict.fromkeys(list(hyps[0].loc[row.id, "nbest"][:2]) + list(hyps[1].loc[row.id, "nbest"][:2])))
+        assert list(row.candidates) == expected and len(row.member_logprobs) == 1
+        np.testing.assert_allclose(row.scores, row.member_logprobs[0], rtol=1e-5)
+        assert row.chosen == row.candidates[int(np.argmax(row.member_logprobs[0]))]

@@ -168,6 +168,11 @@ def test_smoke_config_end_to_end(smoke_run):
     for name, settings in (("table8", ["onehot", "target", "full"]), ("table9", ["average", "dynamic", "fixed"]),
                            ("table11", ["m3", "m5", "m10"])):
         assert list(pd.read_csv(workdir / f"results/tables/{name}.csv")["setting"]) == settings
+    # Table 10: a member that generates candidates but does not judge them
+    assert list(pd.read_csv(workdir / "results/tables/table10.csv")["setting"]) == [
+        "ws2: every member generates and judges", "gemma_judges: generators smollm2-d2+gemma3-d2; judges gemma3-d2"]
+    joint = pd.read_parquet(workdir / "results/generation/joint/gemma_judges/m3/seed0.parquet")
+    assert all(len(scores) == 1 for scores in joint["member_logprobs"])  # one judge
     assert len(pd.read_csv(workdir / "results/tables/table5.csv")) == 2  # seed 0 and the mean
     # the Gemma weak model's hypotheses in SmolLM2's tokenizer: same text, same total log-probability
     mapped = pd.read_parquet(workdir / "results/generation/mapped/gemma3-d2/seed0.parquet")

@@ -125,6 +125,7 @@ def cmd_table_ablation(args) -> None:
     params = json.loads(args.params)
     titles = {"table8": "Table 8: soft labels of Bayesian Multi-Weak (SLURP)",
               "table9": "Table 9: weights of Bayesian Multi-Weak (SLURP)",
+              "table10": "Table 10: Joint Decoding with other generators and judges (SLURP)",
               "table11": "Table 11: beams pooled by Joint Decoding (SLURP)"}
     files = [path for _, paths in params["rows"] for path in paths]
     write_table(ablation_table(params["rows"], args.weak, args.ceiling, params["format"]["decimals"]), args.out_stem,
@@ -270,7 +271,7 @@ COMMANDS = {
     "table1": (cmd_table1, "Table 1 (or 3) from weak and ceiling metrics", ["params", "out-stem"],
                {"metrics": {"nargs": "+"}, "--metric": {"choices": ["accuracy", "slu_f1"], "default": "accuracy"}}),
     "table-ablation": (cmd_table_ablation, "Tables 8, 9 and 11 (generation ablations)", ["params", "out-stem"],
-                       {"--table": {"required": True, "choices": ["table8", "table9", "table11"]},
+                       {"--table": {"required": True, "choices": ["table8", "table9", "table10", "table11"]},
                         "--weak": {"nargs": "+", "required": True}, "--ceiling": {"nargs": "+", "required": True}}),
     "generation-splits": (cmd_generation_splits, "SLURP splits for the generation track", ["params", "out-dir"], {}),
     "fig-agreement": (cmd_fig_agreement, "Figure 3: agreement between weak models", ["title", "out"],

@@ -163,6 +163,14 @@ def _check_generation(config: dict) -> None:
     if gen["joint_decoding"]["beams"] > gen["beams"] or ("jd_beams" in gen["ablations"] and gen["beams"] < 10):
         raise Ws2sError(f"config key 'generation.beams' is {gen['beams']}; Joint Decoding pools up to "
                         f"{10 if 'jd_beams' in gen['ablations'] else gen['joint_decoding']['beams']} beams per weak model")
+    for name, subset in gen["joint_decoding"]["subsets"].items():
+        if name in gen["ensembles"]:
+            raise Ws2sError(f"config key 'generation.joint_decoding.subsets.{name}' is also an ensemble's name")
+        for role in ("generators", "judges"):
+            for model in subset[role]:
+                if model not in gen["weak_models"]:
+                    raise Ws2sError(f"config key 'generation.joint_decoding.subsets.{name}.{role}' names '{model}', "
+                                    "which is not among generation.weak_models")
     if gen["ablations"] and not gen["ensembles"]:
         raise Ws2sError("config key 'generation.ablations' needs an ensemble in generation.ensembles")
     slurp = config["data"].get("slurp", {})
@@ -343,11 +351,11 @@ class MappingConfig(StageConfig):
 class JointDecodingConfig(StageConfig):
     """Joint Decoding: the pooled M-best lists of an ensemble, scored by its members."""
 
-    members: list
+    members: list        # the judges: each scores every candidate
     weights: list        # λ_i, one per member
     prompt: str
-    beams: int           # M of each member's list
-
+    beams: int           # M of each generator's list
+    generators: list = field(default_factory=list)  # whose lists are pooled; empty: the members
 
 @dataclass(frozen=True)
 class StrongGenerationConfig(StageConfig):

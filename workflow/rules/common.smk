@@ -372,19 +372,33 @@ def joint_weights(members, ensemble):
     return [1.0 / len(members)] * len(members)
 
 
+# Table 10 (Appendix G.1): Joint Decoding whose candidates come from some weak models and
+# whose scores from others; each subset is a Joint Decoding "ensemble" of its own name.
+JD_SUBSETS = (GEN or {}).get("joint_decoding", {}).get("subsets", {})
+
+
+def joint_roles(name):
+    """(generators, judges) of an ensemble, or of a Table 10 subset."""
+    if name in JD_SUBSETS:
+        return JD_SUBSETS[name]["generators"], JD_SUBSETS[name]["judges"]
+    return GEN["ensembles"][name], GEN["ensembles"][name]
+
+
 def joint_params(wildcards):
-    members = GEN["ensembles"][wildcards.ensemble]
-    return canonical({"members": members, "weights": joint_weights(members, wildcards.ensemble),
+    generators, judges = joint_roles(wildcards.ensemble)
+    weights = joint_weights(judges, wildcards.ensemble) if wildcards.ensemble in GEN["ensembles"] else \
+        [1.0 / len(judges)] * len(judges)
+    return canonical({"members": judges, "weights": weights, "generators": generators,
                       "prompt": GEN["prompt"], "beams": int(wildcards.m)})
 
 
 def joint_inputs(wildcards):
-    members = GEN["ensembles"][wildcards.ensemble]
+    generators, judges = joint_roles(wildcards.ensemble)
     return {
         "strong_train": "results/generation/splits/strong_train.parquet",
         "val": "results/generation/splits/val.parquet",
-        "hypotheses": [gen_hypotheses(m, wildcards.seed) for m in members],
-        "weak_models": [gen_model_dir(m, wildcards.seed) for m in members],
+        "hypotheses": [gen_hypotheses(m, wildcards.seed) for m in generators],
+        "weak_models": [gen_model_dir(m, wildcards.seed) for m in judges],
     }
 
 
@@ -413,6 +427,9 @@ def gen_members(method, source):
         return []
     if base == "single":
         return [source]
+    if source in JD_SUBSETS:  # the weak models a Table 10 run draws on: PGR is against them
+        generators, judges = joint_roles(source)
+        return list(dict.fromkeys(generators + judges))
     return GEN["ensembles"][source]
 
 
@@ -546,6 +563,12 @@ def ablation_method(variant):
 
 def ablation_rows(table):
     """(label, metrics files over seeds) per row of an ablation table."""
+    if table == "table10":
+        main = ablation_ensemble()
+        return [(f"{main}: every member generates and judges",
+                 [gen_run(ablation_method("jointdecoding"), main, "noaux", seed) for seed in GEN_SEEDS])] + [
+            (f"{name}: generators {'+'.join(s['generators'])}; judges {'+'.join(s['judges'])}",
+             [gen_run("jointdecoding", name, "noaux", seed) for seed in GEN_SEEDS]) for name, s in JD_SUBSETS.items()]
     _, _, variants = ABLATION_VARIANTS[table]
     return [(variant.partition("-")[2],
              [gen_run(ablation_method(variant), ablation_ensemble(), "noaux", seed) for seed in GEN_SEEDS])
@@ -555,7 +578,8 @@ def ablation_rows(table):
 def ablation_tables():
     if "generation" not in config["tracks"] or not GEN["ensembles"]:
         return []
-    return [table for table, (name, _, _) in ABLATION_VARIANTS.items() if name in GEN["ablations"]]
+    tables = [table for table, (name, _, _) in ABLATION_VARIANTS.items() if name in GEN["ablations"]]
+    return tables + (["table10"] if JD_SUBSETS else [])
 
 
 def ablation_inputs(wildcards):

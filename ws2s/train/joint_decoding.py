@@ -8,7 +8,9 @@ then trains on it as a hard target.
 
 The M-best lists are the first M of each weak model's beam search with `generation.beams`
 beams; for M below that, this is the top of a wider search, not a search with M beams
-(Table 11 varies M without rerunning the weak models).
+(Table 11 varies M without rerunning the weak models). The models whose lists are pooled
+(generators) and those that score (judges) are the ensemble's members, or for Table 10
+(Appendix G.1) two subsets of the weak models: a member may generate and not judge.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ def pooled_candidates(nbest_lists: list[list[str]], m: int) -> list[str]:
 
 def joint_decode(cfg: JointDecodingConfig, split_dir: str | Path, hypothesis_files: list[str],
                  weak_model_dirs: list[str], out: str | Path) -> dict:
+    """`hypothesis_files` are the generators' (their M-best lists are pooled), `weak_model_dirs`
+    the judges' (each scores every candidate); both the members unless Table 10 splits them."""
     # strong_train (the training targets) and val (the no-gold protocol's model selection)
     strong_train = pd.concat([read_parquet(Path(split_dir) / f"{split}.parquet", ["id", "sentence"]).assign(split=split)
                               for split in ("strong_train", "val")], ignore_index=True)
