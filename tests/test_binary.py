@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from ws2s.data import CLASSIFICATION_DATASETS
+from ws2s.data.classification import CLASSIFICATION_DATASETS
 from ws2s.data.binary import SPLITS, Question, content_id, make_splits
 from ws2s.errors import Ws2sError
 

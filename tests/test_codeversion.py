@@ -21,3 +21,35 @@ def test_editing_a_module_changes_only_the_steps_that_run_it(tmp_path, monkeypat
     after = cv.code_version("ws2s.train.strong"), cv.code_version("ws2s.tables")
     cv.module_closure.cache_clear()
     assert after[0] != before[0] and after[1] == before[1]
+
+
+GENERATION_STAGES = ("ws2s.train.weak_generation", "ws2s.train.mapping_stage", "ws2s.train.joint_decoding",
+                     "ws2s.train.strong_generation", "ws2s.train.cdpo_stage", "ws2s.data.generation_splits")
+CLASSIFICATION_ONLY = ("data/classification.py", "train/strong.py", "train/weak.py", "train/features.py",
+                       "label_models.py", "train/label_model_stage.py", "data/binary.py", "data/splits.py")
+
+
+def test_no_stage_imports_another():
+    """A stage's code version covers what it runs: stages share library modules, never each other."""
+    stages = {"ws2s.train.weak", "ws2s.train.strong", "ws2s.train.features", "ws2s.train.label_model_stage",
+              "ws2s.data.splits", *GENERATION_STAGES}
+    for stage in stages:
+        imported = {name.rsplit(".", 1)[0] if name.rsplit(".", 1)[0] in stages else name
+                    for name in cv._imports(cv._module_file(stage))}
+        assert not (imported & stages) - {stage}, stage
+
+
+def test_an_edit_of_a_classification_module_leaves_every_generation_step_as_it_was(tmp_path, monkeypatch):
+    copy = tmp_path / "ws2s"
+    shutil.copytree(cv.PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cv, "PACKAGE_ROOT", copy)
+    cv.module_closure.cache_clear()
+    before = {stage: cv.code_version(stage) for stage in GENERATION_STAGES}
+    strong_before = cv.code_version("ws2s.train.strong")
+    for module in CLASSIFICATION_ONLY:  # the SciQ loader among them
+        with (copy / module).open("a") as handle:
+            handle.write("\n# an edit\n")
+    cv.module_closure.cache_clear()
+    assert {stage: cv.code_version(stage) for stage in GENERATION_STAGES} == before
+    assert cv.code_version("ws2s.train.strong") != strong_before
+    cv.module_closure.cache_clear()

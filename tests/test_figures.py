@@ -1,6 +1,7 @@
 import pandas as pd
 import pytest
 
+from ws2s.errors import Ws2sError
 from ws2s.figures import agreement, heatmap, levenshtein_similarity, pgr_bars
 
 
@@ -10,7 +11,7 @@ def test_agreement_is_accuracy_against_each_other():
     matrix = agreement(preds)
     assert matrix.loc["a", "b"] == 0.5 and matrix.loc["a", "c"] == 0.0 and matrix.loc["b", "c"] == 0.5
     assert (matrix.to_numpy().diagonal() == 1).all() and (matrix == matrix.T).all().all()
-    with pytest.raises(ValueError):
+    with pytest.raises(Ws2sError, match="hold different test examples"):
         agreement({"a": pd.Series([1], index=["x"]), "b": pd.Series([1], index=["y"])})
 
 

@@ -155,7 +155,6 @@ def test_a_killed_preparation_leaves_nothing_and_the_next_start_clears_a_leftove
     import signal
     import subprocess
     import sys
-    import time
 
     root = tmp_path / "models"
     script = ("import time, ws2s.models as m\n"

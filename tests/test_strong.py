@@ -171,7 +171,7 @@ def test_prompted_states_are_the_last_position_of_each_yes_no_question(tiny_llam
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ws2s.data import YES_NO_PROMPTS
+    from ws2s.data.classification import YES_NO_PROMPTS
     from ws2s.train.features import prompted_states, yes_no_prompts
 
     split_dir = tmp_path / "splits"

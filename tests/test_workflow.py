@@ -118,7 +118,7 @@ def test_an_edited_pinned_data_file_is_one_error_naming_it(workdir):
     assert run.returncode != 0
     log = (workdir / "results/logs/generation_splits.log").read_text()
     errors = [line for line in log.splitlines() if line.startswith("ws2s:")]
-    assert errors == [f"ws2s: error: data.slurp.test: data/slurp/test.jsonl does not match the sha256 pinned for it in "
+    assert errors == ["ws2s: error: data.slurp.test: data/slurp/test.jsonl does not match the sha256 pinned for it in "
                       "data/slurp/SHA256SUMS: the file was changed or truncated; restore the original (see "
                       "data/README.md), or update its line if the change is meant"]
     assert not list((workdir / "results").glob("generation/splits/*.parquet"))

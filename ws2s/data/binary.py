@@ -8,13 +8,13 @@ same question and candidate get the same id whatever the seed or split sizes.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ws2s.errors import Ws2sError
+from ws2s.frames import content_id
 
 # val comes last, so adding a validation split leaves the other three as they were.
 SPLITS = ("weak_train", "strong_train", "test", "val")
@@ -25,12 +25,6 @@ class Question:
     text: str  # everything the candidate answers: context and question
     correct: str
     distractors: tuple[str, ...]
-
-
-def content_id(*parts: str) -> str:
-    """A stable 16-hex-digit id of the given strings."""
-    digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()
-    return digest[:16]
 
 
 def question_pairs(dataset: str, question: Question, rng: np.random.Generator) -> list[dict]:

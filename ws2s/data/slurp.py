@@ -13,10 +13,10 @@ import json
 import numpy as np
 import pandas as pd
 
-from ws2s.data.binary import content_id
+from ws2s.frames import content_id
 from ws2s.data.sources import read_jsonl_records
 from ws2s.errors import Ws2sError
-from ws2s.metrics.slu_f1 import checked_spans, gold_examples
+from ws2s.metrics.slu_f1 import checked_spans, gold_examples, score
 
 # The 55 slot types of the paper's prompt, in its order.
 SLOT_TYPES = (
@@ -83,6 +83,16 @@ def parse_slots(text: str) -> dict[str, str] | None:
 def slots_to_entities(slots: dict[str, str]) -> list[dict]:
     """SLURP prediction entities ({type, filler}), one per " & "-joined value."""
     return [{"type": t, "filler": f.strip()} for t, v in slots.items() for f in v.split(VALUE_JOINER) if f.strip()]
+
+
+def slu_scores(test: pd.DataFrame, texts: list[str]) -> dict:
+    """SLU-F1 of generations on test against the official gold; invalid JSON counts as no slots."""
+    slots = [parse_slots(t) for t in texts]
+    gold = {row.id: json.loads(row.gold_entities) for row in test.itertuples()}
+    predictions = {i: slots_to_entities(s or {}) for i, s in zip(test["id"], slots)}
+    result = score(gold, predictions)
+    return {"slu_f1": result.slu_f1, "word_f1": result.word_f1, "char_f1": result.char_f1,
+            "span_f1": result.span_f1, "invalid_json": sum(s is None for s in slots), "n_test": len(test)}
 
 
 def load_utterances(path: str, where: str) -> pd.DataFrame:

@@ -9,7 +9,6 @@ it; nothing ever falls back to other data.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import pandas as pd

@@ -20,7 +20,6 @@ import base64
 import hashlib
 import importlib.metadata
 import importlib.util
-import shutil
 import zipfile
 from pathlib import Path
 

@@ -22,13 +22,13 @@ from ws2s import schemas
 from ws2s.cdpo import (SCORING_BATCH_SIZE, Pair, cdpo_loss, completion_logprobs, judge, preference_scores, select_pairs,
                        sequence_logprobs)
 from ws2s.config import CdpoConfig
-from ws2s.data.slurp import PROMPTS, render_prompt
+from ws2s.data.slurp import PROMPTS, render_prompt, slu_scores
 from ws2s.errors import Ws2sError
+from ws2s.frames import UTTERANCE_COLUMNS
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.train.classify import freeze_for, seed_everything
 from ws2s.train.engine import EngineConfig, checkpoint_dir_for, device, train_loop
-from ws2s.train.generate import decode, decode_texts, encode_pairs, load_causal
-from ws2s.train.weak_generation import GENERATION_BATCH_SIZE, UTTERANCE_COLUMNS, slu_scores
+from ws2s.train.generate import GENERATION_BATCH_SIZE, decode, decode_texts, encode_pairs, load_causal
 
 
 

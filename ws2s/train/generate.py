@@ -22,6 +22,10 @@ from ws2s.train.classify import frozen_blocks, load_tokenizer
 from ws2s.train.engine import PLAIN, EngineConfig, autocast, device, train_loop
 
 
+# Batch size of generation, teacher-forced scoring and frozen-state caching: changes speed only.
+GENERATION_BATCH_SIZE = 16
+
+
 def load_causal(model_path: str):
     from transformers import AutoModelForCausalLM
 

@@ -14,9 +14,9 @@ import pyarrow as pa
 from ws2s import schemas
 from ws2s.config import LabelModelConfig
 from ws2s.errors import Ws2sError
+from ws2s.frames import aligned
 from ws2s.io import read_parquet, write_parquet
 from ws2s.label_models import soft_labels
-from ws2s.train.strong import aligned
 
 SPLITS = ("strong_train", "val")
 

@@ -29,6 +29,7 @@ from torch import nn
 from ws2s import schemas
 from ws2s.config import StrongTrainConfig, canonical
 from ws2s.errors import Ws2sError
+from ws2s.frames import PAIR_COLUMNS, aligned, probabilities, probs_frame
 from ws2s.io import read_json, read_parquet, write_json, write_parquet
 from ws2s.label_models import LABEL_MODELS
 from ws2s.losses import LossConfig, dirichlet_log_strength, training_summary, weak_ensemble_loss
@@ -36,36 +37,11 @@ from ws2s.metrics import accuracy, expected_calibration_error
 from ws2s.train.classify import (EVAL_BATCH_SIZE, NUM_CLASSES, encode, fit, forward_all, freeze_for, load_classifier,
                                  one_hot_targets, predict_probs, seed_everything, token_forward)
 from ws2s.train.engine import EngineConfig, checkpoint_dir_for, is_main_process
-from ws2s.train.weak import PAIR_COLUMNS, probs_frame
 
 # Periodic checkpoints besides the one SIGTERM triggers bound the work a SIGKILL loses; by
 # time, since a 7B ZeRO checkpoint (weights and fp32 optimizer state) is about 100 GB.
 CHECKPOINT_MINUTES = 30
 
-
-
-def aligned(frame: pd.DataFrame, ids: pd.Series, columns: list[str], what: str) -> np.ndarray:
-    """`frame[columns]` in the order of `ids`; every id must be there exactly once."""
-    indexed = frame.set_index("id")
-    if not indexed.index.is_unique:
-        duplicated = indexed.index[indexed.index.duplicated()]
-        raise Ws2sError(f"{what}: id {duplicated[0]} appears more than once ({len(duplicated)} duplicates)")
-    missing = ids[~ids.isin(indexed.index)]
-    if len(missing):
-        raise Ws2sError(f"{what}: no row for id {missing.iloc[0]} ({len(missing)} ids missing)")
-    return indexed.loc[ids, columns].to_numpy()
-
-
-def probabilities(values: np.ndarray, ids: pd.Series, what: str) -> np.ndarray:
-    """Class probabilities [B, K] checked: finite, in [0, 1], each row summing to 1."""
-    values = values.astype(np.float64)
-    bad = ~np.isfinite(values).all(axis=1) | (values < 0).any(axis=1) | (values > 1).any(axis=1) \
-        | (np.abs(values.sum(axis=1) - 1) > 1e-3)
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise Ws2sError(f"{what}: id {ids.iloc[row]} has class probabilities {values[row].tolist()}, not finite ones "
-                        f"in [0, 1] summing to 1 ({int(bad.sum())} such rows)")
-    return values
 
 
 def weak_targets(cfg: StrongTrainConfig, ids: pd.Series, weak_label_files: list[str], split: str) -> torch.Tensor:

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 from ws2s import schemas
 from ws2s.config import StrongGenerationConfig
-from ws2s.data.slurp import PROMPTS, parse_slots, render_prompt
-from ws2s.errors import Ws2sError
+from ws2s.data.slurp import PROMPTS, parse_slots, render_prompt, slu_scores
+from ws2s.frames import UTTERANCE_COLUMNS, align_by_id
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.losses import (LossConfig, aux_targets, dirichlet_log_strength, example_loss, training_summary,
                          weighted_stats)
@@ -38,8 +38,8 @@ from ws2s.mapping import soft_label_rows
 from ws2s.models import save_checkpoint
 from ws2s.train.classify import freeze_for, frozen_blocks, seed_everything
 from ws2s.train.engine import EngineConfig, autocast, checkpoint_dir_for, device, is_main_process, train_loop
-from ws2s.train.generate import FrozenBottom, decode, for_inference, load_causal, target_logits
-from ws2s.train.weak_generation import GENERATION_BATCH_SIZE, UTTERANCE_COLUMNS, slu_scores
+from ws2s.train.generate import (GENERATION_BATCH_SIZE, FrozenBottom, decode, for_inference, load_causal,
+                                 target_logits)
 
 # A training sequence: token ids of prompt + target + EOS, where the target starts, and the
 # target log-probability of each target position (None: one-hot targets).
@@ -91,14 +91,6 @@ def sequence_losses(model, tokenizer, sequences: list[Sequence], step_frac: floa
 # ---- the training data of each method ----------------------------------------------------
 
 
-def _aligned(frame: pd.DataFrame, ids: pd.Series, path: str) -> pd.DataFrame:
-    indexed = frame.set_index("id")
-    missing = ids[~ids.isin(indexed.index)]
-    if len(missing):
-        raise Ws2sError(f"{path}: no row for id {missing.iloc[0]} ({len(missing)} ids missing)")
-    return indexed.loc[ids]
-
-
 def build_sequences(cfg: StrongGenerationConfig, tokenizer, frame: pd.DataFrame, mapped_files: list[str],
                     joint_file: str | None, gold_file: str | None) -> tuple[list[list[Sequence]], np.ndarray]:
     """Per member (or the one target of ceiling / Joint Decoding), each utterance's sequence; and λ [B, N]."""
@@ -112,14 +104,14 @@ def build_sequences(cfg: StrongGenerationConfig, tokenizer, frame: pd.DataFrame,
         return [(p + t + eos, len(p), None) for p, t in zip(prompts, targets)]
 
     if cfg.method == "ceiling":
-        gold = _aligned(read_parquet(gold_file, ["id", "target"]), ids, gold_file)
+        gold = align_by_id(read_parquet(gold_file, ["id", "target"]), ids, gold_file)
         return [from_texts(gold["target"])], np.ones((len(ids), 1))
     if cfg.method == "jointdecoding":
-        joint = _aligned(read_parquet(joint_file, ["id", "chosen"]), ids, joint_file)
+        joint = align_by_id(read_parquet(joint_file, ["id", "chosen"]), ids, joint_file)
         return [from_texts(joint["chosen"])], np.ones((len(ids), 1))
     members, confidence = [], []
     for path in mapped_files:
-        mapped = _aligned(read_parquet(path, [f.name for f in schemas.MAPPED_HYPOTHESES]), ids, path)
+        mapped = align_by_id(read_parquet(path, [f.name for f in schemas.MAPPED_HYPOTHESES]), ids, path)
         members.append([(p + list(t) + eos, len(p), np.asarray(lp, dtype=np.float64))
                         for p, t, lp in zip(prompts, mapped["strong_token_ids"], mapped["target_logprobs"])])
         confidence.append(mapped["weak_mean_logprob"].to_numpy(dtype=np.float64))

@@ -10,25 +10,14 @@ import torch
 
 from ws2s import schemas
 from ws2s.config import WeakTrainConfig
+from ws2s.frames import PAIR_COLUMNS, probs_frame
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.losses import LossConfig
 from ws2s.metrics import accuracy
 from ws2s.train.classify import (encode, fit, freeze_for, load_classifier, one_hot_targets, predict_probs,
                                  seed_everything, token_forward)
 
-PAIR_COLUMNS = [f.name for f in schemas.UNLABELLED_PAIRS]
 GOLD_LOSS = LossConfig(kind="ce")
-
-
-def probs_frame(ids: pd.Series, split: str, probs: np.ndarray) -> pd.DataFrame:
-    """Rows of the weak-label / prediction schema for one split."""
-    return pd.DataFrame({
-        "id": ids.to_numpy(),
-        "split": split,
-        "prob_0": probs[:, 0],
-        "prob_1": probs[:, 1],
-        "pred": probs.argmax(axis=1).astype(np.int8),
-    })
 
 
 def run_weak_classification(cfg: WeakTrainConfig, model_path: str, split_dir: str | Path,

@@ -7,7 +7,6 @@ strong_train, val and test with per-token and per-word log-probabilities and the
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,19 +15,14 @@ import torch
 
 from ws2s import schemas
 from ws2s.config import WeakGenerationConfig
-from ws2s.data.slurp import PROMPTS, parse_slots, render_prompt, slots_to_entities
+from ws2s.data.slurp import PROMPTS, parse_slots, render_prompt, slu_scores
+from ws2s.frames import UTTERANCE_COLUMNS
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.mapping import words_with_log_probs
-from ws2s.metrics.slu_f1 import score
 from ws2s.models import save_checkpoint
 from ws2s.train.classify import freeze_for, seed_everything
 from ws2s.train.engine import EngineConfig
-from ws2s.train.generate import encode_pairs, finetune, for_inference, generate, load_causal
-
-UTTERANCE_COLUMNS = [f.name for f in schemas.UTTERANCES]
-# Batch size of generation and validation: changes speed only.
-GENERATION_BATCH_SIZE = 16
-
+from ws2s.train.generate import GENERATION_BATCH_SIZE, encode_pairs, finetune, for_inference, generate, load_causal
 
 def hypotheses_frame(ids: pd.Series, split: str, hyps) -> pd.DataFrame:
     rows = []
@@ -43,16 +37,6 @@ def hypotheses_frame(ids: pd.Series, split: str, hyps) -> pd.DataFrame:
             "nbest_scores": np.asarray(hyp.nbest_scores, dtype=np.float32),
         })
     return pd.DataFrame(rows)
-
-
-def slu_scores(test: pd.DataFrame, texts: list[str]) -> dict:
-    """SLU-F1 of generations on test against the official gold; invalid JSON counts as no slots."""
-    slots = [parse_slots(t) for t in texts]
-    gold = {row.id: json.loads(row.gold_entities) for row in test.itertuples()}
-    predictions = {i: slots_to_entities(s or {}) for i, s in zip(test["id"], slots)}
-    result = score(gold, predictions)
-    return {"slu_f1": result.slu_f1, "word_f1": result.word_f1, "char_f1": result.char_f1,
-            "span_f1": result.span_f1, "invalid_json": sum(s is None for s in slots), "n_test": len(test)}
 
 
 def run_weak_generation(cfg: WeakGenerationConfig, model_path: str, split_dir: str | Path, out_hypotheses: str | Path,
