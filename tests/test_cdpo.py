@@ -160,7 +160,7 @@ def splits(tmp_path_factory, data_dir):
 
 
 def cdpo_config(**change) -> CdpoConfig:
-    values = dict(seed=0, ensemble="ws2", members=["weak-a", "weak-b"], weights=[0.5, 0.5], prompt="short", beams=1,
+    values = dict(seed=0, ensemble="ws2", members=["weak-a", "weak-b"], weights=[0.5, 0.5], prompt="short", test_beams=1,
                   max_new_tokens=6, start_method="bayesian", start_aux=True, candidates=3, decoding="beam",
                   temperature=1.0, score="sequence_prob", beta=2.0, epsilon=0.1, lr=1e-3, epochs=2, batch_size=2,
                   train_layers="all", engine={"backend": "plain"})

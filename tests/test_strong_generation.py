@@ -31,7 +31,7 @@ def pipeline(tmp_path_factory, data_dir, tiny_llama):
     weak = {}
     for seed in (0, 1):
         cfg = WeakGenerationConfig(model_name=f"w{seed}", model_spec={"path": tiny_llama}, seed=seed, prompt="short",
-                                   epochs=1, batch_size=4, lr=1e-3, val_fraction=0.25, train_layers="all", beams=3,
+                                   epochs=1, batch_size=4, lr=1e-3, val_fraction=0.25, train_layers="all", weak_beams=3,
                                    max_new_tokens=6, engine={"bf16": seed == 1})
         out = root / f"w{seed}"
         run_weak_generation(cfg, tiny_llama, splits, out / "h.parquet", out / "m.json", out / "model")
@@ -59,7 +59,7 @@ def test_mapping_keeps_each_hypothesis_probability(pipeline):
 
 def test_joint_decoding_picks_the_best_weighted_probability(pipeline, tmp_path):
     _, splits, weak = pipeline
-    cfg = JointDecodingConfig(members=["w0", "w1"], weights=[0.3, 0.7], prompt="short", beams=2)
+    cfg = JointDecodingConfig(members=["w0", "w1"], weights=[0.3, 0.7], prompt="short", m=2)
     joint_decode(cfg, splits, [str(weak[s] / "h.parquet") for s in (0, 1)], [str(weak[s] / "model") for s in (0, 1)],
                  tmp_path / "joint.parquet")
     joint = pd.read_parquet(tmp_path / "joint.parquet")
@@ -230,7 +230,7 @@ def test_inspect_shows_the_strong_tokenizer_mapping_beside_the_generations(pipel
 def test_joint_decoding_with_a_generator_that_does_not_judge(pipeline, tmp_path):
     """Table 10: both members' lists pooled, only the second member scores them."""
     _, splits, weak = pipeline
-    cfg = JointDecodingConfig(members=["w1"], weights=[1.0], prompt="short", beams=2, generators=["w0", "w1"])
+    cfg = JointDecodingConfig(members=["w1"], weights=[1.0], prompt="short", m=2, generators=["w0", "w1"])
     joint_decode(cfg, splits, [str(weak[s] / "h.parquet") for s in (0, 1)], [str(weak[1] / "model")],
                  tmp_path / "joint.parquet")
     joint = pd.read_parquet(tmp_path / "joint.parquet")

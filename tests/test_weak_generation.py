@@ -44,7 +44,7 @@ def test_split_sizes_checked(data_dir, tmp_path):
 
 def test_weak_generation_stage(tiny_llama, split_dir, tmp_path):
     cfg = WeakGenerationConfig(model_name="tiny", model_spec={"path": tiny_llama}, seed=0, prompt="short", epochs=1,
-                               batch_size=4, lr=1e-3, val_fraction=0.25, train_layers="all", beams=2, max_new_tokens=6)
+                               batch_size=4, lr=1e-3, val_fraction=0.25, train_layers="all", weak_beams=2, max_new_tokens=6)
     metrics = run_weak_generation(cfg, tiny_llama, split_dir, tmp_path / "h.parquet", tmp_path / "m.json", tmp_path / "model")
     hyps = pd.read_parquet(tmp_path / "h.parquet")
     assert list(hyps.columns) == [f.name for f in schemas.HYPOTHESES]

@@ -160,9 +160,9 @@ def _check_generation(config: dict) -> None:
             if weights is None or len(weights) != len(members) or not sum(weights) > 0:
                 raise Ws2sError(f"config key 'generation.fixed_weights.{ens}' must give {len(members)} weights "
                                 f"with a positive sum (fixed weights are used); got {weights}")
-    if gen["joint_decoding"]["beams"] > gen["beams"] or ("jd_beams" in gen["ablations"] and gen["beams"] < 10):
-        raise Ws2sError(f"config key 'generation.beams' is {gen['beams']}; Joint Decoding pools up to "
-                        f"{10 if 'jd_beams' in gen['ablations'] else gen['joint_decoding']['beams']} beams per weak model")
+    if gen["joint_decoding"]["m"] > gen["weak_beams"] or ("jd_m" in gen["ablations"] and gen["weak_beams"] < 10):
+        raise Ws2sError(f"config key 'generation.weak_beams' is {gen['weak_beams']}; Joint Decoding pools up to "
+                        f"{10 if 'jd_m' in gen['ablations'] else gen['joint_decoding']['m']} beams per weak model")
     for name, subset in gen["joint_decoding"]["subsets"].items():
         if name in gen["ensembles"]:
             raise Ws2sError(f"config key 'generation.joint_decoding.subsets.{name}' is also an ensemble's name")
@@ -331,7 +331,7 @@ class WeakGenerationConfig(StageConfig):
     lr: float
     val_fraction: float
     train_layers: str | int
-    beams: int
+    weak_beams: int      # beam width (1: greedy); each hypothesis keeps this many for Joint Decoding
     max_new_tokens: int
     engine: dict = field(default_factory=dict)  # bf16: autocast in training, bf16 weights in decoding
 
@@ -354,7 +354,7 @@ class JointDecodingConfig(StageConfig):
     members: list        # the judges: each scores every candidate
     weights: list        # λ_i, one per member
     prompt: str
-    beams: int           # M of each generator's list
+    m: int               # M: the first M of each generator's list are pooled
     generators: list = field(default_factory=list)  # whose lists are pooled; empty: the members
 
 @dataclass(frozen=True)
@@ -388,7 +388,7 @@ class CdpoConfig(StageConfig):
     members: list        # the weak models that judge the candidates
     weights: list        # λ_i of Eqn 8, one per member
     prompt: str          # a key of ws2s.data.slurp.PROMPTS
-    beams: int           # test decoding before and after, as the strong stage evaluates
+    test_beams: int      # test decoding before and after, as the strong stage evaluates
     max_new_tokens: int
     start_method: str
     start_aux: bool

@@ -329,7 +329,7 @@ def weak_generation_params(wildcards):
         "model_spec": config["models"][wildcards.model],
         "seed": int(wildcards.seed),
         "prompt": GEN["prompt"],
-        "beams": GEN["beams"],
+        "weak_beams": GEN["weak_beams"],
         "max_new_tokens": GEN["max_new_tokens"],
         "engine": {"bf16": config["engine"]["bf16"]},
         **GEN["weak_training"],
@@ -389,7 +389,7 @@ def joint_params(wildcards):
     weights = joint_weights(judges, wildcards.ensemble) if wildcards.ensemble in GEN["ensembles"] else \
         [1.0 / len(judges)] * len(judges)
     return canonical({"members": judges, "weights": weights, "generators": generators,
-                      "prompt": GEN["prompt"], "beams": int(wildcards.m)})
+                      "prompt": GEN["prompt"], "m": int(wildcards.m)})
 
 
 def joint_inputs(wildcards):
@@ -417,7 +417,7 @@ def gen_method(method):
     if variant in WEIGHTINGS:
         return base, {"weighting": variant}
     if variant.startswith("m"):
-        return base, {"jd_beams": int(variant[1:])}
+        return base, {"jd_m": int(variant[1:])}
     return base, {}
 
 
@@ -439,7 +439,7 @@ def gen_settings(method):
     return {
         "soft_labels": overrides.get("soft_labels", GEN["soft_labels"]["kind"]),
         "weighting": overrides.get("weighting", GEN["weighting"]),
-        "jd_beams": overrides.get("jd_beams", GEN["joint_decoding"]["beams"]),
+        "jd_m": overrides.get("jd_m", GEN["joint_decoding"]["m"]),
     }
 
 
@@ -498,7 +498,7 @@ def gen_strong_inputs(wildcards):
     if base == "ceiling":
         inputs["gold"] = [f"results/generation/splits/{split}_gold.parquet" for split in ("strong_train", "val")]
     elif base == "jointdecoding":
-        m = gen_settings(wildcards.method)["jd_beams"]
+        m = gen_settings(wildcards.method)["jd_m"]
         inputs["joint"] = f"results/generation/joint/{wildcards.source}/m{m}/seed{wildcards.seed}.parquet"
     else:
         inputs["mapped"] = [f"results/generation/mapped/{m}/seed{wildcards.seed}.parquet"
@@ -547,7 +547,7 @@ def gen_strong_metrics():
 ABLATION_VARIANTS = {
     "table8": ("soft_labels", "bayesian", [f"bayesian-{k}" for k in ("onehot", "target", "full")]),
     "table9": ("weighting", "bayesian", [f"bayesian-{w}" for w in WEIGHTINGS]),
-    "table11": ("jd_beams", "jointdecoding", [f"jointdecoding-m{m}" for m in (3, 5, 10)]),
+    "table11": ("jd_m", "jointdecoding", [f"jointdecoding-m{m}" for m in (3, 5, 10)]),
 }
 
 
@@ -674,7 +674,7 @@ def cdpo_params(wildcards):
         "weights": joint_weights(members, wildcards.ensemble),
         "prompt": GEN["prompt"],
         # test decoding before and after, as the strong stage decodes
-        "beams": GEN["decoding"]["beams"],
+        "test_beams": GEN["decoding"]["beams"],
         "max_new_tokens": GEN["decoding"]["max_new_tokens"],
         "engine": engine_slice(),
     })

@@ -109,7 +109,7 @@ def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], 
     test_prompts = [render_prompt(template, s) for s in test["sentence"]]
 
     def evaluate(when: str) -> dict:
-        texts = decode(model, tokenizer, test_prompts, beams=cfg.beams, max_new_tokens=cfg.max_new_tokens,
+        texts = decode(model, tokenizer, test_prompts, beams=cfg.test_beams, max_new_tokens=cfg.max_new_tokens,
                        batch_size=GENERATION_BATCH_SIZE, desc=f"test {when}")
         return slu_scores(test, texts)
 

@@ -6,7 +6,7 @@ models with different vocabularies score the same text), and keep the candidate 
 highest λ-weighted sum of sequence probabilities, log Σ_i λ_i p_i(y). The strong model
 then trains on it as a hard target.
 
-The M-best lists are the first M of each weak model's beam search with `generation.beams`
+The M-best lists are the first M of each weak model's beam search with `generation.weak_beams`
 beams; for M below that, this is the top of a wider search, not a search with M beams
 (Table 11 varies M without rerunning the weak models). The models whose lists are pooled
 (generators) and those that score (judges) are the ensemble's members, or for Table 10
@@ -46,11 +46,11 @@ def joint_decode(cfg: JointDecodingConfig, split_dir: str | Path, hypothesis_fil
         hyps = hyps[hyps["split"].isin(["strong_train", "val"])].set_index("id")
         if not strong_train["id"].isin(hyps.index).all():
             raise Ws2sError(f"{path}: strong_train or val hypotheses missing for some ids")
-        if len(hyps["nbest"].iloc[0]) < cfg.beams:
-            raise Ws2sError(f"{path}: {len(hyps['nbest'].iloc[0])}-best lists, but joint_decoding.beams is {cfg.beams}; "
-                            "raise generation.beams")
+        if len(hyps["nbest"].iloc[0]) < cfg.m:
+            raise Ws2sError(f"{path}: {len(hyps['nbest'].iloc[0])}-best lists, but joint_decoding.m is {cfg.m}; "
+                            "raise generation.weak_beams")
         nbest.append(hyps.loc[strong_train["id"], "nbest"].tolist())
-    candidates = [pooled_candidates([member[u] for member in nbest], cfg.beams) for u in range(len(strong_train))]
+    candidates = [pooled_candidates([member[u] for member in nbest], cfg.m) for u in range(len(strong_train))]
 
     # every (utterance, candidate) flattened, so each weak model scores all in one batched pass
     owner = np.repeat(np.arange(len(candidates)), [len(c) for c in candidates])

@@ -63,7 +63,7 @@ def run_weak_generation(cfg: WeakGenerationConfig, model_path: str, split_dir: s
 
     def run(frame: pd.DataFrame, split: str):
         prompts = [render_prompt(template, s) for s in frame["sentence"]]
-        return generate(model, tokenizer, prompts, beams=cfg.beams, max_new_tokens=cfg.max_new_tokens,
+        return generate(model, tokenizer, prompts, beams=cfg.weak_beams, max_new_tokens=cfg.max_new_tokens,
                         batch_size=GENERATION_BATCH_SIZE, desc=f"generate {split}")
 
     test_hyps = run(test, "test")
