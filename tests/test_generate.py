@@ -64,3 +64,18 @@ def test_greedy_generation_gives_one_best_with_its_log_probability(tiny_llama):
     greedy = generate(model, tokenizer, PROMPTS, beams=1, max_new_tokens=8, batch_size=2)
     for hyp in greedy:
         assert hyp.nbest == [hyp.text] and hyp.nbest_scores == [pytest.approx(float(hyp.token_logprobs.sum()))]
+
+
+def test_an_integer_train_layers_freezes_an_untied_output_layer_too(tokenizers, tmp_path):
+    """Qwen2.5's output layer is stored apart from its embeddings: the CPU configs keep it fixed."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ws2s.train.classify import freeze_for
+
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=3,
+                                         num_attention_heads=2, tie_word_embeddings=False))
+    trainable = freeze_for(model, 1)
+    assert not model.lm_head.weight.requires_grad and not model.get_input_embeddings().weight.requires_grad
+    assert all(p.requires_grad for p in model.model.layers[2].parameters())
+    assert not any(p.requires_grad for p in model.model.layers[1].parameters())
+    assert trainable == sum(p.numel() for p in model.model.layers[2].parameters()) + model.model.norm.weight.numel()

@@ -73,14 +73,16 @@ def freeze_for(model: nn.Module, train_layers: str | int) -> int:
     """Freeze the embeddings and all but the top `train_layers` blocks; return trainable count.
 
     `all` trains everything, as the paper does; an integer K keeps the embeddings and the
-    bottom blocks fixed and trains the top K blocks, the final norm and the head, for
-    CPU-sized runs. A causal LM whose output layer is tied to its input embeddings
-    (SmolLM2, Gemma 3) keeps that output layer fixed too.
+    bottom blocks fixed and trains the top K blocks, the final norm and (a classifier) the
+    head, for CPU-sized runs. A causal LM keeps its output layer fixed too, tied to the input
+    embeddings (SmolLM2, Gemma 3) or not (Qwen2.5's: 136M parameters).
     """
     if train_layers != "all":
         layers = _layer_stack(model)
         frozen = [layers[i] for i in range(frozen_blocks(model, train_layers))]
         frozen.append(model.get_input_embeddings())
+        if getattr(model, "get_output_embeddings", None) and model.get_output_embeddings() is not None:
+            frozen.append(model.get_output_embeddings())
         frozen += [m for name, m in model.named_modules() if name.endswith("embeddings")]
         for module in frozen:
             for param in module.parameters():

@@ -1,0 +1,104 @@
+"""The search behind the CPU configs' strong-training settings, on validation data only.
+
+Run on demand, after the embedded default has made its splits, weak labels and features:
+    python tests/benchmarks/search.py classification [--seeds 0 1]
+    python tests/benchmarks/search.py generation [--seeds 0]
+
+Per setting (epochs x learning rate; for generation also the trained top blocks) it trains
+the strong ceiling on gold, as the paper's protocol does (Appendix C: settings tuned for the
+ceiling on gold validation data, then reused by every Weak-to-Strong method), and reports
+its gold validation score; for classification also what each single-weak run's own
+protocol reads, its weak-labelled validation loss, and that run's validation accuracy
+against gold (shown for the record, never used to choose). No test score is computed.
+Runs go to results/search/; a Markdown table to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ws2s.config import StrongGenerationConfig, StrongTrainConfig, load
+
+CONFIGS = ("config.yaml", "workflow/configs/small.yaml")
+
+
+def classification(config: dict, seeds: list[int]) -> None:
+    from ws2s.train.strong import run_strong_classification
+
+    cls = config["classification"]
+    dataset = cls["datasets"][0]
+    split_dir = Path(f"results/classification/{dataset}/splits")
+    features = f"results/classification/{dataset}/strong/features/{cls['strong_model']}.parquet"
+    gold = [str(split_dir / f"{s}_gold.parquet") for s in ("strong_train", "val")]
+    weak = cls["weak_models"][dataset]
+    grid = list(itertools.product([1, 2, 4, 8], [3e-5, 1e-4, 3e-4, 1e-3]))
+    print(f"{dataset}: strong {cls['strong_model']}, head {cls['strong_training']['head']}, seeds {seeds}; "
+          "means over seeds, validation only\n")
+    print("| epochs | lr | ceiling val accuracy (gold; the paper's protocol chooses by it) | " +
+          " | ".join(f"W2S({m}): epoch the no-gold protocol keeps" for m in weak) + " |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in weak) + " |")
+    base = dict(model_name=cls["strong_model"], model_spec={}, max_length=cls["max_length"],
+                batch_size=cls["strong_training"]["batch_size"], train_layers=0, head=cls["strong_training"]["head"],
+                weights=[1.0], loss={"kind": "ce"})
+    for epochs, lr in grid:
+        ceiling, kept = [], {m: [] for m in weak}
+        for seed in seeds:
+            out = Path(f"results/search/classification/e{epochs}-lr{lr:g}/seed{seed}")
+            cfg = StrongTrainConfig(**base, method="ceiling", members=[], seed=seed, epochs=epochs, lr=lr)
+            ceiling.append(run_strong_classification(cfg, None, split_dir, [], gold, features,
+                                                      out / "ceiling" / "p.parquet", out / "ceiling" / "m.json")
+                           ["val_accuracy"])
+            for member in weak:
+                labels = [f"results/classification/{dataset}/weak/{member}/seed{seed}/labels.parquet"]
+                cfg = replace(cfg, method="single", members=[member])
+                kept[member].append(run_strong_classification(cfg, None, split_dir, labels, [], features,
+                                                              out / member / "p.parquet", out / member / "m.json")
+                                    ["selected_epoch"])
+        print(f"| {epochs} | {lr:g} | {100 * np.mean(ceiling):.1f} | " +
+              " | ".join(str(kept[m]) for m in weak) + " |", flush=True)
+
+
+def generation(config: dict, seeds: list[int]) -> None:
+    from ws2s.models import resolve
+    from ws2s.train.strong_generation import run_strong_generation
+
+    gen = config["generation"]
+    model = resolve(gen["strong_model"], config["models"][gen["strong_model"]], "results/models")
+    split_dir = Path("results/generation/splits")
+    gold = [str(split_dir / f"{s}_gold.parquet") for s in ("strong_train", "val")]
+    base = dict(model_name=gen["strong_model"], model_spec={}, prompt=gen["prompt"], method="ceiling", members=[],
+                weighting="average", weights=[1.0], loss={"kind": "ce"}, soft_labels={"kind": "onehot", "min_prob": 1e-4},
+                batch_size=gen["strong_training"]["batch_size"], decoding=gen["decoding"],
+                engine={"backend": "plain", "bf16": config["engine"]["bf16"]})
+    grid = [(2, 1e-4, 4), (1, 1e-4, 4), (3, 1e-4, 4), (2, 3e-5, 4), (2, 3e-4, 4), (2, 1e-4, 8)]
+    print(f"generation: strong {gen['strong_model']} ceiling on gold, seeds {seeds}; validation SLU-F1 (gold)\n")
+    print("| epochs | lr | trained top blocks | ceiling val SLU-F1 (gold; chooses) | selected epoch by gold val loss |")
+    print("| --- | --- | --- | --- | --- |")
+    for epochs, lr, layers in grid:
+        scores, picked = [], []
+        for seed in seeds:
+            out = Path(f"results/search/generation/e{epochs}-lr{lr:g}-l{layers}/seed{seed}")
+            cfg = StrongGenerationConfig(**base, seed=seed, epochs=epochs, lr=lr, train_layers=layers)
+            metrics = run_strong_generation(cfg, model, split_dir, [], None, gold, out / "g.parquet", out / "m.json", None)
+            scores.append(metrics["val_slu_f1"])
+            picked.append(metrics["selected_epoch"])
+        print(f"| {epochs} | {lr:g} | {layers} | {100 * np.mean(scores):.1f} | {picked} |", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("track", choices=["classification", "generation"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--config", nargs="+", default=list(CONFIGS))
+    args = parser.parse_args()
+    config = load(*args.config)
+    (classification if args.track == "classification" else generation)(config, args.seeds)
+
+
+if __name__ == "__main__":
+    main()
