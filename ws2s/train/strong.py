@@ -191,9 +191,11 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
         metrics.update(val_losses=[record["val_loss"] for record in result.epochs], selected_epoch=best["epoch"] + 1,
                        test_accuracy_nogold=accuracy(best["test_probs"], labels),
                        test_ece_nogold=expected_calibration_error(best["test_probs"], labels))
-        if cfg.method == "ceiling":  # gold validation: what the paper's protocol tunes the ceiling on
+        val_gold = [f for f in gold_files if Path(f).name == "val_gold.parquet"]
+        if val_gold:  # the ceiling's (what the paper's protocol tunes on); a W2S run's only in the search
+            labels_val = aligned(read_parquet(val_gold[0], ["id", "label"]), frames["val"]["id"], ["label"], val_gold[0])
             metrics["val_accuracy"] = accuracy(predict_probs(forward["val"], modules, len(frames["val"]), loss_cfg),
-                                               val_targets[:, 0].argmax(dim=-1).numpy())
+                                               labels_val[:, 0])
     write_parquet(predictions, out_predictions, schemas.STRONG_PREDICTIONS)
     write_json(metrics, out_metrics)
     return metrics

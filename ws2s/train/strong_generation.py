@@ -152,10 +152,12 @@ def position_uncertainty(log_strength: torch.Tensor, vocab: int) -> dict:
 
 def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_dir: str | Path,
                           mapped_files: list[str], joint_file: str | None, gold_files: list[str],
-                          out_generations: str | Path, out_metrics: str | Path, out_model: str | Path | None) -> dict:
+                          out_generations: str | Path, out_metrics: str | Path, out_model: str | Path | None,
+                          score_test: bool = True) -> dict:
     """One strong run. Every epoch it scores the validation split against its own targets (the
     weak hypotheses; gold for the ceiling): the no-gold protocol keeps the epoch of the lowest
-    validation loss, the paper's protocol the last (its settings chosen for the ceiling)."""
+    validation loss, the paper's protocol the last (its settings chosen for the ceiling).
+    `score_test` False (the settings search) decodes no test utterance and writes no generations."""
     split_dir = Path(split_dir)
     # strong_train.parquet and val.parquet have sentences only: the gold targets are handed to
     # the ceiling alone.
@@ -210,11 +212,11 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
             return decoded, {}
         return decoded[0], position_uncertainty(decoded[1], model.get_output_embeddings().weight.shape[0])
 
-    texts, uncertainty = decode_test()
+    texts, uncertainty = decode_test() if score_test else ([], {})
     metrics = {
         "method": cfg.method, "members": cfg.members, "weighting": cfg.weighting, "weights": cfg.weights,
         "aux": loss_cfg.aux, "soft_labels": cfg.soft_labels["kind"], "seed": cfg.seed, "model": cfg.model_name,
-        "role": "strong", **slu_scores(test, texts),
+        "role": "strong", **(slu_scores(test, texts) if score_test else {}),
         "params": sum(p.numel() for p in model.parameters()),
         "train_seconds": round(result.seconds, 1), "final_train_loss": float(np.mean(result.losses[-5:])),
         **training_summary(result.stats, loss_cfg), **uncertainty,
@@ -225,14 +227,17 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
             metrics["val_slu_f1"] = slu_scores(val, decode(model, tokenizer, [
                 render_prompt(PROMPTS[cfg.prompt], s) for s in frames["val"]["sentence"]], beams=cfg.decoding["beams"],
                 max_new_tokens=cfg.decoding["max_new_tokens"], batch_size=GENERATION_BATCH_SIZE))["slu_f1"]
-        metrics.update(val_losses=result.epochs, selected_epoch=best["epoch"] + 1, slu_f1_nogold=metrics["slu_f1"])
-        if best["epoch"] + 1 < cfg.epochs:  # the no-gold protocol stopped earlier: its model's own test score
+        metrics.update(val_losses=result.epochs, selected_epoch=best["epoch"] + 1)
+        if score_test:
+            metrics["slu_f1_nogold"] = metrics["slu_f1"]
+        if score_test and best["epoch"] + 1 < cfg.epochs:  # the no-gold protocol stopped earlier: its own test score
             with torch.no_grad():
                 for name, p in trainable:
                     p.copy_(best["state"][name])
             metrics["slu_f1_nogold"] = slu_scores(test, decode_test()[0])["slu_f1"]
-    generations = pd.DataFrame({"id": test["id"].to_numpy(), "text": texts,
-                                "valid_json": [parse_slots(t) is not None for t in texts]})
-    write_parquet(generations, out_generations, schemas.GENERATIONS)
+    if score_test:
+        generations = pd.DataFrame({"id": test["id"].to_numpy(), "text": texts,
+                                    "valid_json": [parse_slots(t) is not None for t in texts]})
+        write_parquet(generations, out_generations, schemas.GENERATIONS)
     write_json(metrics, out_metrics)
     return metrics
