@@ -65,6 +65,8 @@ CONFIG_CASES = {
                                        "ws2: [minilm-l6, mpnet-base]}}}", r"snorkel \(classification.methods\) need three"),
     "odd split size": ("classification: {split_sizes: {val: 3}}", r"'classification.split_sizes.val' has value 3"),
     "a probability outside (0, 1)": ("classification: {class_balance: 1.5}", r"'classification.class_balance' has value 1.5"),
+    "a readout head on a finetuned backbone": ("classification: {strong_training: {train_layers: 2}}",
+                                               r"'classification.strong_training.head': readout .* needs train_layers: 0; got 2"),
 }
 
 
@@ -394,3 +396,11 @@ def test_a_full_disk_leaves_no_file_and_says_so(tmp_path, capsys, monkeypatch):
 def test_a_parameter_string_that_is_not_json(capsys, tmp_path):
     one_error(capsys, ws2s(["splits", "--params", "{dataset: cosmosqa", "--out-dir", str(tmp_path)]),
               r"--params is not valid JSON")
+
+
+@pytest.mark.parametrize("params, pattern", [
+    ("[1, 2]", r"--params: SplitConfig needs a JSON object; got list"),
+    ('{"dataset": "cosmosqa", "no_such_key": 1}', r"--params do not fit SplitConfig: unknown keys \['no_such_key'\]; missing keys"),
+])
+def test_parameters_that_do_not_fit_the_stage_are_one_line(params, pattern, capsys, tmp_path):
+    one_error(capsys, ws2s(["splits", "--params", params, "--out-dir", str(tmp_path)]), pattern)

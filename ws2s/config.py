@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import jsonschema
@@ -99,6 +99,10 @@ def _check_references(config: dict) -> None:
             need_model(spec["from"], f"models.{name}.from")
     cls = config["classification"]
     need_model(cls["strong_model"], "classification.strong_model")
+    strong_training = cls["strong_training"]
+    if strong_training.get("head") == "readout" and strong_training.get("train_layers", 0) != 0:
+        raise Ws2sError("config key 'classification.strong_training.head': readout is a linear probe on cached "
+                        f"prompted states and needs train_layers: 0; got {strong_training['train_layers']}")
     weak_anywhere = {m for models in cls["weak_models"].values() for m in models}
     for name in cls["weak_training"]["lr_per_model"]:
         if name not in weak_anywhere:
@@ -256,6 +260,16 @@ class StageConfig:
 
     @classmethod
     def from_params(cls, params: dict):
+        if not isinstance(params, dict):
+            raise Ws2sError(f"--params: {cls.__name__} needs a JSON object; got {type(params).__name__}")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(params) - names)
+        missing = sorted(f.name for f in fields(cls) if f.name not in params
+                         and f.default is MISSING and f.default_factory is MISSING)
+        if unknown or missing:
+            raise Ws2sError(f"--params do not fit {cls.__name__}: "
+                            + "; ".join(p for p in (f"unknown keys {unknown}" if unknown else "",
+                                                    f"missing keys {missing}" if missing else "") if p))
         return cls(**params)
 
 

@@ -11,6 +11,16 @@ import pandas as pd
 from ws2s.io import atomic_path
 
 
+def save_figure(fig, path: str | Path) -> None:
+    """Write `fig` as a PNG in one step (no half-written file) and free it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+
+
 def agreement(predictions: dict[str, pd.Series]) -> pd.DataFrame:
     """Classification: the share of examples on which model a's predicted class equals b's
     (a's accuracy against b as gold); predictions are indexed by example id."""
@@ -78,10 +88,7 @@ def heatmap(matrix: pd.DataFrame, title: str, path: str | Path) -> None:
             ax.text(j, i, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.6 else "black")
     fig.colorbar(image, ax=ax, fraction=0.046)
     ax.set_title(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def pgr_bars(results: pd.DataFrame, title: str, path: str | Path) -> None:
@@ -110,10 +117,7 @@ def pgr_bars(results: pd.DataFrame, title: str, path: str | Path) -> None:
     ax.set_ylabel("PGR (%)")
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def reliability_figure(runs: dict[tuple[str, str], list[str]], test_file: str, title: str, out: str | Path) -> dict:
@@ -148,8 +152,5 @@ def reliability_figure(runs: dict[tuple[str, str], list[str]], test_file: str, t
         ax.set_ylabel("accuracy")
         ax.set_title(f"{title}, {'with' if aux == 'aux' else 'without'} aux")
         ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save_figure(fig, out)
     return eces

@@ -50,7 +50,7 @@ def used_models(config: dict) -> list[str]:
     return chain
 
 
-def layer_count(name: str, spec: dict, registry: dict) -> int | None:
+def layer_count(name: str, spec: dict) -> int | None:
     """The blocks of a model, where a local file says so without loading it (else None)."""
     import json
 
@@ -95,7 +95,7 @@ def check_sources(config: dict) -> None:
     for name in used_models(config):  # once every source is known to be there
         spec, key = registry[name], f"models.{name}"
         if "from" in spec:
-            parent = layer_count(spec["from"], registry[spec["from"]], registry)
+            parent = layer_count(spec["from"], registry[spec["from"]])
             if parent is not None and not 1 <= spec["num_layers"] <= parent:
                 raise Ws2sError(f"{key}.num_layers: {spec['num_layers']} is not in 1..{parent}, the blocks of "
                                 f"{spec['from']}")

@@ -145,7 +145,10 @@ def predict_probs(forward: Forward, modules: Sequence[nn.Module], n: int, loss_c
     """Class probabilities [n, K] in example order (softmax, or α/α_0 after EDL)."""
     for m in modules:
         m.eval()
-    return forward_all(forward, n, lambda logits: predict(logits, loss_cfg)).astype(np.float32)
+    # in full precision whether or not a training loop's autocast is on: both protocols' test
+    # scores of the same weights then agree
+    with torch.autocast(next(modules[0].parameters()).device.type, enabled=False):
+        return forward_all(forward, n, lambda logits: predict(logits, loss_cfg)).astype(np.float32)
 
 
 def one_hot_targets(labels: np.ndarray) -> torch.Tensor:

@@ -409,6 +409,8 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
                     where = f"checkpoint in {checkpoint_dir}" if checkpoint_dir is not None else "no checkpoint dir"
                     raise Interrupted(f"{desc}: SIGTERM; stopped after step {done}/{total} ({where}); rerun to resume")
             if on_epoch_end is not None and len(epoch_records) == epoch:  # not yet recorded before a resume
+                for m in modules:  # validation without dropout
+                    m.eval()
                 with torch.no_grad(), runner.autocast():
                     epoch_records.append(on_epoch_end(epoch))
                 for m in modules:

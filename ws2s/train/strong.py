@@ -48,6 +48,8 @@ def weak_targets(cfg: StrongTrainConfig, ids: pd.Series, weak_label_files: list[
     """[B, N, K] soft targets of the method on `split`: its members' weak labels, or (a label
     model's method) that model's posterior from the label-model file."""
     if cfg.method in LABEL_MODELS:
+        if len(weak_label_files) != 1:
+            raise Ws2sError(f"method {cfg.method} reads one label-model file; got {len(weak_label_files)}")
         path, = weak_label_files
         frame = read_parquet(path, ["id", "split", cfg.method])
         p1 = aligned(frame[frame["split"] == split], ids, [cfg.method], path)[:, 0]
@@ -146,11 +148,15 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
 
     val_cfg = replace(loss_cfg, aux=False)  # the objective itself, at the end of its KL annealing
 
+    def val_batch_loss(begin: int) -> float:
+        indices = list(range(begin, min(begin + EVAL_BATCH_SIZE, len(frames["val"]))))
+        logits = forward["val"](indices)
+        loss = weak_ensemble_loss(logits, val_targets[indices].to(logits.device), weights.to(logits.device), 1.0,
+                                  val_cfg)[0]
+        return loss.item() * len(indices)
+
     def validate(epoch: int) -> dict:
-        losses = [weak_ensemble_loss(forward["val"](list(range(b, min(b + EVAL_BATCH_SIZE, len(frames["val"]))))),
-                                     val_targets[b:b + EVAL_BATCH_SIZE], weights, 1.0, val_cfg)[0].item()
-                  * min(EVAL_BATCH_SIZE, len(frames["val"]) - b)
-                  for b in range(0, len(frames["val"]), EVAL_BATCH_SIZE)]
+        losses = [val_batch_loss(b) for b in range(0, len(frames["val"]), EVAL_BATCH_SIZE)]
         return {"epoch": epoch, "val_loss": sum(losses) / len(frames["val"]),
                 "test_probs": predict_probs(forward["test"], modules, len(test), loss_cfg)}
 

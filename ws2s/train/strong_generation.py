@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from ws2s import schemas
 from ws2s.config import StrongGenerationConfig
 from ws2s.data.slurp import PROMPTS, parse_slots, render_prompt, slu_scores
+from ws2s.errors import Ws2sError
 from ws2s.frames import UTTERANCE_COLUMNS, align_by_id
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.losses import (LossConfig, aux_targets, dirichlet_log_strength, example_loss, training_summary,
@@ -227,14 +228,22 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
             metrics["val_slu_f1"] = slu_scores(val, decode(model, tokenizer, [
                 render_prompt(PROMPTS[cfg.prompt], s) for s in frames["val"]["sentence"]], beams=cfg.decoding["beams"],
                 max_new_tokens=cfg.decoding["max_new_tokens"], batch_size=GENERATION_BATCH_SIZE))["slu_f1"]
-        metrics.update(val_losses=result.epochs, selected_epoch=best["epoch"] + 1)
+        # from the checkpointed record of every epoch's loss, so a resumed run selects as a whole one does
+        losses = np.asarray(result.epochs, dtype=np.float64)
+        if np.isnan(losses).all():
+            raise Ws2sError(f"{out_metrics}: every epoch's validation loss is NaN; the no-gold protocol has no epoch")
+        selected = int(np.nanargmin(losses))
+        metrics.update(val_losses=result.epochs, selected_epoch=selected + 1)
         if score_test:
             metrics["slu_f1_nogold"] = metrics["slu_f1"]
-        if score_test and best["epoch"] + 1 < cfg.epochs:  # the no-gold protocol stopped earlier: its own test score
-            with torch.no_grad():
-                for name, p in trainable:
-                    p.copy_(best["state"][name])
-            metrics["slu_f1_nogold"] = slu_scores(test, decode_test()[0])["slu_f1"]
+        if score_test and selected + 1 < cfg.epochs:  # the no-gold protocol stopped earlier: its own test score
+            if best.get("epoch") == selected:
+                with torch.no_grad():
+                    for name, p in trainable:
+                        p.copy_(best["state"][name])
+                metrics["slu_f1_nogold"] = slu_scores(test, decode_test()[0])["slu_f1"]
+            else:  # that epoch ended before a resume: its weights were not checkpointed
+                metrics["slu_f1_nogold"] = math.nan
     if score_test:
         generations = pd.DataFrame({"id": test["id"].to_numpy(), "text": texts,
                                     "valid_json": [parse_slots(t) is not None for t in texts]})
