@@ -37,7 +37,7 @@ CLASSIFICATION = {
 
 # the generation track's settings (workflow/configs/small.yaml and config.yaml)
 GEN_AUX = dict(aux=True, gamma_max=0.2, warmup_frac=0.25, balanced_threshold=False)
-CPU_EDL = dict(kind="edl", kl_weight=1e-4, kl_clamp=2e5, centre_logits=True, kl_top_k=64)
+CPU_EDL = dict(kind="edl", kl_weight=1e-5, kl_clamp=2e5, centre_logits=True, kl_top_k=64)
 TOKEN_LEVEL = {
     "cross-entropy (Eqn 1, one member)": LossConfig(kind="ce"),
     "cross-entropy + aux": LossConfig(kind="ce", **GEN_AUX),
