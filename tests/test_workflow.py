@@ -213,8 +213,10 @@ def test_one_weak_learning_rate_reruns_that_model_and_what_reads_it(smoke_run):
     assert len(strong) == 2 * (1 + 3)  # single/minilm-l2 and the three ws3 methods, aux off and on
     assert all("source=minilm-l2" in w or "source=ws3" in w for w in strong)
     assert "prepare_model" not in rules and "strong_features" not in rules and "classification_splits" not in rules
-    assert sorted(set(rules) - {"weak_classify", "strong_classify"}) == ["fig3_classification", "pgr_cosmosqa",
-                                                                           "reliability_cosmosqa", "table1", "table7"]
+    # the ensemble's label models read every member's votes
+    assert [w for r, w in jobs if r == "label_models"] == ["dataset=cosmosqa, ensemble=ws3, seed=0"]
+    assert sorted(set(rules) - {"weak_classify", "strong_classify"}) == [
+        "fig3_classification", "label_models", "pgr_cosmosqa", "reliability_cosmosqa", "table1", "table7"]
 
 
 @pytest.mark.e2e
