@@ -5,6 +5,7 @@ stages share lives here or in a library module (`ws2s.train.classify`, `.generat
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,11 @@ def content_id(*parts: str) -> str:
     """A stable 16-hex-digit id of the given strings."""
     digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()
     return digest[:16]
+
+
+def gold_by_split(gold_files: list[str]) -> dict[str, str]:
+    """The gold files a rule hands over (`{split}_gold.parquet`), by split."""
+    return {Path(f).name.removesuffix("_gold.parquet"): f for f in gold_files}
 
 
 def align_by_id(frame: pd.DataFrame, ids: pd.Series, what: str) -> pd.DataFrame:

@@ -29,7 +29,7 @@ from torch import nn
 from ws2s import schemas
 from ws2s.config import StrongTrainConfig, canonical
 from ws2s.errors import Ws2sError
-from ws2s.frames import PAIR_COLUMNS, aligned, probabilities, probs_frame
+from ws2s.frames import PAIR_COLUMNS, aligned, gold_by_split, probabilities, probs_frame
 from ws2s.io import read_json, read_parquet, write_json, write_parquet
 from ws2s.label_models import LABEL_MODELS
 from ws2s.losses import LossConfig, dirichlet_log_strength, training_summary, weak_ensemble_loss
@@ -71,8 +71,7 @@ def split_targets(cfg: StrongTrainConfig, split: str, ids: pd.Series, weak_label
     """What a run learns from on `split`: gold for the ceiling (the only reader of it), else
     the method's targets from its members' weak labels."""
     if cfg.method == "ceiling":
-        gold = {Path(f).name.removesuffix("_gold.parquet"): f for f in gold_files}
-        return gold_targets(ids, gold[split])
+        return gold_targets(ids, gold_by_split(gold_files)[split])
     return weak_targets(cfg, ids, weak_label_files, split)
 
 
@@ -197,9 +196,9 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
         metrics.update(val_losses=[record["val_loss"] for record in result.epochs], selected_epoch=best["epoch"] + 1,
                        test_accuracy_nogold=accuracy(best["test_probs"], labels),
                        test_ece_nogold=expected_calibration_error(best["test_probs"], labels))
-        val_gold = [f for f in gold_files if Path(f).name == "val_gold.parquet"]
+        val_gold = gold_by_split(gold_files).get("val")
         if val_gold:  # the ceiling's (what the paper's protocol tunes on); a W2S run's only in the search
-            labels_val = aligned(read_parquet(val_gold[0], ["id", "label"]), frames["val"]["id"], ["label"], val_gold[0])
+            labels_val = aligned(read_parquet(val_gold, ["id", "label"]), frames["val"]["id"], ["label"], val_gold)
             metrics["val_accuracy"] = accuracy(predict_probs(forward["val"], modules, len(frames["val"]), loss_cfg),
                                                labels_val[:, 0])
     write_parquet(predictions, out_predictions, schemas.STRONG_PREDICTIONS)

@@ -31,7 +31,7 @@ from ws2s import schemas
 from ws2s.config import StrongGenerationConfig
 from ws2s.data.slurp import PROMPTS, parse_slots, render_prompt, slu_scores
 from ws2s.errors import Ws2sError
-from ws2s.frames import UTTERANCE_COLUMNS, align_by_id
+from ws2s.frames import UTTERANCE_COLUMNS, align_by_id, gold_by_split
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.losses import (LossConfig, aux_targets, dirichlet_log_strength, example_loss, training_summary,
                          weighted_stats)
@@ -164,7 +164,7 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
     # the ceiling alone.
     frames = {split: read_parquet(split_dir / f"{split}.parquet", ["id", "sentence"]) for split in ("strong_train", "val")}
     test = read_parquet(split_dir / "test.parquet", UTTERANCE_COLUMNS)
-    gold = {Path(f).name.removesuffix("_gold.parquet"): f for f in gold_files}
+    gold = gold_by_split(gold_files)
     loss_cfg = LossConfig(**cfg.loss)
     engine = EngineConfig.from_params(cfg.engine)
 
