@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 from dataclasses import MISSING, dataclass, field, fields
@@ -59,11 +60,16 @@ def _one_line(error: jsonschema.ValidationError) -> str:
     return f"config key '{where}' has value {value}; {error.message}"
 
 
+@functools.cache
+def _schema() -> dict:
+    # read once a process: `ws2s validate` validates on load and again in `check`
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
 def validate(config: dict) -> dict:
     """Fill defaults in place, check the schema and cross-references; raise Ws2sError on the first problem."""
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
     _drop_removed(config)
-    errors = list(_Validator(schema).iter_errors(config))
+    errors = list(_Validator(_schema()).iter_errors(config))
     if errors:
         # The most specific error is the deepest one; ties go to schema order.
         raise Ws2sError(_one_line(max(errors, key=lambda e: len(e.absolute_path))))

@@ -190,10 +190,8 @@ def installed_part(dist: str, file: str, key: str) -> Path:
     if record is None or not path.is_file():
         raise Ws2sError(f"{key}.parts: package '{dist}' has no file {file} ({REINSTALL})")
     if record.hash is not None:
-        digest = hashlib.new(record.hash.mode)
         with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
+            digest = hashlib.file_digest(handle, record.hash.mode)
         if base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode() != record.hash.value:
             raise Ws2sError(f"{key}.parts: {file} of package '{dist}' does not match the hash its RECORD gives "
                             f"(altered or truncated); {REINSTALL}")

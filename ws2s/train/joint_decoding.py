@@ -25,6 +25,7 @@ from ws2s.cdpo import judge, preference_scores
 from ws2s.config import JointDecodingConfig
 from ws2s.data.slurp import PROMPTS, render_prompt
 from ws2s.errors import Ws2sError
+from ws2s.frames import align_by_id
 from ws2s.io import read_parquet, write_parquet
 
 
@@ -43,13 +44,11 @@ def joint_decode(cfg: JointDecodingConfig, split_dir: str | Path, hypothesis_fil
     nbest = []
     for path in hypothesis_files:
         hyps = read_parquet(path, ["id", "split", "nbest"])
-        hyps = hyps[hyps["split"].isin(["strong_train", "val"])].set_index("id")
-        if not strong_train["id"].isin(hyps.index).all():
-            raise Ws2sError(f"{path}: strong_train or val hypotheses missing for some ids")
+        hyps = align_by_id(hyps[hyps["split"].isin(["strong_train", "val"])], strong_train["id"], path)
         if len(hyps["nbest"].iloc[0]) < cfg.m:
             raise Ws2sError(f"{path}: {len(hyps['nbest'].iloc[0])}-best lists, but joint_decoding.m is {cfg.m}; "
                             "raise generation.weak_beams")
-        nbest.append(hyps.loc[strong_train["id"], "nbest"].tolist())
+        nbest.append(hyps["nbest"].tolist())
     candidates = [pooled_candidates([member[u] for member in nbest], cfg.m) for u in range(len(strong_train))]
 
     # every (utterance, candidate) flattened, so each weak model scores all in one batched pass

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ws2s import schemas
 from ws2s.config import MappingConfig
 from ws2s.data.slurp import PROMPTS, render_prompt
-from ws2s.errors import Ws2sError
+from ws2s.frames import align_by_id
 from ws2s.io import read_parquet, write_parquet
 from ws2s.mapping import map_batch, starts_from_offsets
 from ws2s.train.generate import encode_pairs, for_inference, load_causal, per_sequence, target_logits
@@ -54,12 +54,7 @@ def map_hypotheses(cfg: MappingConfig, strong_model_path: str, split_dir: str | 
     utterances = pd.concat([read_parquet(Path(split_dir) / f"{split}.parquet", ["id", "sentence"]).assign(split=split)
                             for split in ("strong_train", "val")], ignore_index=True)
     hyps = read_parquet(hypotheses_file, [f.name for f in schemas.HYPOTHESES])
-    hyps = hyps[hyps["split"].isin(["strong_train", "val"])].set_index("id")
-    missing = utterances["id"][~utterances["id"].isin(hyps.index)]
-    if len(missing):
-        raise Ws2sError(f"{hypotheses_file}: no hypothesis for id {missing.iloc[0]} ({len(missing)} strong_train or "
-                        "val utterances missing)")
-    hyps = hyps.loc[utterances["id"]]
+    hyps = align_by_id(hyps[hyps["split"].isin(["strong_train", "val"])], utterances["id"], hypotheses_file)
     texts = list(hyps["text"])
 
     model, tokenizer = load_causal(strong_model_path)

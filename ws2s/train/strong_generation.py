@@ -224,7 +224,7 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
     }
     if "val" in data:
         if cfg.method == "ceiling":  # gold validation: what the paper's protocol tunes the ceiling on
-            val = read_parquet(gold["val"], ["id", "gold_entities"]).set_index("id").loc[frames["val"]["id"]].reset_index()
+            val = align_by_id(read_parquet(gold["val"], ["id", "gold_entities"]), frames["val"]["id"], gold["val"]).reset_index()
             metrics["val_slu_f1"] = slu_scores(val, decode(model, tokenizer, [
                 render_prompt(PROMPTS[cfg.prompt], s) for s in frames["val"]["sentence"]], beams=cfg.decoding["beams"],
                 max_new_tokens=cfg.decoding["max_new_tokens"], batch_size=GENERATION_BATCH_SIZE))["slu_f1"]
