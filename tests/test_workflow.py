@@ -76,6 +76,7 @@ def test_dry_run_bench(workdir):
     assert counts["strong_generate"] == gen_seeds * (1 + 2 + 2) and "cdpo" not in counts
     assert counts["table4"] == 1
 
+
 def test_bad_config_one_line_and_nothing_written(workdir):
     (workdir / "bad.yaml").write_text("classification: {max_length: -3}\n")
     run = snakemake(workdir, "--cores", "1", "--configfile", "bad.yaml")
