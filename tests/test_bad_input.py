@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import DATA, ROOT
+
 from ws2s import schemas
 from ws2s.cli import main as ws2s
 from ws2s.io import write_parquet
@@ -97,6 +97,7 @@ def test_validate_and_the_workflow_agree_on_overlays_that_drop_a_model_and_give_
     """null, then a spec: merged by Snakemake's own update_config in both, so `ws2s validate` and
     the workflow's load give the same verdict, each time."""
     from conftest import copy_repo, snakemake
+
     from ws2s.models import package_dir
 
     (tmp_path / "repo").mkdir()
@@ -120,7 +121,7 @@ def splits(tmp_path, capsys, source: dict, dataset: str = "cosmosqa", sizes: dic
     out = tmp_path / "splits"
     params = {"dataset": dataset, "source": source, "split_seed": 0,
               "sizes": sizes or {"weak_train": 4, "strong_train": 4, "test": 4}}
-    return ws2s(["splits", "--params", json.dumps(params), "--out-dir", str(out)]), out
+    return ws2s(["classification-splits", "--params", json.dumps(params), "--out-dir", str(out)]), out
 
 
 def cosmos_copy(tmp_path, edit) -> str:
@@ -287,7 +288,7 @@ def test_an_empty_prediction_file(tmp_path, capsys):
 def strong_setup(tmp_path):
     """Cosmos QA splits and a weak-label file of every pair, for `ws2s strong-classify` and the label models."""
     split_dir = tmp_path / "splits"
-    assert ws2s(["splits", "--params", json.dumps({"dataset": "cosmosqa", "split_seed": 0,
+    assert ws2s(["classification-splits", "--params", json.dumps({"dataset": "cosmosqa", "split_seed": 0,
                                                    "source": {"source": str(DATA / "cosmosqa" / "valid.csv")},
                                                    "sizes": {"weak_train": 8, "strong_train": 8, "test": 8, "val": 4}}),
                  "--out-dir", str(split_dir)]) == 0
@@ -299,8 +300,8 @@ def strong_setup(tmp_path):
 
 
 def strong_classify(tmp_path, split_dir, label_file) -> int:
-    params = {"model_name": "m", "model_spec": {"path": "x"}, "method": "single", "members": ["w"], "weights": [1.0],
-              "loss": {"kind": "ce"}, "seed": 0, "epochs": 1, "batch_size": 4, "lr": 1e-3, "max_length": 16,
+    params = {"model_name": "m", "model_spec": {"path": "x"}, "dataset": "cosmosqa", "method": "single", "source": "w",
+              "members": ["w"], "weights": [1.0], "loss": {"kind": "ce"}, "seed": 0, "epochs": 1, "batch_size": 4, "lr": 1e-3, "max_length": 16,
               "train_layers": 0}
     out = tmp_path / "run"
     return ws2s(["strong-classify", "--params", json.dumps(params), "--models-root", str(tmp_path),
@@ -371,6 +372,7 @@ def test_figure_3_on_labels_without_pred(strong_setup, tmp_path, capsys):
     folder = tmp_path / "weak" / "m" / "seed0"
     folder.mkdir(parents=True)
     labels.drop(columns="pred").to_parquet(folder / "labels.parquet")
+    (folder / "metrics.json").write_text('{"model": "m", "seed": 0}')
     out = tmp_path / "fig.png"
     one_error(capsys, ws2s(["fig-agreement", "--kind", "classification", "--title", "t", "--out", str(out),
                             str(folder / "labels.parquet")]), r"labels.parquet: missing column\(s\) pred")
@@ -394,7 +396,7 @@ def test_a_full_disk_leaves_no_file_and_says_so(tmp_path, capsys, monkeypatch):
 
 
 def test_a_parameter_string_that_is_not_json(capsys, tmp_path):
-    one_error(capsys, ws2s(["splits", "--params", "{dataset: cosmosqa", "--out-dir", str(tmp_path)]),
+    one_error(capsys, ws2s(["classification-splits", "--params", "{dataset: cosmosqa", "--out-dir", str(tmp_path)]),
               r"--params is not valid JSON")
 
 
@@ -403,4 +405,4 @@ def test_a_parameter_string_that_is_not_json(capsys, tmp_path):
     ('{"dataset": "cosmosqa", "no_such_key": 1}', r"--params do not fit SplitConfig: unknown keys \['no_such_key'\]; missing keys"),
 ])
 def test_parameters_that_do_not_fit_the_stage_are_one_line(params, pattern, capsys, tmp_path):
-    one_error(capsys, ws2s(["splits", "--params", params, "--out-dir", str(tmp_path)]), pattern)
+    one_error(capsys, ws2s(["classification-splits", "--params", params, "--out-dir", str(tmp_path)]), pattern)

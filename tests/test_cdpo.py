@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from ws2s import schemas
-from ws2s.cdpo import cdpo_loss, preference_scores, select_pairs, sequence_logprobs
 from ws2s.config import CdpoConfig, GenerationSplitConfig
-from ws2s.data.generation_splits import write_generation_splits
 from ws2s.data.slurp import PROMPTS as PROMPTS_BY_NAME
 from ws2s.data.slurp import render_prompt
 from ws2s.errors import Ws2sError
-from ws2s.train.cdpo_stage import cdpo_batch_loss, disable_dropout, draw_candidates, run_cdpo
-from ws2s.train.generate import encode_pairs, load_causal
+from ws2s.objectives import cdpo_loss, preference_scores, select_pairs
+from ws2s.stages.cdpo import cdpo_batch_loss, disable_dropout, draw_candidates, run_cdpo
+from ws2s.stages.generation_splits import write_generation_splits
+from ws2s.train.generate import encode_pairs, load_causal, sequence_logprobs
 
 PROMPTS = ['Slots of "wake me at five am": ', 'Slots of "play some jazz in the kitchen please": ', 'Slots of "hi": ']
 COMPLETIONS = ['{"time": "five am"}', "{}", '{"music_genre": "jazz", "house_place": "kitchen"}']

@@ -1,11 +1,14 @@
 import shutil
 
+import pytest
+
 import ws2s.codeversion as cv
 
 
 def test_closure_follows_ws2s_imports():
-    files = {p.relative_to(cv.PACKAGE_ROOT).as_posix() for p in cv.module_closure("ws2s.train.strong")}
-    assert {"train/strong.py", "losses.py", "label_models.py", "train/classify.py", "io.py", "__init__.py"} <= files
+    files = {p.relative_to(cv.PACKAGE_ROOT).as_posix() for p in cv.module_closure("ws2s.stages.strong_classify")}
+    assert {"stages/strong_classify.py", "objectives.py", "label_models.py", "train/classify.py", "io.py",
+            "__init__.py"} <= files
     assert "tables.py" not in files and "cli.py" not in files
 
 
@@ -14,25 +17,26 @@ def test_editing_a_module_changes_only_the_steps_that_run_it(tmp_path, monkeypat
     shutil.copytree(cv.PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(cv, "PACKAGE_ROOT", copy)
     cv.module_closure.cache_clear()
-    before = cv.code_version("ws2s.train.strong"), cv.code_version("ws2s.tables")
-    with (copy / "losses.py").open("a") as handle:
+    before = cv.code_version("ws2s.stages.strong_classify"), cv.code_version("ws2s.tables")
+    with (copy / "train" / "classify.py").open("a") as handle:
         handle.write("\n# an edit\n")
     cv.module_closure.cache_clear()
-    after = cv.code_version("ws2s.train.strong"), cv.code_version("ws2s.tables")
+    after = cv.code_version("ws2s.stages.strong_classify"), cv.code_version("ws2s.tables")
     cv.module_closure.cache_clear()
     assert after[0] != before[0] and after[1] == before[1]
 
 
-GENERATION_STAGES = ("ws2s.train.weak_generation", "ws2s.train.mapping_stage", "ws2s.train.joint_decoding",
-                     "ws2s.train.strong_generation", "ws2s.train.cdpo_stage", "ws2s.data.generation_splits")
-CLASSIFICATION_ONLY = ("data/classification.py", "train/strong.py", "train/weak.py", "train/features.py",
-                       "label_models.py", "train/label_model_stage.py", "data/binary.py", "data/splits.py")
+GENERATION_STAGES = ("ws2s.stages.weak_generate", "ws2s.stages.map_hypotheses", "ws2s.stages.joint_decode",
+                     "ws2s.stages.strong_generate", "ws2s.stages.cdpo", "ws2s.stages.generation_splits")
+CLASSIFICATION_ONLY = ("data/classification.py", "data/binary.py", "train/classify.py", "label_models.py",
+                       "metrics/classification.py", "stages/classification_splits.py", "stages/weak_classify.py",
+                       "stages/strong_features.py", "stages/strong_classify.py", "stages/label_models.py")
 
 
 def test_no_stage_imports_another():
     """A stage's code version covers what it runs: stages share library modules, never each other."""
-    stages = {"ws2s.train.weak", "ws2s.train.strong", "ws2s.train.features", "ws2s.train.label_model_stage",
-              "ws2s.data.splits", *GENERATION_STAGES}
+    stages = {"ws2s.stages.weak_classify", "ws2s.stages.strong_classify", "ws2s.stages.strong_features",
+              "ws2s.stages.label_models", "ws2s.stages.classification_splits", *GENERATION_STAGES}
     for stage in stages:
         imported = {name.rsplit(".", 1)[0] if name.rsplit(".", 1)[0] in stages else name
                     for name in cv._imports(cv._module_file(stage))}
@@ -45,11 +49,16 @@ def test_an_edit_of_a_classification_module_leaves_every_generation_step_as_it_w
     monkeypatch.setattr(cv, "PACKAGE_ROOT", copy)
     cv.module_closure.cache_clear()
     before = {stage: cv.code_version(stage) for stage in GENERATION_STAGES}
-    strong_before = cv.code_version("ws2s.train.strong")
+    strong_before = cv.code_version("ws2s.stages.strong_classify")
     for module in CLASSIFICATION_ONLY:  # the SciQ loader among them
         with (copy / module).open("a") as handle:
             handle.write("\n# an edit\n")
     cv.module_closure.cache_clear()
     assert {stage: cv.code_version(stage) for stage in GENERATION_STAGES} == before
-    assert cv.code_version("ws2s.train.strong") != strong_before
+    assert cv.code_version("ws2s.stages.strong_classify") != strong_before
     cv.module_closure.cache_clear()
+
+
+def test_a_module_that_does_not_exist_is_an_error():
+    with pytest.raises(ValueError, match="ws2s.train.strong"):
+        cv.code_version("ws2s.train.strong")

@@ -109,3 +109,19 @@ def test_cli_exit_code_and_one_line(tmp_path, paper):
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [run.stderr.strip()]
     assert "config key 'seeds'" in run.stderr and '"zero"' in run.stderr
+
+
+def test_nested_stage_configs_are_typed_and_a_bad_one_is_named():
+    from ws2s.config import DecodingConfig, EngineConfig, LossConfig, SoftLabelConfig, StrongGenerationConfig
+
+    params = {"model_name": "m", "model_spec": {}, "seed": 0, "prompt": "short", "method": "bayesian", "source": "ws2",
+              "members": ["a", "b"], "weighting": "average", "weights": [0.5, 0.5],
+              "loss": {"kind": "edl", "kl_weight": 1e-5}, "soft_labels": {"kind": "full", "min_prob": 1e-4},
+              "epochs": 1, "batch_size": 4, "lr": 1e-4, "train_layers": 4, "decoding": {"beams": 1, "max_new_tokens": 8},
+              "engine": {"backend": "plain", "bf16": True}}
+    cfg = StrongGenerationConfig.from_params(params)
+    assert cfg.loss == LossConfig(kind="edl", kl_weight=1e-5)
+    assert cfg.soft_labels == SoftLabelConfig("full", 1e-4) and cfg.decoding == DecodingConfig(1, 8)
+    assert cfg.engine == EngineConfig(backend="plain", bf16=True)
+    with pytest.raises(Ws2sError, match=r"StrongGenerationConfig.decoding does not fit DecodingConfig.*'width'"):
+        StrongGenerationConfig.from_params({**params, "decoding": {"width": 1}})

@@ -12,7 +12,7 @@ TARGETS = ['{"time": "five am"}', '{"music_genre": "jazz"}', "{}"]
 @pytest.mark.parametrize("train_layers", ["all", 1])
 def test_finetune_lowers_validation_loss_and_keeps_the_best(tiny_llama, train_layers):
     """Every weight, or the top block on cached states of the frozen bottom one."""
-    from ws2s.train.classify import freeze_for
+    from ws2s.train.backbone import freeze_for
 
     model, tokenizer = load_causal(tiny_llama)
     freeze_for(model, train_layers)
@@ -70,7 +70,7 @@ def test_an_integer_train_layers_freezes_an_untied_output_layer_too(tokenizers, 
     """Qwen2.5's output layer is stored apart from its embeddings: the CPU configs keep it fixed."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from ws2s.train.classify import freeze_for
+    from ws2s.train.backbone import freeze_for
 
     model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=3,
                                          num_attention_heads=2, tie_word_embeddings=False))

@@ -7,10 +7,10 @@ import pytest
 
 from ws2s import schemas
 from ws2s.config import SplitConfig
-from ws2s.data.splits import write_classification_splits
 from ws2s.errors import Ws2sError
 from ws2s.inspect import inspect
 from ws2s.io import write_parquet
+from ws2s.stages.classification_splits import write_classification_splits
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ws2s.losses import (LossConfig, aux_weight, dirichlet_kl, dirichlet_mean, edl_loss, eqn4_kl, harden,
-                         pooled_top_k, soft_cross_entropy, training_summary, weak_ensemble_loss)
+from ws2s.objectives import (LossConfig, aux_weight, dirichlet_kl, dirichlet_mean, edl_loss, eqn4_kl, harden,
+                             pooled_top_k, soft_cross_entropy, training_summary, weak_ensemble_loss)
 
 torch.manual_seed(0)
 LOGITS = torch.randn(6, 2) * 3

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from ws2s.data.slurp import load_utterances
-from ws2s.mapping import (map_batch, map_hypothesis, soft_label_rows, split_over_pieces, starts_from_decoding,
-                          starts_from_offsets, word_starts)
+from ws2s.mapping import (map_batch, map_hypothesis, split_over_pieces, starts_from_decoding, starts_from_offsets,
+                          word_starts)
+from ws2s.objectives import soft_label_rows
 
 
 def group_starts(text, *token_starts):

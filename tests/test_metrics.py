@@ -3,7 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from ws2s.metrics import accuracy, expected_calibration_error, multi_weak_pgr, pgr, reliability_bins
+from ws2s.metrics.classification import accuracy, expected_calibration_error, reliability_bins
+from ws2s.objectives import multi_weak_pgr, pgr
 
 
 def test_pgr_closed_form():

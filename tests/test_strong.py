@@ -2,16 +2,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import ws2s.train.strong as strong
-from ws2s.train.features import write_features
+import ws2s.stages.strong_classify as strong
 from ws2s import schemas
-from ws2s.metrics import expected_calibration_error
 from ws2s.config import LabelModelConfig, SplitConfig, StrongTrainConfig
-from ws2s.label_models import LABEL_MODELS, soft_labels
-from ws2s.train.label_model_stage import run_label_models
-from ws2s.data.splits import write_classification_splits
 from ws2s.errors import Ws2sError
 from ws2s.io import write_parquet
+from ws2s.label_models import LABEL_MODELS, soft_labels
+from ws2s.metrics.classification import expected_calibration_error
+from ws2s.stages.classification_splits import write_classification_splits
+from ws2s.stages.label_models import run_label_models
+from ws2s.stages.strong_features import write_features
 
 MEMBERS = ["w0", "w1", "w2"]
 
@@ -43,7 +43,9 @@ def setup(tmp_path_factory, data_dir, tiny_bert):
 
 def _cfg(method, members, train_layers=0, aux=False, seed=0):
     kind = "edl" if method == "bayesian" else "ce"
-    return StrongTrainConfig(model_name="tiny", model_spec={"path": "x"}, method=method, members=members,
+    source = "gold" if method == "ceiling" else members[0] if method == "single" else "ens"
+    return StrongTrainConfig(model_name="tiny", model_spec={"path": "x"}, dataset="cosmosqa", method=method,
+                             source=source, members=members,
                              weights=[1 / max(1, len(members))] * max(1, len(members)),
                              loss={"kind": kind, "aux": aux}, seed=seed, epochs=2, batch_size=8, lr=1e-2,
                              max_length=48, train_layers=train_layers)
@@ -172,7 +174,7 @@ def test_prompted_states_are_the_last_position_of_each_yes_no_question(tiny_llam
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ws2s.data.classification import YES_NO_PROMPTS
-    from ws2s.train.features import prompted_states, yes_no_prompts
+    from ws2s.stages.strong_features import prompted_states, yes_no_prompts
 
     split_dir = tmp_path / "splits"
     write_classification_splits(SplitConfig("slurp_intent", {"source": str(data_dir / "slurp")},

@@ -8,16 +8,16 @@ import pytest
 import torch
 
 from ws2s import schemas
-from ws2s.config import (GenerationSplitConfig, JointDecodingConfig, MappingConfig, StrongGenerationConfig,
-                         WeakGenerationConfig)
-from ws2s.data.generation_splits import write_generation_splits
+from ws2s.config import (GenerationSplitConfig, JointDecodingConfig, MappingConfig, SoftLabelConfig,
+                         StrongGenerationConfig, WeakGenerationConfig)
 from ws2s.data.slurp import PROMPTS, render_prompt
-from ws2s.losses import LossConfig
-from ws2s.train.generate import FrozenBottom, encode_pairs, load_causal, target_logits
-from ws2s.train.joint_decoding import joint_decode, pooled_candidates
-from ws2s.train.mapping_stage import map_hypotheses
-from ws2s.train.strong_generation import member_weights, run_strong_generation, sequence_losses, soft_targets
-from ws2s.train.weak_generation import run_weak_generation
+from ws2s.objectives import LossConfig, soft_targets, utterance_weights
+from ws2s.stages.generation_splits import write_generation_splits
+from ws2s.stages.joint_decode import joint_decode, pooled_candidates
+from ws2s.stages.map_hypotheses import map_hypotheses
+from ws2s.stages.strong_generate import run_strong_generation
+from ws2s.stages.weak_generate import run_weak_generation
+from ws2s.train.generate import FrozenBottom, encode_pairs, load_causal, sequence_losses, target_logits
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +88,9 @@ def test_joint_decoding_picks_the_best_weighted_probability(pipeline, tmp_path):
 def test_dynamic_weights_are_a_softmax_of_weak_confidence():
     conf = np.array([[-0.1, -2.0], [-1.0, -1.0]])
     expected = np.exp(conf) / np.exp(conf).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(member_weights("dynamic", [], conf), expected, rtol=1e-12)
-    np.testing.assert_allclose(member_weights("average", [1, 1], conf), 0.5)
-    np.testing.assert_allclose(member_weights("fixed", [1, 3], conf), [[0.25, 0.75]] * 2)
+    np.testing.assert_allclose(utterance_weights("dynamic", [], conf), expected, rtol=1e-12)
+    np.testing.assert_allclose(utterance_weights("average", [0.5, 0.5], conf), 0.5)
+    np.testing.assert_allclose(utterance_weights("fixed", [0.25, 0.75], conf), [[0.25, 0.75]] * 2)
 
 
 def test_soft_target_kinds():
@@ -114,7 +114,7 @@ def test_sequence_loss_is_per_sequence_cross_entropy_at_any_batch_size(tiny_llam
                          ['{"time": "seven"}', "{}", '{"date": "today", "place_name": "paris"}'])
     sequences = [(ids, start, None) for ids, start in items]
     cfg = LossConfig(kind="ce")
-    soft = {"kind": "onehot", "min_prob": 1e-4}
+    soft = SoftLabelConfig(kind="onehot", min_prob=1e-4)
     with torch.no_grad():
         batched, _ = sequence_losses(model, tokenizer, sequences, 0.0, cfg, soft)
         for row, (ids, start) in enumerate(items):
@@ -123,7 +123,7 @@ def test_sequence_loss_is_per_sequence_cross_entropy_at_any_batch_size(tiny_llam
             assert batched[row].item() == pytest.approx(alone.item(), rel=1e-5)
         # soft labels with all mass on the target are the one-hot case
         sure = [(ids, start, np.zeros(len(ids) - start - 1)) for ids, start in items]
-        full, _ = sequence_losses(model, tokenizer, sure, 0.0, cfg, {"kind": "full", "min_prob": 1e-4})
+        full, _ = sequence_losses(model, tokenizer, sure, 0.0, cfg, SoftLabelConfig(kind="full", min_prob=1e-4))
         torch.testing.assert_close(full, batched, rtol=1e-5, atol=1e-6)
         bayesian = LossConfig(kind="edl", kl_weight=1.0, centre_logits=True, kl_top_k=16)
         edl, stats = sequence_losses(model, tokenizer, sequences, 0.5, bayesian, soft)
@@ -184,7 +184,8 @@ def test_strong_generation_methods(pipeline, tiny_llama, method, tmp_path):
     if method == "bayesian":
         loss.update(kl_weight=1e-4, centre_logits=True, kl_top_k=16, kl_clamp=2e5)
     cfg = StrongGenerationConfig(model_name="tiny", model_spec={"path": tiny_llama}, seed=0, prompt="short",
-                                 method=method, members=members, weighting="dynamic" if multi else "average",
+                                 method=method, source="gold" if method == "ceiling" else "ws2", members=members,
+                                 weighting="dynamic" if multi else "average",
                                  weights=[0.5, 0.5] if multi else [1.0], loss=loss,
                                  soft_labels={"kind": "full", "min_prob": 1e-4}, batch_size=4, lr=1e-3,
                                  train_layers=1 if multi else "all", decoding={"beams": 1, "max_new_tokens": 6},

@@ -30,17 +30,21 @@ def _write(path, payload):
     return str(path)
 
 
+def _strong(folder, method, source, seed, accuracy):
+    """A strong run's metrics.json under a name that says nothing: tables read the run's record."""
+    members = [] if method == "ceiling" else [source]
+    return _write(folder / f"run-{method}-{seed}.json", {"method": method, "source": source, "aux": False, "seed": seed,
+                                                         "members": members, "test_accuracy": accuracy})
+
+
 def test_w2s_table_with_ci_and_aux_for_some_methods(tmp_path):
     layout = {"weak_models": ["a"], "ensembles": {}, "methods": ["single"], "aux_variants": ["noaux", "aux"],
               "aux_methods": [], "format": {"decimals": 1, "ci95": True}}
     weak, strong = [], []
     for seed, (w, c, s) in enumerate([(0.60, 0.80, 0.70), (0.60, 0.70, 0.65), (0.50, 0.70, 0.55)]):
-        weak.append(_write(tmp_path / f"weak/a/seed{seed}/metrics.json",
-                           {"model": "a", "seed": seed, "test_accuracy": w}))
-        strong.append(_write(tmp_path / f"strong/ceiling/gold/noaux/seed{seed}/metrics.json",
-                             {"test_accuracy": c, "members": []}))
-        strong.append(_write(tmp_path / f"strong/single/a/noaux/seed{seed}/metrics.json",
-                             {"test_accuracy": s, "members": ["a"]}))
+        weak.append(_write(tmp_path / f"weak{seed}.json", {"model": "a", "seed": seed, "test_accuracy": w}))
+        strong.append(_strong(tmp_path, "ceiling", "gold", seed, c))
+        strong.append(_strong(tmp_path, "single", "a", seed, s))
     table = w2s_table(w2s_results(weak, strong, layout), layout)
     single = table.iloc[1]
     pgrs = np.array([50.0, 50.0, 25.0])  # (s − w)/(c − w) per seed
@@ -68,8 +72,7 @@ def test_a_pgr_whose_gap_is_under_2_points_prints_as_gap_too_small(tmp_path):
 
     layout = {"weak_models": ["a"], "ensembles": {}, "methods": ["single"], "aux_variants": ["noaux"],
               "format": {"decimals": 1, "ci95": True}}
-    weak = [_write(tmp_path / "weak/a/seed0/metrics.json", {"model": "a", "seed": 0, "test_accuracy": 0.600})]
-    strong = [_write(tmp_path / "strong/ceiling/gold/noaux/seed0/metrics.json", {"test_accuracy": 0.615, "members": []}),
-              _write(tmp_path / "strong/single/a/noaux/seed0/metrics.json", {"test_accuracy": 0.61, "members": ["a"]})]
+    weak = [_write(tmp_path / "weak.json", {"model": "a", "seed": 0, "test_accuracy": 0.600})]
+    strong = [_strong(tmp_path, "ceiling", "gold", 0, 0.615), _strong(tmp_path, "single", "a", 0, 0.61)]
     single = w2s_table(w2s_results(weak, strong, layout), layout).iloc[1]
     assert single["PGR (%)"] == GAP_TOO_SMALL and single["accuracy (%)"] == "61.0 ± 0.0"

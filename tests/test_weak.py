@@ -6,9 +6,10 @@ import pytest
 
 from ws2s import schemas
 from ws2s.config import SplitConfig, WeakTrainConfig, canonical
-from ws2s.data.splits import write_classification_splits
-from ws2s.train.classify import freeze_for, load_classifier
-from ws2s.train.weak import run_weak_classification
+from ws2s.stages.classification_splits import write_classification_splits
+from ws2s.stages.weak_classify import run_weak_classification
+from ws2s.train.backbone import freeze_for
+from ws2s.train.classify import load_classifier
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def split_dir(tmp_path_factory, data_dir):
 
 
 def _cfg(seed=0):
-    return WeakTrainConfig(model_name="tiny", model_spec={"path": "x"}, seed=seed, epochs=1, batch_size=8,
+    return WeakTrainConfig(model_name="tiny", model_spec={"path": "x"}, dataset="cosmosqa", seed=seed, epochs=1, batch_size=8,
                            lr=1e-3, max_length=48, train_layers="all")
 
 

@@ -8,9 +8,9 @@ from ws2s import schemas
 from ws2s.config import GenerationSplitConfig, WeakGenerationConfig
 from ws2s.data.slurp import parse_slots
 from ws2s.errors import Ws2sError
+from ws2s.stages.generation_splits import write_generation_splits
+from ws2s.stages.weak_generate import run_weak_generation, slu_scores
 from ws2s.train.generate import load_causal
-from ws2s.data.generation_splits import write_generation_splits
-from ws2s.train.weak_generation import run_weak_generation, slu_scores
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,9 @@ def cmd_validate(args) -> None:
     print("config ok")
 
 
-def cmd_splits(args) -> None:
+def cmd_classification_splits(args) -> None:
     from ws2s.config import SplitConfig
-    from ws2s.data.splits import write_classification_splits
+    from ws2s.stages.classification_splits import write_classification_splits
 
     counts = write_classification_splits(SplitConfig.from_params(json.loads(args.params)), args.out_dir)
     print(json.dumps(counts))
@@ -49,7 +49,7 @@ def cmd_prepare_model(args) -> None:
 def cmd_weak_classify(args) -> None:
     from ws2s.config import WeakTrainConfig
     from ws2s.models import resolve
-    from ws2s.train.weak import run_weak_classification
+    from ws2s.stages.weak_classify import run_weak_classification
 
     _threads()
     cfg = WeakTrainConfig.from_params(json.loads(args.params))
@@ -69,7 +69,7 @@ def cmd_table1(args) -> None:
 
 def cmd_strong_features(args) -> None:
     from ws2s.models import resolve
-    from ws2s.train.features import write_features
+    from ws2s.stages.strong_features import write_features
 
     _threads()
     params = json.loads(args.params)
@@ -80,7 +80,7 @@ def cmd_strong_features(args) -> None:
 def cmd_strong_classify(args) -> None:
     from ws2s.config import StrongTrainConfig
     from ws2s.models import resolve
-    from ws2s.train.strong import run_strong_classification
+    from ws2s.stages.strong_classify import run_strong_classification
 
     _threads()
     cfg = StrongTrainConfig.from_params(json.loads(args.params))
@@ -92,7 +92,7 @@ def cmd_strong_classify(args) -> None:
 
 def cmd_label_models(args) -> None:
     from ws2s.config import LabelModelConfig
-    from ws2s.train.label_model_stage import run_label_models
+    from ws2s.stages.label_models import run_label_models
 
     cfg = LabelModelConfig.from_params(json.loads(args.params))
     print(json.dumps(run_label_models(cfg, args.split_dir, args.weak_labels, args.out)))
@@ -134,7 +134,7 @@ def cmd_table_ablation(args) -> None:
 
 def cmd_generation_splits(args) -> None:
     from ws2s.config import GenerationSplitConfig
-    from ws2s.data.generation_splits import write_generation_splits
+    from ws2s.stages.generation_splits import write_generation_splits
 
     print(json.dumps(write_generation_splits(GenerationSplitConfig.from_params(json.loads(args.params)), args.out_dir)))
 
@@ -142,7 +142,7 @@ def cmd_generation_splits(args) -> None:
 def cmd_weak_generate(args) -> None:
     from ws2s.config import WeakGenerationConfig
     from ws2s.models import resolve
-    from ws2s.train.weak_generation import run_weak_generation
+    from ws2s.stages.weak_generate import run_weak_generation
 
     _threads()
     cfg = WeakGenerationConfig.from_params(json.loads(args.params))
@@ -167,7 +167,7 @@ def cmd_launch(args) -> None:
 def cmd_map_hypotheses(args) -> None:
     from ws2s.config import MappingConfig
     from ws2s.models import resolve
-    from ws2s.train.mapping_stage import map_hypotheses
+    from ws2s.stages.map_hypotheses import map_hypotheses
 
     _threads()
     cfg = MappingConfig.from_params(json.loads(args.params))
@@ -177,7 +177,7 @@ def cmd_map_hypotheses(args) -> None:
 
 def cmd_joint_decode(args) -> None:
     from ws2s.config import JointDecodingConfig
-    from ws2s.train.joint_decoding import joint_decode
+    from ws2s.stages.joint_decode import joint_decode
 
     _threads()
     cfg = JointDecodingConfig.from_params(json.loads(args.params))
@@ -187,7 +187,7 @@ def cmd_joint_decode(args) -> None:
 def cmd_strong_generate(args) -> None:
     from ws2s.config import StrongGenerationConfig
     from ws2s.models import resolve
-    from ws2s.train.strong_generation import run_strong_generation
+    from ws2s.stages.strong_generate import run_strong_generation
 
     _threads()
     cfg = StrongGenerationConfig.from_params(json.loads(args.params))
@@ -199,7 +199,7 @@ def cmd_strong_generate(args) -> None:
 
 def cmd_cdpo(args) -> None:
     from ws2s.config import CdpoConfig
-    from ws2s.train.cdpo_stage import run_cdpo
+    from ws2s.stages.cdpo import run_cdpo
 
     _threads()
     cfg = CdpoConfig.from_params(json.loads(args.params))
@@ -235,14 +235,13 @@ def cmd_fig_pgr(args) -> None:
 
 
 def cmd_fig_reliability(args) -> None:
-    from pathlib import Path
-
     from ws2s.figures import reliability_figure
-    from ws2s.tables import METHOD_LABELS, strong_run_key
+    from ws2s.io import run_record
+    from ws2s.tables import METHOD_LABELS, run_key
 
     runs: dict[tuple[str, str], list[str]] = {}
     for path in args.predictions:
-        method, source, aux, _ = strong_run_key(str(Path(path).with_name("metrics.json")))
+        method, source, aux, _ = run_key(run_record(path))
         runs.setdefault((METHOD_LABELS[method].format(source), aux), []).append(path)
     for (label, aux), ece in reliability_figure(runs, args.test, f"{args.title}: reliability", args.out).items():
         print(f"{label} {aux}: ECE {100 * ece:.2f}%")
@@ -252,7 +251,7 @@ def cmd_fig_reliability(args) -> None:
 COMMANDS = {
     "validate": (cmd_validate, "validate config files (later ones overlay earlier ones)", [],
                  {"configs": {"nargs": "+"}}),
-    "splits": (cmd_splits, "classification splits to Parquet", ["params", "out-dir"], {}),
+    "classification-splits": (cmd_classification_splits, "classification splits to Parquet", ["params", "out-dir"], {}),
     "prepare-model": (cmd_prepare_model, "convert a GGUF or cut down a model into results/models/",
                       ["name", "params", "root"], {}),
     "weak-classify": (cmd_weak_classify, "finetune a weak classifier and write its weak labels",

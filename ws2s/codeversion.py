@@ -57,6 +57,9 @@ def module_closure(module: str) -> tuple[Path, ...]:
 
 def code_version(*modules: str) -> str:
     """sha1 (12 hex digits) of the sources `modules` run."""
+    missing = [m for m in modules if _module_file(m) is None]
+    if missing:  # a moved or renamed module would otherwise hash to nothing and never rerun
+        raise ValueError(f"code_version: no ws2s module {', '.join(missing)}")
     digest = hashlib.sha1()
     for path in sorted({p for m in modules for p in module_closure(m)}):
         digest.update(path.relative_to(PACKAGE_ROOT).as_posix().encode())

@@ -8,6 +8,7 @@ import json
 import os
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import ClassVar
 
 import jsonschema
 import yaml
@@ -261,8 +262,93 @@ def canonical(obj) -> str:
 # ---- typed stage configs -------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LossConfig:
+    kind: str                 # "ce" (Eqns 1-2) or "edl" (Eqns 3-5)
+    aux: bool = False         # add the auxiliary confidence term (Burns et al.; Eqn 5)
+    gamma_max: float = 0.5
+    warmup_frac: float = 0.1
+    balanced_threshold: bool = True  # harden at the weak labels' class balance (else argmax)
+    activation: str = "exp"
+    kl_weight: float = 1.0
+    # eqn4: Σ_k p_k KL(Dir(α̃^(k)) ‖ Dir(1)), the paper's Eqn 4; soft_label: KL(Dir(y + (1 − y)α) ‖ Dir(1)),
+    # the authors' released code
+    kl_target: str = "eqn4"
+    centre_logits: bool = False      # evidence from z − mean z (shift-invariant)
+    kl_clamp: float | None = None    # Section 4.1: the annealed KL clamped to [−c, c] per example
+    kl_top_k: int | None = None      # the KL over the top-k tokens and one pooled class (`pooled_top_k`)
+
+
+DEFAULT_DEEPSPEED_CONFIG = "workflow/deepspeed/zero2.json"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How strong models train: the config's `engine` section."""
+
+    backend: str = "plain"        # plain | deepspeed
+    zero_stage: int = 2
+    bf16: bool = False
+    offload: bool = False         # ZeRO-Offload of the optimizer state to host memory
+    config: str = DEFAULT_DEEPSPEED_CONFIG  # DeepSpeed JSON template; the fields above override it
+
+    @classmethod
+    def from_params(cls, params: dict) -> "EngineConfig":
+        return cls(**params)
+
+    def deepspeed_config(self, micro_batch: int) -> dict:
+        """The template with this config's values filled in."""
+        path = Path(self.config)
+        if not path.is_file():
+            raise Ws2sError(f"engine.config: DeepSpeed config {path} does not exist")
+        ds = json.loads(path.read_text())
+        zero = ds.setdefault("zero_optimization", {})
+        zero["stage"] = self.zero_stage
+        if self.offload:
+            zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+        else:
+            zero.pop("offload_optimizer", None)
+        ds["bf16"] = {**ds.get("bf16", {}), "enabled": self.bf16}
+        ds["train_micro_batch_size_per_gpu"] = micro_batch
+        ds["gradient_accumulation_steps"] = 1
+        ds.pop("train_batch_size", None)  # DeepSpeed derives it from the two above and the world size
+        ds.setdefault("zero_allow_untested_optimizer", True)
+        return ds
+
+
+@dataclass(frozen=True)
+class SoftLabelConfig:
+    """Stage 3's targets of the generation track (`ws2s.objectives.soft_targets`)."""
+
+    kind: str = "full"       # full | target | onehot (Table 8)
+    min_prob: float = 1e-4   # P(s_i) is clamped to [min_prob, 1]
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    """The strong model's decoding of test utterances (and cDPO's before and after)."""
+
+    beams: int = 1           # 1: greedy
+    max_new_tokens: int = 32
+
+
 class StageConfig:
-    """A stage's typed config, built from the canonical JSON its rule passes as params."""
+    """A stage's typed config, built from the canonical JSON its rule passes as params.
+
+    A field named in NESTED is a config of its own: given as a dict (from JSON, or by a
+    caller), it is turned into that dataclass, so stages read `cfg.loss.kind`, never a
+    dict's keys."""
+
+    NESTED: ClassVar[dict[str, type]] = {}
+
+    def __post_init__(self):
+        for name, kind in self.NESTED.items():
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                try:
+                    object.__setattr__(self, name, kind(**value))
+                except TypeError as err:
+                    raise Ws2sError(f"--params: {type(self).__name__}.{name} does not fit {kind.__name__}: {err}") from None
 
     @classmethod
     def from_params(cls, params: dict):
@@ -306,17 +392,22 @@ class TrainConfig(StageConfig):
 class WeakTrainConfig(TrainConfig):
     """A weak classifier finetuned on gold."""
 
+    dataset: str         # recorded in its metrics.json, which the tables read
+
 
 @dataclass(frozen=True)
 class StrongTrainConfig(TrainConfig):
     """One strong-stage run: a method, its weak sources and weights, its loss."""
 
+    dataset: str
     method: str          # ceiling | single | naive | bayesian | a label model (ws2s.label_models)
+    source: str          # the weak model, the ensemble, or gold (the ceiling)
     members: list        # weak models whose labels it reads (empty for the ceiling)
     weights: list        # λ_i, one per member
-    loss: dict           # LossConfig fields
-    engine: dict = field(default_factory=dict)  # ws2s.train.engine.EngineConfig fields; {}: plain PyTorch
+    loss: LossConfig
+    engine: EngineConfig = field(default_factory=EngineConfig)  # the default: plain PyTorch
     head: str = "random"  # readout: the LM's own answer rows (linear probe on prompted states); random
+    NESTED: ClassVar[dict[str, type]] = {"loss": LossConfig, "engine": EngineConfig}
 
 
 @dataclass(frozen=True)
@@ -353,7 +444,8 @@ class WeakGenerationConfig(StageConfig):
     train_layers: str | int
     weak_beams: int      # beam width (1: greedy); each hypothesis keeps this many for Joint Decoding
     max_new_tokens: int
-    engine: dict = field(default_factory=dict)  # bf16: autocast in training, bf16 weights in decoding
+    engine: EngineConfig = field(default_factory=EngineConfig)  # bf16: autocast in training, bf16 weights in decoding
+    NESTED: ClassVar[dict[str, type]] = {"engine": EngineConfig}
 
 
 @dataclass(frozen=True)
@@ -386,17 +478,20 @@ class StrongGenerationConfig(StageConfig):
     seed: int
     prompt: str
     method: str          # ceiling | single | naive | jointdecoding | bayesian
+    source: str          # the weak model, the ensemble (or Table 10 subset), or gold (the ceiling)
     members: list        # weak models whose hypotheses it reads (empty for the ceiling)
     weighting: str       # average | fixed | dynamic
     weights: list        # λ_i for average/fixed, one per member
-    loss: dict           # LossConfig fields
-    soft_labels: dict    # kind (full | target | onehot), min_prob
+    loss: LossConfig
+    soft_labels: SoftLabelConfig
     epochs: int
     batch_size: int
     lr: float
     train_layers: str | int
-    decoding: dict       # beams, max_new_tokens
-    engine: dict         # ws2s.train.engine.EngineConfig fields
+    decoding: DecodingConfig
+    engine: EngineConfig
+    NESTED: ClassVar[dict[str, type]] = {"loss": LossConfig, "soft_labels": SoftLabelConfig,
+                                         "decoding": DecodingConfig, "engine": EngineConfig}
 
 
 @dataclass(frozen=True)
@@ -422,4 +517,5 @@ class CdpoConfig(StageConfig):
     epochs: int
     batch_size: int
     train_layers: str | int
-    engine: dict         # ws2s.train.engine.EngineConfig fields
+    engine: EngineConfig
+    NESTED: ClassVar[dict[str, type]] = {"engine": EngineConfig}

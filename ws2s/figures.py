@@ -50,13 +50,13 @@ def levenshtein_similarity(hypotheses: dict[str, pd.Series]) -> pd.DataFrame:
 def agreement_figure(kind: str, files: list[str], title: str, out: str | Path) -> pd.DataFrame:
     """Figure 3 from weak labels (classification) or weak generations, averaged over seeds.
 
-    `files` are `.../{model}/seed{seed}/FILE` paths, each model's seeds in the same order.
+    `files` are weak runs' outputs, each model's seeds in the same order.
     """
-    from ws2s.io import read_parquet
+    from ws2s.io import read_parquet, run_record
 
     by_model: dict[str, list[str]] = {}
     for path in files:
-        by_model.setdefault(Path(path).parts[-3], []).append(path)
+        by_model.setdefault(run_record(path)["model"], []).append(path)
     matrices = []
     for seed_files in zip(*by_model.values()):
         column = "pred" if kind == "classification" else "text"
@@ -129,7 +129,7 @@ def reliability_figure(runs: dict[tuple[str, str], list[str]], test_file: str, t
     import matplotlib.pyplot as plt
 
     from ws2s.io import read_parquet
-    from ws2s.metrics import expected_calibration_error, reliability_bins
+    from ws2s.metrics.classification import expected_calibration_error, reliability_bins
 
     gold = read_parquet(test_file, ["id", "label"]).set_index("id")["label"]
     variants = list(dict.fromkeys(aux for _, aux in runs))

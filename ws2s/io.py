@@ -130,6 +130,13 @@ def read_json(path: str | Path):
         raise Ws2sError(f"{path}: not valid JSON ({err})") from None
 
 
+def run_record(path: str | Path) -> dict:
+    """The metrics.json written beside `path` by the run that wrote it: what that run was
+    (dataset, model or method and source, aux, seed), so that tables and figures read runs,
+    never the names of their folders."""
+    return read_json(Path(path).with_name("metrics.json"))
+
+
 def read_jsonl(path: str | Path, where: str | None = None) -> list[tuple[int, dict]]:
     """(line number, object) of each non-blank line of a JSON-lines file. A missing file, a line
     that is not a JSON object, text that is not UTF-8 or a file without records is one error

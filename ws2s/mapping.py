@@ -124,29 +124,3 @@ def map_hypothesis(text: str, weak_starts: np.ndarray, weak_logprobs: np.ndarray
                    weighting: str = "confidence") -> np.ndarray:
     """One hypothesis's strong-piece target log-probabilities."""
     return map_batch([text], [weak_starts], [weak_logprobs], [strong_starts], [strong_confidence], weighting)[0]
-
-
-def soft_label_rows(strong_probs, target_ids, target_logprobs, min_prob: float = 1e-4):
-    """Stage 3: soft labels [T, V] for the strong model's positions.
-
-    The target token gets P(s_i) = exp(log P(s_i)), clamped to [min_prob, 1]; the rest,
-    1 − P(s_i), is spread over the other tokens in proportion to the strong model's own
-    (detached) distribution `strong_probs` [T, V], so every row sums to 1 and the
-    target's mass is exact.
-    """
-    import torch
-
-    probs = strong_probs.detach().float()
-    target_p = torch.exp(target_logprobs.float()).clamp(min_prob, 1.0)
-    rows = torch.arange(len(target_ids))
-    others = probs.clone()
-    others[rows, target_ids] = 0.0
-    mass = others.sum(dim=-1, keepdim=True)
-    # A strong distribution with (nearly) all mass on the target leaves nothing to spread
-    # in proportion to: spread uniformly over the other tokens instead.
-    uniform = torch.ones_like(others)
-    uniform[rows, target_ids] = 0.0
-    others = torch.where(mass > 1e-12, others / mass.clamp_min(1e-12), uniform / (others.shape[-1] - 1))
-    soft = others * (1.0 - target_p)[:, None]
-    soft[rows, target_ids] = target_p
-    return soft

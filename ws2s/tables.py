@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ws2s.design import aux_variants_of, w2s_rows
 from ws2s.io import read_json, write_text
-from ws2s.metrics import MIN_GAP, multi_weak_pgr
+from ws2s.objectives import MIN_GAP, multi_weak_pgr
 
 GAP_TOO_SMALL = "n/a (gap too small)"
 METHOD_LABELS = {
@@ -75,15 +76,6 @@ def paired_difference(a: dict, b: dict, scale: float = 100.0) -> tuple[float, fl
     return None if interval is None else (*interval, len(seeds))
 
 
-def aux_variants_of(layout: dict, method: str) -> list[str]:
-    """The aux variants `method` runs: none for the ceiling; `aux` only for the methods in
-    `aux_methods` where the layout names them (a CPU budget may afford aux for a few)."""
-    if method == "ceiling":
-        return ["noaux"]
-    only = layout.get("aux_methods")
-    return [aux for aux in layout["aux_variants"] if aux == "noaux" or only is None or method in only]
-
-
 def to_markdown(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
@@ -101,19 +93,13 @@ def write_table(frame: pd.DataFrame, stem: str | Path, title: str, notes: str = 
 METRICS = {"accuracy": ("test_accuracy", "accuracy (%)"), "slu_f1": ("slu_f1", "SLU-F1 (×100)")}
 
 
-def dataset_of(path: str) -> str:
-    """results/classification/{dataset}/... -> dataset; results/generation/... -> slurp."""
-    parts = Path(path).parts
-    return "slurp" if parts[1] == "generation" else parts[2]
-
-
 def table1(metric_files: list[str], decimals: int, metric: str = "accuracy") -> pd.DataFrame:
     """Tables 1 and 3: per (dataset, model) the parameter count and test score over seeds."""
     key, column = METRICS[metric]
     grouped: dict[tuple, list[dict]] = defaultdict(list)
     for path in metric_files:
         metrics = read_json(path)
-        grouped[(dataset_of(path), metrics["role"], metrics["model"])].append(metrics)
+        grouped[(metrics["dataset"], metrics["role"], metrics["model"])].append(metrics)
     rows = [{
         "dataset": dataset,
         "model": model,
@@ -125,25 +111,9 @@ def table1(metric_files: list[str], decimals: int, metric: str = "accuracy") -> 
     return pd.DataFrame(rows)
 
 
-def strong_run_key(path: str) -> tuple[str, str, str, int]:
-    """.../strong/{method}/{source}/{aux}/seed{seed}/metrics.json -> (method, source, aux, seed)."""
-    parts = Path(path).parts
-    return parts[-5], parts[-4], parts[-3], int(parts[-2].removeprefix("seed"))
-
-
-# The order of an ensemble's rows: the paper's baselines, the label models, the paper's method.
-ENSEMBLE_METHODS = ("naive", "majorityvote", "dawidskene", "glad", "mace", "snorkel", "flyingsquid", "jointdecoding",
-                    "bayesian")
-
-
-def w2s_rows(layout: dict) -> list[tuple[str, str]]:
-    """(method, source) of each row, in the paper's order: ceiling, single weak models, then per ensemble."""
-    rows = [("ceiling", "gold")]
-    if "single" in layout["methods"]:
-        rows += [("single", m) for m in layout["weak_models"]]
-    for ensemble in layout["ensembles"]:
-        rows += [(m, ensemble) for m in ENSEMBLE_METHODS if m in layout["methods"]]
-    return rows
+def run_key(metrics: dict) -> tuple[str, str, str, int]:
+    """(method, source, aux variant, seed) of a strong run, as its metrics.json records it."""
+    return metrics["method"], metrics["source"], "aux" if metrics["aux"] else "noaux", metrics["seed"]
 
 
 # The two selection protocols: the paper's (the last epoch of settings tuned for the ceiling on
@@ -163,7 +133,7 @@ def w2s_results(weak_files: list[str], strong_files: list[str], layout: dict, mi
     weak_key = METRICS[layout.get("metric", "accuracy")][0]
     key = weak_key + PROTOCOLS[protocol]
     weak_acc = {(m["model"], m["seed"]): m[weak_key] for m in map(read_json, weak_files)}
-    runs = {strong_run_key(p): read_json(p) for p in strong_files}
+    runs = {run_key(run): run for run in map(read_json, strong_files)}
     seeds = sorted({seed for (_, _, _, seed) in runs})
     ceiling = {seed: runs[("ceiling", "gold", "noaux", seed)][key] for seed in seeds}
     records = []

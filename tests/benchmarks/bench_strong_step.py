@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from ws2s.losses import LossConfig, aux_targets, example_loss, weak_ensemble_loss
+from ws2s.objectives import LossConfig, aux_targets, example_loss, weak_ensemble_loss
 
 SMOLLM2_135M = dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
                     num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=2048,

@@ -20,10 +20,10 @@ import pandas as pd
 import torch
 
 from ws2s.config import StrongGenerationConfig, load
-from ws2s.losses import LossConfig, edl_terms
 from ws2s.models import resolve
+from ws2s.objectives import LossConfig, edl_terms, soft_targets
+from ws2s.stages.strong_generate import build_sequences
 from ws2s.train.generate import load_causal, target_logits
-from ws2s.train.strong_generation import build_sequences, soft_targets
 
 
 def main() -> None:
@@ -41,8 +41,8 @@ def main() -> None:
     model.eval()
     val = pd.read_parquet("results/generation/splits/val.parquet").head(args.utterances)
     cfg = StrongGenerationConfig(model_name=strong, model_spec={}, seed=args.seed, prompt=gen["prompt"],
-                                 method="bayesian", members=members, weighting="average",
-                                 weights=[1 / len(members)] * len(members), loss={}, soft_labels=gen["soft_labels"],
+                                 method="bayesian", source=ensemble, members=members, weighting="average",
+                                 weights=[1 / len(members)] * len(members), loss={"kind": "edl"}, soft_labels=gen["soft_labels"],
                                  epochs=1, batch_size=8, lr=1.0, train_layers="all", decoding={}, engine={})
     mapped = [f"results/generation/mapped/{m}/seed{args.seed}.parquet" for m in members]
     sequences, _ = build_sequences(cfg, tokenizer, val, mapped, None, None)

@@ -29,7 +29,7 @@ CONFIGS = ("config.yaml", "workflow/configs/small.yaml")
 
 
 def classification(config: dict, seeds: list[int], epochs_grid: list[int], lr_grid: list[float]) -> None:
-    from ws2s.train.strong import run_strong_classification
+    from ws2s.stages.strong_classify import run_strong_classification
 
     cls = config["classification"]
     dataset = cls["datasets"][0]
@@ -45,18 +45,18 @@ def classification(config: dict, seeds: list[int], epochs_grid: list[int], lr_gr
     print("| --- | --- | --- | " + " | ".join("---" for _ in weak) + " | --- |")
     base = dict(model_name=cls["strong_model"], model_spec={}, max_length=cls["max_length"],
                 batch_size=cls["strong_training"]["batch_size"], train_layers=0, head=cls["strong_training"]["head"],
-                weights=[1.0], loss={"kind": "ce"})
+                weights=[1.0], loss={"kind": "ce"}, dataset=dataset)
     for epochs, lr in grid:
         ceiling, kept, w2s = [], {m: [] for m in weak}, {m: [] for m in weak}
         for seed in seeds:
             out = Path(f"results/search/classification/e{epochs}-lr{lr:g}/seed{seed}")
-            cfg = StrongTrainConfig(**base, method="ceiling", members=[], seed=seed, epochs=epochs, lr=lr)
+            cfg = StrongTrainConfig(**base, method="ceiling", source="gold", members=[], seed=seed, epochs=epochs, lr=lr)
             ceiling.append(run_strong_classification(cfg, None, split_dir, [], gold, features,
                                                       out / "ceiling" / "p.parquet", out / "ceiling" / "m.json")
                            ["val_accuracy"])
             for member in weak:
                 labels = [f"results/classification/{dataset}/weak/{member}/seed{seed}/labels.parquet"]
-                cfg = replace(cfg, method="single", members=[member])
+                cfg = replace(cfg, method="single", source=member, members=[member])
                 # the val gold is handed over for the record only: a W2S run's targets stay its weak labels
                 metrics = run_strong_classification(cfg, None, split_dir, labels, gold[1:], features,
                                                     out / member / "p.parquet", out / member / "m.json")
@@ -69,13 +69,14 @@ def classification(config: dict, seeds: list[int], epochs_grid: list[int], lr_gr
 
 def generation(config: dict, seeds: list[int], *_) -> None:
     from ws2s.models import resolve
-    from ws2s.train.strong_generation import run_strong_generation
+    from ws2s.stages.strong_generate import run_strong_generation
 
     gen = config["generation"]
     model = resolve(gen["strong_model"], config["models"][gen["strong_model"]], "results/models")
     split_dir = Path("results/generation/splits")
     gold = [str(split_dir / f"{s}_gold.parquet") for s in ("strong_train", "val")]
-    base = dict(model_name=gen["strong_model"], model_spec={}, prompt=gen["prompt"], method="ceiling", members=[],
+    base = dict(model_name=gen["strong_model"], model_spec={}, prompt=gen["prompt"], method="ceiling", source="gold",
+                members=[],
                 weighting="average", weights=[1.0], loss={"kind": "ce"}, soft_labels={"kind": "onehot", "min_prob": 1e-4},
                 batch_size=gen["strong_training"]["batch_size"], decoding=gen["decoding"],
                 engine={"backend": "plain", "bf16": config["engine"]["bf16"]})

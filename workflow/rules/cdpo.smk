@@ -1,13 +1,13 @@
 rule cdpo:
     """cDPO (Section 4.2): the weak ensemble ranks the strong model's candidates; conservative DPO on the pairs."""
     input:
-        unpack(cdpo_inputs),
+        unpack(run_inputs("cdpo")),
     output:
         pairs="results/generation/cdpo/{ensemble}/seed{seed}/pairs.parquet",
         metrics="results/generation/cdpo/{ensemble}/seed{seed}/metrics.json",
     params:
-        slice=cdpo_params,
-        code=code_version("ws2s.train.cdpo_stage", "ws2s.cdpo"),
+        slice=run_params("cdpo"),
+        code=code_version("ws2s.stages.cdpo"),
     log:
         "results/logs/cdpo/{ensemble}/seed{seed}.log",
     benchmark:
@@ -26,14 +26,12 @@ rule cdpo:
 rule table5:
     """Table 5: SLU-F1 and PGR of the strong model before and after cDPO, per seed and on average."""
     input:
-        cdpo=cdpo_metrics(),
-        weak=cdpo_weak_metrics(),
-        ceiling=cdpo_ceiling_metrics(),
+        **design.table5_inputs(config),
     output:
         csv=report("results/tables/table5.csv", caption="../report/table5.rst", category="Tables"),
         md="results/tables/table5.md",
     params:
-        slice=table_params("table5"),
+        slice=design.table_params(config, "table5"),
         code=code_version("ws2s.tables"),
     log:
         "results/logs/tables/table5.log",

@@ -10,12 +10,12 @@ rule classification_splits:
         val_gold="results/classification/{dataset}/splits/val_gold.parquet",
         test="results/classification/{dataset}/splits/test.parquet",
     params:
-        slice=split_params,
-        code=code_version("ws2s.data.splits"),
+        slice=run_params("classification_splits"),
+        code=code_version("ws2s.stages.classification_splits"),
     log:
         "results/logs/classification_splits/{dataset}.log",
     conda:
         "../../envs/ws2s-data.yaml"
     shell:
-        "ws2s splits --params {params.slice:q} "
+        "ws2s classification-splits --params {params.slice:q} "
         "--out-dir results/classification/{wildcards.dataset}/splits" + LOGGED

@@ -10,8 +10,8 @@ rule generation_splits:
         val_gold="results/generation/splits/val_gold.parquet",
         test="results/generation/splits/test.parquet",
     params:
-        slice=generation_split_params,
-        code=code_version("ws2s.data.generation_splits"),
+        slice=run_params("generation_splits"),
+        code=code_version("ws2s.stages.generation_splits"),
     log:
         "results/logs/generation_splits.log",
     conda:
@@ -33,8 +33,8 @@ rule weak_generate:
         metrics="results/generation/weak/{model}/seed{seed}/metrics.json",
         model=directory("results/generation/weak/{model}/seed{seed}/model"),
     params:
-        slice=weak_generation_params,
-        code=code_version("ws2s.train.weak_generation", "ws2s.models"),
+        slice=run_params("weak_generate"),
+        code=code_version("ws2s.stages.weak_generate", "ws2s.models"),
     log:
         "results/logs/weak_generate/{model}/seed{seed}.log",
     benchmark:
@@ -53,12 +53,12 @@ rule weak_generate:
 rule map_hypotheses:
     """One weak model's strong_train and val hypotheses in the strong tokenizer, split by Eqns 6-7."""
     input:
-        unpack(mapping_inputs),
+        unpack(run_inputs("map_hypotheses")),
     output:
         "results/generation/mapped/{model}/seed{seed}.parquet",
     params:
-        slice=mapping_params,
-        code=code_version("ws2s.train.mapping_stage", "ws2s.models"),
+        slice=run_params("map_hypotheses"),
+        code=code_version("ws2s.stages.map_hypotheses", "ws2s.models"),
     log:
         "results/logs/map_hypotheses/{model}/seed{seed}.log",
     benchmark:
@@ -76,12 +76,12 @@ rule map_hypotheses:
 rule joint_decode:
     """Joint Decoding: pool the members' M-best lists; every member scores every candidate."""
     input:
-        unpack(joint_inputs),
+        unpack(run_inputs("joint_decode")),
     output:
         "results/generation/joint/{ensemble}/m{m}/seed{seed}.parquet",
     params:
-        slice=joint_params,
-        code=code_version("ws2s.train.joint_decoding"),
+        slice=run_params("joint_decode"),
+        code=code_version("ws2s.stages.joint_decode"),
     wildcard_constraints:
         m=r"\d+",
     log:
@@ -101,18 +101,18 @@ rule joint_decode:
 rule strong_generate:
     """One strong run of the generation track: a method on weak hypotheses (or gold), with or without aux."""
     input:
-        unpack(gen_strong_inputs),
+        unpack(run_inputs("strong_generate")),
     output:
         generations="results/generation/strong/{method}/{source}/{aux}/seed{seed}/generations.parquet",
         metrics="results/generation/strong/{method}/{source}/{aux}/seed{seed}/metrics.json",
     params:
-        slice=gen_strong_params,
-        code=code_version("ws2s.train.strong_generation", "ws2s.models"),
-        joint=gen_joint_arg,
-        gold=gen_gold_arg,
+        slice=run_params("strong_generate"),
+        code=code_version("ws2s.stages.strong_generate", "ws2s.models"),
+        joint=input_arg("strong_generate", "joint", ""),
+        gold=input_arg("strong_generate", "gold", []),
         model="",
     wildcard_constraints:
-        method=r"ceiling|single|naive|jointdecoding(-m\d+)?|bayesian(-(full|target|onehot|average|dynamic|fixed))?",
+        method=design.method_pattern("generation"),
         aux="noaux|aux",
     log:
         "results/logs/strong_generate/{method}/{source}/{aux}/seed{seed}.log",
@@ -135,14 +135,14 @@ use rule strong_generate as strong_generate_keep_model with:
         metrics="results/generation/strong/{method}/{source}/{aux}/seed{seed}/metrics.json",
         model=directory("results/generation/strong/{method}/{source}/{aux}/seed{seed}/model"),
     params:
-        slice=gen_strong_params,
-        code=code_version("ws2s.train.strong_generation", "ws2s.models"),
-        joint=gen_joint_arg,
-        gold=gen_gold_arg,
+        slice=run_params("strong_generate"),
+        code=code_version("ws2s.stages.strong_generate", "ws2s.models"),
+        joint=input_arg("strong_generate", "joint", ""),
+        gold=input_arg("strong_generate", "gold", []),
         model="results/generation/strong/{method}/{source}/{aux}/seed{seed}/model",
     wildcard_constraints:
-        method=cdpo_start_wildcards()["method"],
-        aux=cdpo_start_wildcards()["aux"],
+        method=design.cdpo_start(config)["method"],
+        aux=design.cdpo_start(config)["aux"],
 
 
 # Only the runs cDPO starts from (generation.cdpo) keep their weights.

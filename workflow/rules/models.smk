@@ -5,7 +5,7 @@ rule prepare_model:
     output:
         directory("results/models/{model}"),
     params:
-        slice=prepare_model_params,
+        slice=run_params("prepare_model"),
         code=code_version("ws2s.models"),
     log:
         "results/logs/prepare_model/{model}.log",

@@ -9,8 +9,8 @@ rule strong_features:
         features="results/classification/{dataset}/strong/features/{model}.parquet",
         info="results/classification/{dataset}/strong/features/{model}.json",
     params:
-        slice=features_params,
-        code=code_version("ws2s.train.features", "ws2s.models"),
+        slice=run_params("strong_features"),
+        code=code_version("ws2s.stages.strong_features", "ws2s.models"),
     log:
         "results/logs/strong_features/{dataset}/{model}.log",
     benchmark:
@@ -29,17 +29,17 @@ rule strong_features:
 rule strong_classify:
     """One strong run: a method on its weak labels (or gold, for the ceiling), with or without aux."""
     input:
-        unpack(strong_inputs),
+        unpack(run_inputs("strong_classify")),
     output:
         predictions="results/classification/{dataset}/strong/{method}/{source}/{aux}/seed{seed}/predictions.parquet",
         metrics="results/classification/{dataset}/strong/{method}/{source}/{aux}/seed{seed}/metrics.json",
     params:
-        slice=strong_params,
-        code=code_version("ws2s.train.strong", "ws2s.models"),
-        features=features_arg,
-        gold=gold_arg,
+        slice=run_params("strong_classify"),
+        code=code_version("ws2s.stages.strong_classify", "ws2s.models"),
+        features=input_arg("strong_classify", "features", ""),
+        gold=input_arg("strong_classify", "gold", []),
     wildcard_constraints:
-        method="ceiling|single|naive|bayesian|" + "|".join(LABEL_MODELS),
+        method=design.method_pattern("classification"),
         aux="noaux|aux",
     log:
         "results/logs/strong_classify/{dataset}/{method}/{source}/{aux}/seed{seed}.log",
@@ -47,7 +47,7 @@ rule strong_classify:
         "results/benchmarks/strong_classify/{dataset}/{method}/{source}/{aux}/seed{seed}.tsv"
     # A linear probe on cached features is mostly process start-up: one core each, so two
     # run side by side on a 2-core machine.
-    threads: 1 if PROBE else job_threads("strong")
+    threads: 1 if design.linear_probe(config) else job_threads("strong")
     resources:
         **job_resources("strong"),
     conda:
@@ -63,12 +63,12 @@ rule strong_classify:
 rule label_models:
     """Every configured label model's soft labels from an ensemble's hard votes (one seed)."""
     input:
-        unpack(label_model_inputs),
+        unpack(run_inputs("label_models")),
     output:
         "results/classification/{dataset}/label_models/{ensemble}/seed{seed}.parquet",
     params:
-        slice=label_model_params,
-        code=code_version("ws2s.train.label_model_stage"),
+        slice=run_params("label_models"),
+        code=code_version("ws2s.stages.label_models"),
     log:
         "results/logs/label_models/{dataset}/{ensemble}/seed{seed}.log",
     conda:

@@ -1,12 +1,12 @@
 rule table1:
     """Table 1: every model finetuned on ground truth, accuracy mean ± std over seeds."""
     input:
-        table1_inputs(),
+        design.table1_inputs(config),
     output:
         csv=report("results/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
         md="results/tables/table1.md",
     params:
-        slice=table_params("table1"),
+        slice=design.table_params(config, "table1"),
         code=code_version("ws2s.tables"),
     log:
         "results/logs/tables/table1.log",
@@ -16,15 +16,15 @@ rule table1:
         "ws2s table1 --params {params.slice:q} --out-stem results/tables/table1 {input}" + LOGGED
 
 
-for _name, _dataset in w2s_tables().items():
+for _name, _dataset in design.w2s_tables(config).items():
 
     rule:
         """Tables 2 (SciQ), 7 (Cosmos QA) and the SLURP-intents table: every Weak(S)-to-Strong method, accuracy and PGR."""
         name:
             f"{_name}"
         input:
-            weak=weak_metrics(_dataset),
-            strong=strong_metrics(_dataset),
+            weak=design.weak_files(config, _dataset),
+            strong=design.strong_files(config, _dataset),
         output:
             csv=report(f"results/tables/{_name}.csv", caption="../report/table_w2s.rst", category="Tables"),
             md=f"results/tables/{_name}.md",
@@ -32,7 +32,7 @@ for _name, _dataset in w2s_tables().items():
                               category="Tables"),
             nogold_md=f"results/tables/{_name}_nogold.md",
         params:
-            slice=w2s_table_params(_name, _dataset),
+            slice=design.table_params(config, _name),
             code=code_version("ws2s.tables"),
         log:
             f"results/logs/tables/{_name}.log",
@@ -46,13 +46,13 @@ for _name, _dataset in w2s_tables().items():
 rule table3:
     """Table 3: weak models and the strong ceiling finetuned on gold SLURP targets, SLU-F1 over seeds."""
     input:
-        weak=weak_generation_metrics(),
-        ceiling=gen_ceiling_metrics(),
+        weak=design.weak_files(config),
+        ceiling=design.ceiling_files(config),
     output:
         csv=report("results/tables/table3.csv", caption="../report/table3.rst", category="Tables"),
         md="results/tables/table3.md",
     params:
-        slice=table_params("table3"),
+        slice=design.table_params(config, "table3"),
         code=code_version("ws2s.tables"),
     log:
         "results/logs/tables/table3.log",
@@ -66,8 +66,8 @@ rule table3:
 rule table4:
     """Table 4: every Weak(S)-to-Strong method of the generation track, SLU-F1 and PGR."""
     input:
-        weak=weak_generation_metrics(),
-        strong=gen_strong_metrics(),
+        weak=design.weak_files(config),
+        strong=design.strong_files(config),
     output:
         csv=report("results/tables/table4.csv", caption="../report/table_w2s.rst", category="Tables"),
         md="results/tables/table4.md",
@@ -75,7 +75,7 @@ rule table4:
                           category="Tables"),
         nogold_md="results/tables/table4_nogold.md",
     params:
-        slice=gen_table_params("table4"),
+        slice=design.table_params(config, "table4"),
         code=code_version("ws2s.tables"),
     log:
         "results/logs/tables/table4.log",
@@ -89,17 +89,17 @@ rule table4:
 rule table_ablation:
     """Tables 8, 9, 10 and 11: the generation track's ablations on the largest ensemble."""
     input:
-        weak=weak_generation_metrics(),
-        ceiling=gen_ceiling_metrics(),
-        runs=ablation_inputs,
+        weak=design.weak_files(config),
+        ceiling=design.ceiling_files(config),
+        runs=lambda wildcards: design.ablation_inputs(config, wildcards.table),
     output:
         csv=report("results/tables/{table}.csv", caption="../report/table_ablation.rst", category="Tables"),
         md="results/tables/{table}.md",
     params:
-        slice=lambda wildcards: ablation_params(wildcards.table),
+        slice=lambda wildcards: design.table_params(config, wildcards.table),
         code=code_version("ws2s.tables"),
     wildcard_constraints:
-        table="table8|table9|table10|table11",
+        table="|".join(design.ABLATION_TABLES),
     log:
         "results/logs/tables/{table}.log",
     conda:

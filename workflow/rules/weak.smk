@@ -10,8 +10,8 @@ rule weak_classify:
         labels="results/classification/{dataset}/weak/{model}/seed{seed}/labels.parquet",
         metrics="results/classification/{dataset}/weak/{model}/seed{seed}/metrics.json",
     params:
-        slice=weak_train_params,
-        code=code_version("ws2s.train.weak", "ws2s.models"),
+        slice=run_params("weak_classify"),
+        code=code_version("ws2s.stages.weak_classify", "ws2s.models"),
     log:
         "results/logs/weak_classify/{dataset}/{model}/seed{seed}.log",
     benchmark:

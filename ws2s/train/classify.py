@@ -1,4 +1,4 @@
-"""Two-way classifiers over (text, candidate) pairs: loading, freezing, one training loop, prediction.
+"""Two-way classifiers over (text, candidate) pairs: loading, one training loop, prediction.
 
 The weak stage (gold labels) and the strong stage (weak soft labels, any loss) share
 `fit`: Adam with a cosine schedule and no warm-up (Burns et al. 2023; the paper's
@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ws2s.losses import LossConfig, predict, weak_ensemble_loss
+from ws2s.objectives import LossConfig, predict, weak_ensemble_loss
+from ws2s.train.backbone import load_tokenizer
 from ws2s.train.engine import PLAIN, EngineConfig, FitResult, train_loop
 
 NUM_CLASSES = 2
@@ -24,23 +25,6 @@ NUM_CLASSES = 2
 EVAL_BATCH_SIZE = 64
 
 Forward = Callable[[Sequence[int]], torch.Tensor]  # example indices -> logits [B, K]
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed torch and numpy; the returned generator drives data order."""
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    return torch.Generator().manual_seed(seed)
-
-
-def load_tokenizer(model_path: str):
-    """A model's tokenizer, padding with EOS where it has no pad token."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
 def load_classifier(model_path: str):
@@ -58,36 +42,7 @@ def load_classifier(model_path: str):
     return model, tokenizer
 
 
-def _layer_stack(model: nn.Module) -> nn.ModuleList:
-    """The transformer's list of blocks: the longest ModuleList in the model."""
-    stacks = [m for m in model.modules() if isinstance(m, nn.ModuleList)]
-    return max(stacks, key=len)
 
-
-def frozen_blocks(model: nn.Module, train_layers: str | int) -> int:
-    """How many bottom blocks `freeze_for` keeps fixed."""
-    return 0 if train_layers == "all" else max(len(_layer_stack(model)) - int(train_layers), 0)
-
-
-def freeze_for(model: nn.Module, train_layers: str | int) -> int:
-    """Freeze the embeddings and all but the top `train_layers` blocks; return trainable count.
-
-    `all` trains everything, as the paper does; an integer K keeps the embeddings and the
-    bottom blocks fixed and trains the top K blocks, the final norm and (a classifier) the
-    head, for CPU-sized runs. A causal LM keeps its output layer fixed too, tied to the input
-    embeddings (SmolLM2, Gemma 3) or not (Qwen2.5's: 136M parameters).
-    """
-    if train_layers != "all":
-        layers = _layer_stack(model)
-        frozen = [layers[i] for i in range(frozen_blocks(model, train_layers))]
-        frozen.append(model.get_input_embeddings())
-        if getattr(model, "get_output_embeddings", None) and model.get_output_embeddings() is not None:
-            frozen.append(model.get_output_embeddings())
-        frozen += [m for name, m in model.named_modules() if name.endswith("embeddings")]
-        for module in frozen:
-            for param in module.parameters():
-                param.requires_grad_(False)
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def head_name(model: nn.Module) -> str:

@@ -38,48 +38,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ws2s.config import EngineConfig
 from ws2s.errors import Ws2sError
 from ws2s.io import atomic_path
 
 # (example indices, step/total) -> scalar loss, or (loss, statistics: a NamedTuple of floats)
 LossForBatch = Callable[[list[int], float], "torch.Tensor | tuple[torch.Tensor, tuple]"]
-
-DEFAULT_DEEPSPEED_CONFIG = "workflow/deepspeed/zero2.json"
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """How strong models train: the config's `engine` section."""
-
-    backend: str = "plain"        # plain | deepspeed
-    zero_stage: int = 2
-    bf16: bool = False
-    offload: bool = False         # ZeRO-Offload of the optimizer state to host memory
-    config: str = DEFAULT_DEEPSPEED_CONFIG  # DeepSpeed JSON template; the fields above override it
-
-    @classmethod
-    def from_params(cls, params: dict) -> "EngineConfig":
-        return cls(**params)
-
-    def deepspeed_config(self, micro_batch: int) -> dict:
-        """The template with this config's values filled in."""
-        path = Path(self.config)
-        if not path.is_file():
-            raise Ws2sError(f"engine.config: DeepSpeed config {path} does not exist")
-        ds = json.loads(path.read_text())
-        zero = ds.setdefault("zero_optimization", {})
-        zero["stage"] = self.zero_stage
-        if self.offload:
-            zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
-        else:
-            zero.pop("offload_optimizer", None)
-        ds["bf16"] = {**ds.get("bf16", {}), "enabled": self.bf16}
-        ds["train_micro_batch_size_per_gpu"] = micro_batch
-        ds["gradient_accumulation_steps"] = 1
-        ds.pop("train_batch_size", None)  # DeepSpeed derives it from the two above and the world size
-        ds.setdefault("zero_allow_untested_optimizer", True)
-        return ds
-
 
 PLAIN = EngineConfig()
 

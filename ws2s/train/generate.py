@@ -9,6 +9,7 @@ shaped by the length penalty, not per-token probabilities).
 from __future__ import annotations
 
 import copy
+import gc
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,13 +18,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ws2s.config import SoftLabelConfig
 from ws2s.mapping import starts_from_decoding
-from ws2s.train.classify import frozen_blocks, load_tokenizer
+from ws2s.objectives import LossConfig, aux_targets, example_loss, soft_targets
+from ws2s.train.backbone import frozen_blocks, load_tokenizer
 from ws2s.train.engine import PLAIN, EngineConfig, autocast, device, train_loop
-
 
 # Batch size of generation, teacher-forced scoring and frozen-state caching: changes speed only.
 GENERATION_BATCH_SIZE = 16
+# A training sequence: token ids of prompt + target + EOS, where the target starts, and the
+# target log-probability of each target position (None: one-hot targets).
+Sequence = tuple[list[int], int, np.ndarray | None]
 
 
 def load_causal(model_path: str):
@@ -108,6 +113,27 @@ def target_logits(model, tokenizer, items: list[tuple[list[int], int]], bottom: 
     targets = targets.to(on)
     real = targets != -100
     return output_logits(model, hidden[:, -keep:-1][real]), targets[real], real
+
+
+def sequence_losses(model, tokenizer, sequences: list[Sequence], step_frac: float, cfg: LossConfig,
+                    soft_cfg: SoftLabelConfig, bottom: FrozenBottom | None = None, rows: list[int] | None = None):
+    """Each sequence's mean per-position loss [B], from one forward pass (`bottom`: its cached
+    frozen-block states of these sequences, `rows` their indices there), and the loss's
+    statistics. The auxiliary term's targets are the strong model's own argmax at each
+    position (a class-balanced threshold has no meaning over a vocabulary)."""
+    z, target, real = target_logits(model, tokenizer, [(ids, start) for ids, start, _ in sequences], bottom, rows)
+    logprobs = None
+    if all(lp is not None for _, _, lp in sequences):
+        # targets are right-aligned (left padding), so are their log-probs; EOS gets 0 (P = 1)
+        logprobs = torch.zeros(real.shape, dtype=torch.float64, device=z.device)
+        for row, (_, _, lp) in enumerate(sequences):
+            logprobs[row, real.shape[1] - len(lp) - 1:real.shape[1] - 1] = torch.as_tensor(lp)
+        logprobs = logprobs[real]
+    targets = aux_targets(z, soft_targets(z, target, logprobs, soft_cfg.kind, soft_cfg.min_prob), step_frac, cfg)
+    per_position, stats = example_loss(z, targets, step_frac, cfg)
+    totals = torch.zeros(len(sequences), dtype=per_position.dtype, device=z.device).index_add(
+        0, real.nonzero()[:, 0], per_position)
+    return totals / real.sum(dim=-1).clamp_min(1), stats
 
 
 def per_sequence(values: torch.Tensor, real: torch.Tensor) -> list[torch.Tensor]:
@@ -227,15 +253,10 @@ def generate(model, tokenizer, prompts: list[str], *, beams: int, max_new_tokens
              desc: str = "generate") -> list[Hypothesis]:
     """Beam search (greedy with one beam), batched with the KV cache; the best hypothesis with
     per-token log-probs, and the M-best (with one beam: the hypothesis and its log-probability)."""
-    model.eval()
-    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     results: list[Hypothesis] = []
-    for b in tqdm(range(0, len(prompts), batch_size), desc=desc, mininterval=5):
-        batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True).to(model.device)
-        with torch.no_grad():
-            out = model.generate(**batch, num_beams=beams, num_return_sequences=beams, do_sample=False,
-                                 max_new_tokens=max_new_tokens, output_scores=beams > 1, return_dict_in_generate=True,
-                                 early_stopping=beams > 1)
+    for batch, out in generated_batches(model, tokenizer, prompts, batch_size=batch_size, desc=desc, num_beams=beams,
+                                        num_return_sequences=beams, do_sample=False, max_new_tokens=max_new_tokens,
+                                        output_scores=beams > 1, early_stopping=beams > 1):
         width = batch["input_ids"].shape[1]
         new_tokens = out.sequences[:, width:].view(-1, beams, out.sequences.shape[1] - width)
         chosen = [_strip(tokenizer, row[0].tolist()) for row in new_tokens]
@@ -246,7 +267,6 @@ def generate(model, tokenizer, prompts: list[str], *, beams: int, max_new_tokens
             starts = starts_from_decoding(lambda k: tokenizer.decode(ids[:k], clean_up_tokenization_spaces=False), len(ids))
             nbest = [tokenizer.decode(_strip(tokenizer, row.tolist()), clean_up_tokenization_spaces=False) for row in new_tokens[i]]
             results.append(Hypothesis(text, ids, starts, logprobs[i], nbest, scores[i]))
-    tokenizer.padding_side = padding_side
     return results
 
 
@@ -267,25 +287,33 @@ def decode_texts(model, tokenizer, prompts: list[str], *, batch_size: int, desc:
     """`model.generate(**search)` over left-padded batches: each returned sequence's text
     (up to EOS), prompt by prompt, `num_return_sequences` of them per prompt; with
     `position_stat`, also its values at each generated position (see `decode`)."""
-    model.eval()
-    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     texts: list[str] = []
     values: list[torch.Tensor] = []
+    for batch, out in generated_batches(model, tokenizer, prompts, batch_size=batch_size, desc=desc,
+                                        output_logits=position_stat is not None, **search):
+        rows = [_strip(tokenizer, row.tolist()) for row in out.sequences[:, batch["input_ids"].shape[1]:]]
+        texts += [tokenizer.decode(ids, clean_up_tokenization_spaces=False) for ids in rows]
+        if position_stat is not None:
+            steps = torch.stack(out.logits, dim=1)  # [B, steps, V]
+            values += [position_stat(steps[i, :min(len(ids) + 1, steps.shape[1])].float()).cpu()
+                       for i, ids in enumerate(rows)]
+    return (texts, torch.cat(values)) if position_stat is not None else texts
+
+
+def generated_batches(model, tokenizer, prompts: list[str], *, batch_size: int, desc: str, **search):
+    """The one decoding loop: `model.generate(**search)` over left-padded batches of `prompts`,
+    batched with the KV cache; yields each (batch, output). The tokenizer pads left until the
+    loop ends, also for what the caller computes on a batch."""
+    model.eval()
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     try:
         for b in tqdm(range(0, len(prompts), batch_size), desc=desc, mininterval=5):
             batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True).to(model.device)
             with torch.no_grad():
-                out = model.generate(**batch, **search, return_dict_in_generate=True,
-                                     output_logits=position_stat is not None)
-            rows = [_strip(tokenizer, row.tolist()) for row in out.sequences[:, batch["input_ids"].shape[1]:]]
-            texts += [tokenizer.decode(ids, clean_up_tokenization_spaces=False) for ids in rows]
-            if position_stat is not None:
-                steps = torch.stack(out.logits, dim=1)  # [B, steps, V]
-                values += [position_stat(steps[i, :min(len(ids) + 1, steps.shape[1])].float()).cpu()
-                           for i, ids in enumerate(rows)]
+                out = model.generate(**batch, **search, return_dict_in_generate=True)
+            yield batch, out
     finally:
         tokenizer.padding_side = padding_side
-    return (texts, torch.cat(values)) if position_stat is not None else texts
 
 
 def _strip(tokenizer, ids: list[int]) -> list[int]:
@@ -305,3 +333,55 @@ def token_logprobs(model, tokenizer, prompt_batch, continuations: list[list[int]
         logits, target, real = target_logits(model, tokenizer, items)
     picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, target[:, None])[:, 0]
     return [values.cpu().numpy() for values in per_sequence(picked, real)]
+
+
+# ---- teacher-forced scoring of whole completions (Joint Decoding's and cDPO's judges) ------
+
+# Batch size of teacher-forced scoring: changes speed only.
+SCORING_BATCH_SIZE = 16
+
+
+def completion_logprobs(model, tokenizer, items: list[tuple[list[int], int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per item, the sum of its target tokens' log-probabilities [B] (with the graph) and their count [B].
+
+    Items are `encode_pairs` output; `target_logits` left-pads them and aligns the targets,
+    so padding never enters a sum and each row is the same at any batch size.
+    """
+    logits, target, real = target_logits(model, tokenizer, items)
+    picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, target[:, None])[:, 0]
+    totals = torch.zeros(len(items), dtype=picked.dtype, device=picked.device).index_add(0, real.nonzero()[:, 0], picked)
+    return totals, real.sum(dim=-1)
+
+
+def sequence_logprobs(model, tokenizer, prompts: list[str], completions: list[str],
+                      batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """log p(completion + EOS | prompt) per example (float64) and its token count, no gradients.
+
+    The completion text is tokenised by this model's own tokenizer, so models with
+    different vocabularies score the same text.
+    """
+    items = encode_pairs(tokenizer, prompts, completions)
+    sums, counts = [], []
+    model.eval()
+    with torch.no_grad():
+        for b in range(0, len(items), batch_size):
+            total, count = completion_logprobs(model, tokenizer, items[b:b + batch_size])
+            sums.append(total.double().cpu().numpy())
+            counts.append(count.cpu().numpy())
+    if not items:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    return np.concatenate(sums), np.concatenate(counts).astype(np.int64)
+
+
+def judge(weak_model_dirs: list[str], prompts: list[str], texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Every weak model's log p(text + EOS | prompt) and token count, [n_weak, n_texts]; one model in memory at a time."""
+    logps, lengths = [], []
+    for path in weak_model_dirs:
+        model, tokenizer = load_causal(path)
+        model.to(device())
+        logp, count = sequence_logprobs(model, tokenizer, prompts, texts, SCORING_BATCH_SIZE)
+        logps.append(logp)
+        lengths.append(count)
+        del model
+        gc.collect()
+    return np.stack(logps), np.stack(lengths)

@@ -5,11 +5,11 @@
 | ceiling     | strong_train gold (the only reader of it)     | cross-entropy            |
 | single      | one weak model's soft labels                  | cross-entropy (Eqn 1)    |
 | naive       | every member's soft labels, weights λ_i       | Σ λ_i CE (Eqn 2)         |
-| flyingsquid, majorityvote, dawidskene, glad, mace, snorkel | a label model's posterior over the members' hard votes (`ws2s.train.label_model_stage`) | cross-entropy |
+| flyingsquid, majorityvote, dawidskene, glad, mace, snorkel | a label model's posterior over the members' hard votes (`ws2s.stages.label_models`) | cross-entropy |
 | bayesian    | every member's soft labels, weights λ_i       | Σ λ_i EDL (Eqns 3-5)     |
 
 Each may add the auxiliary confidence term. With `train_layers: 0` the strong model is a
-linear probe on cached frozen features (`ws2s.train.features`), the CPU-sized setting;
+linear probe on cached frozen features (`ws2s.stages.strong_features`), the CPU-sized setting;
 otherwise the whole model (or its top blocks) trains as in the paper. Either way the
 config's `engine` picks plain PyTorch or DeepSpeed, and a run killed by SIGTERM resumes
 from its checkpoint (`ws2s.train.engine`).
@@ -32,11 +32,12 @@ from ws2s.errors import Ws2sError
 from ws2s.frames import PAIR_COLUMNS, aligned, gold_by_split, probabilities, probs_frame
 from ws2s.io import read_json, read_parquet, write_json, write_parquet
 from ws2s.label_models import LABEL_MODELS
-from ws2s.losses import LossConfig, dirichlet_log_strength, training_summary, weak_ensemble_loss
-from ws2s.metrics import accuracy, expected_calibration_error
-from ws2s.train.classify import (EVAL_BATCH_SIZE, NUM_CLASSES, encode, fit, forward_all, freeze_for, load_classifier,
-                                 one_hot_targets, predict_probs, seed_everything, token_forward)
-from ws2s.train.engine import EngineConfig, checkpoint_dir_for, is_main_process
+from ws2s.metrics.classification import accuracy, expected_calibration_error
+from ws2s.objectives import dirichlet_log_strength, training_summary, weak_ensemble_loss
+from ws2s.train.backbone import freeze_for, seed_everything
+from ws2s.train.classify import (EVAL_BATCH_SIZE, NUM_CLASSES, encode, fit, forward_all, load_classifier,
+                                 one_hot_targets, predict_probs, token_forward)
+from ws2s.train.engine import checkpoint_dir_for, is_main_process
 
 # Periodic checkpoints besides the one SIGTERM triggers bound the work a SIGKILL loses; by
 # time, since a 7B ZeRO checkpoint (weights and fp32 optimizer state) is about 100 GB.
@@ -122,7 +123,7 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
     has_val = len(frames["val"]) > 0
     val_targets = split_targets(cfg, "val", frames["val"]["id"], weak_label_files, gold_files) if has_val else None
     weights = torch.tensor(cfg.weights, dtype=torch.float32)
-    loss_cfg = LossConfig(**cfg.loss)
+    loss_cfg = cfg.loss
 
     generator = seed_everything(cfg.seed)
     if cfg.train_layers == 0:
@@ -161,7 +162,7 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
 
     result = fit(forward["strong_train"], modules, targets, weights, loss_cfg, epochs=cfg.epochs,
                  batch_size=cfg.batch_size, lr=cfg.lr, generator=generator,
-                 desc=f"{cfg.method} seed {cfg.seed}", engine=EngineConfig.from_params(cfg.engine),
+                 desc=f"{cfg.method} seed {cfg.seed}", engine=cfg.engine,
                  checkpoint_dir=checkpoint_dir_for(out_metrics), checkpoint_minutes=CHECKPOINT_MINUTES,
                  run_key=_run_key(cfg, model_path, targets, x["strong_train"] if cfg.train_layers == 0 else None),
                  on_epoch_end=validate if has_val else None)
@@ -177,7 +178,9 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
     else:
         predictions["strength"] = predictions["vacuity"] = np.nan
     metrics = {
+        "dataset": cfg.dataset,
         "method": cfg.method,
+        "source": cfg.source,
         "members": cfg.members,
         "weights": cfg.weights,
         "aux": loss_cfg.aux,

@@ -10,8 +10,8 @@ conservative DPO (Eqns 9-10). Test SLU-F1 is measured before and after.
 
 from __future__ import annotations
 
-import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +19,16 @@ import pandas as pd
 import torch
 
 from ws2s import schemas
-from ws2s.cdpo import (SCORING_BATCH_SIZE, Pair, cdpo_loss, completion_logprobs, judge, preference_scores, select_pairs,
-                       sequence_logprobs)
-from ws2s.config import CdpoConfig
+from ws2s.config import CdpoConfig, canonical
 from ws2s.data.slurp import PROMPTS, render_prompt, slu_scores
 from ws2s.errors import Ws2sError
 from ws2s.frames import UTTERANCE_COLUMNS
 from ws2s.io import read_parquet, write_json, write_parquet
-from ws2s.train.classify import freeze_for, seed_everything
-from ws2s.train.engine import EngineConfig, checkpoint_dir_for, device, train_loop
-from ws2s.train.generate import GENERATION_BATCH_SIZE, decode, decode_texts, encode_pairs, load_causal
-
+from ws2s.objectives import Pair, cdpo_loss, preference_scores, select_pairs
+from ws2s.train.backbone import freeze_for, seed_everything
+from ws2s.train.engine import checkpoint_dir_for, device, train_loop
+from ws2s.train.generate import (GENERATION_BATCH_SIZE, SCORING_BATCH_SIZE, completion_logprobs, decode, decode_texts,
+                                 encode_pairs, judge, load_causal, sequence_logprobs)
 
 
 def draw_candidates(model, tokenizer, prompts: list[str], *, m: int, decoding: str, temperature: float,
@@ -150,8 +149,8 @@ def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], 
     # Adam with no weight decay and a linear schedule, as TRL's DPO trainer defaults.
     result = train_loop([model], loss_for_batch, len(pairs), epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                         generator=generator, optimizer="adam", schedule="linear",
-                        engine=EngineConfig.from_params(cfg.engine), checkpoint_dir=checkpoint_dir_for(out_metrics),
-                        run_key=json.dumps(cfg.__dict__, sort_keys=True, default=str),
+                        engine=cfg.engine, checkpoint_dir=checkpoint_dir_for(out_metrics),
+                        run_key=canonical(asdict(cfg)),
                         desc=f"cdpo {cfg.ensemble} seed {cfg.seed}")
     lap("train")
 

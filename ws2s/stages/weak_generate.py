@@ -20,9 +20,9 @@ from ws2s.frames import UTTERANCE_COLUMNS
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.mapping import words_with_log_probs
 from ws2s.models import save_checkpoint
-from ws2s.train.classify import freeze_for, seed_everything
-from ws2s.train.engine import EngineConfig
+from ws2s.train.backbone import freeze_for, seed_everything
 from ws2s.train.generate import GENERATION_BATCH_SIZE, encode_pairs, finetune, for_inference, generate, load_causal
+
 
 def hypotheses_frame(ids: pd.Series, split: str, hyps) -> pd.DataFrame:
     rows = []
@@ -46,7 +46,7 @@ def run_weak_generation(cfg: WeakGenerationConfig, model_path: str, split_dir: s
     unlabelled = {split: read_parquet(split_dir / f"{split}.parquet", ["id", "sentence"]) for split in ("strong_train", "val")}
     test = read_parquet(split_dir / "test.parquet", UTTERANCE_COLUMNS)
     template = PROMPTS[cfg.prompt]
-    engine = EngineConfig.from_params(cfg.engine)
+    engine = cfg.engine
 
     generator = seed_everything(cfg.seed)
     model, tokenizer = load_causal(model_path)
@@ -68,7 +68,7 @@ def run_weak_generation(cfg: WeakGenerationConfig, model_path: str, split_dir: s
 
     test_hyps = run(test, "test")
     metrics = {
-        "model": cfg.model_name, "role": "weak", "seed": cfg.seed,
+        "dataset": "slurp", "model": cfg.model_name, "role": "weak", "seed": cfg.seed,
         **slu_scores(test, [h.text for h in test_hyps]),
         "params": sum(p.numel() for p in model.parameters()),
         "best_epoch": result.best_epoch, "val_losses": result.val_losses,

@@ -17,77 +17,27 @@ no meaning over a vocabulary).
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from ws2s import schemas
-from ws2s.config import StrongGenerationConfig
+from ws2s.config import SoftLabelConfig, StrongGenerationConfig, canonical
 from ws2s.data.slurp import PROMPTS, parse_slots, render_prompt, slu_scores
 from ws2s.errors import Ws2sError
 from ws2s.frames import UTTERANCE_COLUMNS, align_by_id, gold_by_split
 from ws2s.io import read_parquet, write_json, write_parquet
-from ws2s.losses import (LossConfig, aux_targets, dirichlet_log_strength, example_loss, training_summary,
-                         weighted_stats)
-from ws2s.mapping import soft_label_rows
 from ws2s.models import save_checkpoint
-from ws2s.train.classify import freeze_for, frozen_blocks, seed_everything
-from ws2s.train.engine import EngineConfig, autocast, checkpoint_dir_for, device, is_main_process, train_loop
-from ws2s.train.generate import (GENERATION_BATCH_SIZE, FrozenBottom, decode, for_inference, load_causal,
-                                 target_logits)
-
-# A training sequence: token ids of prompt + target + EOS, where the target starts, and the
-# target log-probability of each target position (None: one-hot targets).
-Sequence = tuple[list[int], int, np.ndarray | None]
-
-
-def member_weights(weighting: str, fixed: list[float], weak_mean_logprobs: np.ndarray) -> np.ndarray:
-    """λ [B, N] per utterance: the configured weights, or (dynamic) a softmax over the members
-    of each hypothesis's mean token log-probability, the weak models' own confidence."""
-    if weighting == "dynamic":
-        return torch.softmax(torch.as_tensor(weak_mean_logprobs, dtype=torch.float64), dim=-1).numpy()
-    weights = np.asarray(fixed, dtype=np.float64)
-    return np.broadcast_to(weights / weights.sum(), weak_mean_logprobs.shape).copy()
-
-
-def soft_targets(logits: torch.Tensor, target_ids: torch.Tensor, target_logprobs: torch.Tensor | None,
-                 kind: str, min_prob: float) -> torch.Tensor:
-    """[P, V] targets at P positions: Stage 3 rows (full), P(s_i) alone (target) or one-hot."""
-    if target_logprobs is None or kind == "onehot":
-        return F.one_hot(target_ids, logits.shape[-1]).float()
-    if kind == "full":
-        return soft_label_rows(torch.softmax(logits.detach().float(), dim=-1), target_ids, target_logprobs, min_prob)
-    rows = torch.zeros(logits.shape, dtype=torch.float32, device=logits.device)
-    rows[torch.arange(len(target_ids)), target_ids] = torch.exp(target_logprobs.float()).clamp(min_prob, 1.0)
-    return rows
-
-
-def sequence_losses(model, tokenizer, sequences: list[Sequence], step_frac: float, cfg: LossConfig,
-                    soft_cfg: dict, bottom: FrozenBottom | None = None, rows: list[int] | None = None):
-    """Each sequence's mean per-position loss [B], from one forward pass (`bottom`: its cached
-    frozen-block states of these sequences, `rows` their indices there), and the loss's
-    statistics. The auxiliary term's targets are the strong model's own argmax at each
-    position (a class-balanced threshold has no meaning over a vocabulary)."""
-    z, target, real = target_logits(model, tokenizer, [(ids, start) for ids, start, _ in sequences], bottom, rows)
-    logprobs = None
-    if all(lp is not None for _, _, lp in sequences):
-        # targets are right-aligned (left padding), so are their log-probs; EOS gets 0 (P = 1)
-        logprobs = torch.zeros(real.shape, dtype=torch.float64, device=z.device)
-        for row, (_, _, lp) in enumerate(sequences):
-            logprobs[row, real.shape[1] - len(lp) - 1:real.shape[1] - 1] = torch.as_tensor(lp)
-        logprobs = logprobs[real]
-    targets = aux_targets(z, soft_targets(z, target, logprobs, soft_cfg["kind"], soft_cfg["min_prob"]), step_frac, cfg)
-    per_position, stats = example_loss(z, targets, step_frac, cfg)
-    totals = torch.zeros(len(sequences), dtype=per_position.dtype, device=z.device).index_add(
-        0, real.nonzero()[:, 0], per_position)
-    return totals / real.sum(dim=-1).clamp_min(1), stats
-
+from ws2s.objectives import (LossConfig, dirichlet_log_strength, member_sum, position_uncertainty, training_summary,
+                             utterance_weights)
+from ws2s.train.backbone import freeze_for, frozen_blocks, seed_everything
+from ws2s.train.engine import autocast, checkpoint_dir_for, device, is_main_process, train_loop
+from ws2s.train.generate import (GENERATION_BATCH_SIZE, FrozenBottom, Sequence, decode, for_inference, load_causal,
+                                 sequence_losses)
 
 # ---- the training data of each method ----------------------------------------------------
 
@@ -116,7 +66,7 @@ def build_sequences(cfg: StrongGenerationConfig, tokenizer, frame: pd.DataFrame,
         members.append([(p + list(t) + eos, len(p), np.asarray(lp, dtype=np.float64))
                         for p, t, lp in zip(prompts, mapped["strong_token_ids"], mapped["target_logprobs"])])
         confidence.append(mapped["weak_mean_logprob"].to_numpy(dtype=np.float64))
-    return members, member_weights(cfg.weighting, cfg.weights, np.stack(confidence, axis=1))
+    return members, utterance_weights(cfg.weighting, cfg.weights, np.stack(confidence, axis=1))
 
 
 class TrainingData:
@@ -129,23 +79,12 @@ class TrainingData:
         self.bottoms = [FrozenBottom.compute(model, tokenizer, [(ids, start) for ids, start, _ in member], blocks,
                                              GENERATION_BATCH_SIZE) if blocks else None for member in self.members]
 
-    def loss(self, model, tokenizer, indices: list[int], step_frac: float, cfg: LossConfig, soft_cfg: dict):
+    def loss(self, model, tokenizer, indices: list[int], step_frac: float, cfg: LossConfig, soft_cfg: SoftLabelConfig):
         """Σ_i λ_i (each member's sequence loss), the batch mean, and its statistics."""
         per_member = [sequence_losses(model, tokenizer, [member[i] for i in indices], step_frac, cfg, soft_cfg,
                                       bottom, indices)
                       for member, bottom in zip(self.members, self.bottoms)]
-        weights = self.weights[indices]
-        loss = (torch.stack([loss for loss, _ in per_member], dim=-1) * weights).sum(dim=-1).mean()
-        return loss, weighted_stats([stats for _, stats in per_member], weights.mean(dim=0).tolist())
-
-
-def position_uncertainty(log_strength: torch.Tensor, vocab: int) -> dict:
-    """Summary over every generated test position of its Dirichlet: mean log strength and the
-    vacuity V / S (the mass left to "I don't know"), mean and 10/50/90% quantiles."""
-    vacuity = torch.exp(math.log(vocab) - log_strength.double()).numpy()
-    return {"test_positions": int(len(vacuity)), "test_mean_log_strength": float(log_strength.double().mean()),
-            "test_mean_vacuity": float(vacuity.mean()),
-            **{f"test_vacuity_p{q}": float(np.quantile(vacuity, q / 100)) for q in (10, 50, 90)}}
+        return member_sum(per_member, self.weights[indices])
 
 
 # ---- one strong run ----------------------------------------------------------------------
@@ -165,8 +104,8 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
     frames = {split: read_parquet(split_dir / f"{split}.parquet", ["id", "sentence"]) for split in ("strong_train", "val")}
     test = read_parquet(split_dir / "test.parquet", UTTERANCE_COLUMNS)
     gold = gold_by_split(gold_files)
-    loss_cfg = LossConfig(**cfg.loss)
-    engine = EngineConfig.from_params(cfg.engine)
+    loss_cfg = cfg.loss
+    engine = cfg.engine
 
     generator = seed_everything(cfg.seed)
     model, tokenizer = load_causal(model_path)
@@ -194,7 +133,7 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
                         len(frames["strong_train"]), epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                         generator=generator, optimizer="adamw", schedule="linear", engine=engine,
                         checkpoint_dir=checkpoint_dir_for(out_metrics),
-                        run_key=json.dumps(cfg.__dict__, sort_keys=True, default=str),
+                        run_key=canonical(asdict(cfg)),
                         desc=f"{cfg.method} seed {cfg.seed}", on_epoch_end=validate if "val" in data else None)
     if not is_main_process():
         return {}
@@ -205,9 +144,9 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
     def decode_test() -> tuple[list[str], dict]:
         prompts = [render_prompt(PROMPTS[cfg.prompt], s) for s in test["sentence"]]
         # an evidential model's Dirichlet at every position it generates: how sure it is, per token
-        uncertain = loss_cfg.kind == "edl" and cfg.decoding["beams"] == 1
-        decoded = decode(model, tokenizer, prompts, beams=cfg.decoding["beams"],
-                         max_new_tokens=cfg.decoding["max_new_tokens"], batch_size=GENERATION_BATCH_SIZE,
+        uncertain = loss_cfg.kind == "edl" and cfg.decoding.beams == 1
+        decoded = decode(model, tokenizer, prompts, beams=cfg.decoding.beams,
+                         max_new_tokens=cfg.decoding.max_new_tokens, batch_size=GENERATION_BATCH_SIZE,
                          position_stat=(lambda logits: dirichlet_log_strength(logits, loss_cfg)) if uncertain else None)
         if not uncertain:
             return decoded, {}
@@ -215,8 +154,8 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
 
     texts, uncertainty = decode_test() if score_test else ([], {})
     metrics = {
-        "method": cfg.method, "members": cfg.members, "weighting": cfg.weighting, "weights": cfg.weights,
-        "aux": loss_cfg.aux, "soft_labels": cfg.soft_labels["kind"], "seed": cfg.seed, "model": cfg.model_name,
+        "dataset": "slurp", "method": cfg.method, "source": cfg.source, "members": cfg.members, "weighting": cfg.weighting, "weights": cfg.weights,
+        "aux": loss_cfg.aux, "soft_labels": cfg.soft_labels.kind, "seed": cfg.seed, "model": cfg.model_name,
         "role": "strong", **(slu_scores(test, texts) if score_test else {}),
         "params": sum(p.numel() for p in model.parameters()),
         "train_seconds": round(result.seconds, 1), "final_train_loss": float(np.mean(result.losses[-5:])),
@@ -226,8 +165,8 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
         if cfg.method == "ceiling":  # gold validation: what the paper's protocol tunes the ceiling on
             val = align_by_id(read_parquet(gold["val"], ["id", "gold_entities"]), frames["val"]["id"], gold["val"]).reset_index()
             metrics["val_slu_f1"] = slu_scores(val, decode(model, tokenizer, [
-                render_prompt(PROMPTS[cfg.prompt], s) for s in frames["val"]["sentence"]], beams=cfg.decoding["beams"],
-                max_new_tokens=cfg.decoding["max_new_tokens"], batch_size=GENERATION_BATCH_SIZE))["slu_f1"]
+                render_prompt(PROMPTS[cfg.prompt], s) for s in frames["val"]["sentence"]], beams=cfg.decoding.beams,
+                max_new_tokens=cfg.decoding.max_new_tokens, batch_size=GENERATION_BATCH_SIZE))["slu_f1"]
         # from the checkpointed record of every epoch's loss, so a resumed run selects as a whole one does
         losses = np.asarray(result.epochs, dtype=np.float64)
         if np.isnan(losses).all():

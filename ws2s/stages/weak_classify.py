@@ -12,10 +12,10 @@ from ws2s import schemas
 from ws2s.config import WeakTrainConfig
 from ws2s.frames import PAIR_COLUMNS, probs_frame
 from ws2s.io import read_parquet, write_json, write_parquet
-from ws2s.losses import LossConfig
-from ws2s.metrics import accuracy
-from ws2s.train.classify import (encode, fit, freeze_for, load_classifier, one_hot_targets, predict_probs,
-                                 seed_everything, token_forward)
+from ws2s.metrics.classification import accuracy
+from ws2s.objectives import LossConfig
+from ws2s.train.backbone import freeze_for, seed_everything
+from ws2s.train.classify import encode, fit, load_classifier, one_hot_targets, predict_probs, token_forward
 
 GOLD_LOSS = LossConfig(kind="ce")
 
@@ -46,6 +46,7 @@ def run_weak_classification(cfg: WeakTrainConfig, model_path: str, split_dir: st
     labels = pd.concat([probs_frame(frame["id"], split, probs_on(frame)) for split, frame in unlabelled.items()
                         if len(frame)] + [probs_frame(test["id"], "test", test_probs)], ignore_index=True)
     metrics = {
+        "dataset": cfg.dataset,
         "model": cfg.model_name,
         "role": "weak",
         "seed": cfg.seed,

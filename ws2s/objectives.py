@@ -1,18 +1,27 @@
-"""Losses of the strong stage: small pure functions of (logits, targets, progress).
+"""The paper's objectives as pure functions: losses, targets, member weights, ensemble
+scores, cDPO and PGR. Model code (`ws2s.train`) computes logits and log-probabilities; what
+is done with them is here, once for both tracks.
 
 Shapes: `logits` [B, K] (K classes, or a vocabulary at B token positions); `weak_probs`
 [B, N, K] (N weak models, or N = 1 for a single soft label such as gold, one weak model or
-the Flying Squid posterior); `weights` [N] (the λ_i of Eqns 2 and 4). Every loss is the
-mean over the batch, so it is the same function of the data at any batch size. Targets
-never carry gradients.
+a label model's posterior); `weights` [N] or [B, N] (the λ_i of Eqns 2, 4 and 11). Every
+loss is the mean over the batch, so it is the same function of the data at any batch size.
+Targets never carry gradients. Where a config value chooses the formula, the function takes
+that value by its config name (`LossConfig.kind`, `soft_labels.kind`, `weighting`, `score`).
 
-| paper                                   | function                                        |
-| --------------------------------------- | ----------------------------------------------- |
-| Eqn 1, Eqn 2 (cross-entropy, Σ λ_i CE)  | `soft_cross_entropy`, `weak_ensemble_loss`      |
-| Eqn 3 (EDL: Dirichlet NLL + KL)         | `edl_terms`, `edl_loss`                         |
-| Eqn 4 (Σ_i λ_i Σ_k p_k^(i) L_EDL)       | `eqn4_kl` (exact, O(K)), `edl_loss`             |
-| Eqn 5 (auxiliary confidence term)       | `aux_weight`, `harden`, `aux_targets`           |
-| Section 4.1 (KL scale and clamping)     | `LossConfig.kl_weight`, `LossConfig.kl_clamp`   |
+| paper                                        | function                                          |
+| -------------------------------------------- | ------------------------------------------------- |
+| Eqn 1, Eqns 2 and 11 (CE, Σ λ_i CE)          | `soft_cross_entropy`, `member_sum`                |
+| Eqn 3 (EDL: Dirichlet NLL + KL)              | `edl_terms`, `edl_loss`                           |
+| Eqn 4 (Σ_i λ_i Σ_k p_k^(i) L_EDL)            | `eqn4_kl` (exact, O(K)), `edl_loss`, `member_sum` |
+| Eqn 5 (auxiliary confidence term)            | `aux_weight`, `harden`, `aux_targets`             |
+| Section 4.1 (KL scale and clamping)          | `LossConfig.kl_weight`, `LossConfig.kl_clamp`     |
+| one strong step, either track                | `example_loss`, `weak_ensemble_loss`              |
+| Stage 3 (soft labels from mapped P(s_i))     | `soft_label_rows`, `soft_targets`                 |
+| λ_i per utterance: dynamic (Table 9)         | `utterance_weights`                               |
+| Eqn 8 (ensemble score; Joint Decoding, cDPO) | `preference_scores`, `select_pairs`               |
+| Eqns 9-10 (cDPO)                             | `cdpo_loss`                                       |
+| PGR (Section 5)                              | `pgr`, `multi_weak_pgr`                           |
 """
 
 from __future__ import annotations
@@ -21,8 +30,12 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ws2s.config import LossConfig
+from ws2s.errors import Ws2sError
 
 # ---- the auxiliary confidence term (Burns et al. 2023) ------------------------------
 
@@ -216,23 +229,6 @@ def pooled_top_k(log_alpha: torch.Tensor, probs: torch.Tensor, k: int):
     return torch.exp(log_pooled.double()), probs_pooled.double(), prior
 
 
-@dataclass(frozen=True)
-class LossConfig:
-    kind: str                 # "ce" (Eqns 1-2) or "edl" (Eqns 3-5)
-    aux: bool = False         # add the auxiliary confidence term (Burns et al.; Eqn 5)
-    gamma_max: float = 0.5
-    warmup_frac: float = 0.1
-    balanced_threshold: bool = True  # harden at the weak labels' class balance (else argmax)
-    activation: str = "exp"
-    kl_weight: float = 1.0
-    # eqn4: Σ_k p_k KL(Dir(α̃^(k)) ‖ Dir(1)), the paper's Eqn 4; soft_label: KL(Dir(y + (1 − y)α) ‖ Dir(1)),
-    # the authors' released code
-    kl_target: str = "eqn4"
-    centre_logits: bool = False      # evidence from z − mean z (shift-invariant)
-    kl_clamp: float | None = None    # Section 4.1: the annealed KL clamped to [−c, c] per example
-    kl_top_k: int | None = None      # the KL over the top-k tokens and one pooled class (`pooled_top_k`)
-
-
 class EdlTerms(NamedTuple):
     nll: torch.Tensor           # [B] −Σ_k y_k log E[π_k]
     kl: torch.Tensor            # [B] the KL term before annealing, clamping and weighting
@@ -341,17 +337,20 @@ def weak_ensemble_loss(logits: torch.Tensor, weak_probs: torch.Tensor, weights: 
     rate = None
     if cfg.aux and cfg.balanced_threshold:
         rate = (weak_probs[:, :, 1].float() * weights).sum(dim=-1).mean() / weights.sum()
-    per_weak = [example_loss(logits, aux_targets(logits, weak_probs[:, i], step_frac, cfg, rate), step_frac, cfg)
-                for i in range(weak_probs.shape[1])]
-    loss = (torch.stack([loss for loss, _ in per_weak], dim=-1) * weights).sum(dim=-1).mean()
-    return loss, weighted_stats([stats for _, stats in per_weak], weights.tolist())
+    return member_sum([example_loss(logits, aux_targets(logits, weak_probs[:, i], step_frac, cfg, rate), step_frac, cfg)
+                       for i in range(weak_probs.shape[1])], weights)
 
 
-def weighted_stats(stats: list[LossStats], weights: list[float]) -> LossStats:
-    """The λ-weighted mean of each member's statistics."""
-    total = sum(weights)
-    return LossStats(*(None if values[0] is None else sum(w * v for w, v in zip(weights, values)) / total
-                       for values in zip(*stats)))
+def member_sum(per_member: list[tuple[torch.Tensor, LossStats]], weights: torch.Tensor) -> tuple[torch.Tensor, LossStats]:
+    """Σ_i λ_i ℓ_i, the batch mean, from each member's per-example loss [B] and statistics;
+    `weights` [N] (one λ per member) or [B, N] (per example: dynamic weights). The statistics
+    are the λ-weighted means of the members' (λ averaged over the batch)."""
+    loss = (torch.stack([loss for loss, _ in per_member], dim=-1) * weights).sum(dim=-1).mean()
+    mean_weights = (weights if weights.dim() == 1 else weights.mean(dim=0)).tolist()
+    total = sum(mean_weights)
+    stats = LossStats(*(None if values[0] is None else sum(w * v for w, v in zip(mean_weights, values)) / total
+                        for values in zip(*(stats for _, stats in per_member))))
+    return loss, stats
 
 
 def training_summary(stats: list[dict], cfg: LossConfig) -> dict:
@@ -370,3 +369,152 @@ def training_summary(stats: list[dict], cfg: LossConfig) -> dict:
 def _mean(values) -> float:
     values = list(values)
     return float(sum(values) / len(values)) if values else float("nan")
+
+
+# ---- the generation track's targets and member weights (Stage 3, Section 4.1) -----------
+
+
+def soft_label_rows(strong_probs, target_ids, target_logprobs, min_prob: float = 1e-4):
+    """Stage 3: soft labels [T, V] for the strong model's positions.
+
+    The target token gets P(s_i) = exp(log P(s_i)), clamped to [min_prob, 1]; the rest,
+    1 − P(s_i), is spread over the other tokens in proportion to the strong model's own
+    (detached) distribution `strong_probs` [T, V], so every row sums to 1 and the
+    target's mass is exact.
+    """
+    probs = strong_probs.detach().float()
+    target_p = torch.exp(target_logprobs.float()).clamp(min_prob, 1.0)
+    rows = torch.arange(len(target_ids))
+    others = probs.clone()
+    others[rows, target_ids] = 0.0
+    mass = others.sum(dim=-1, keepdim=True)
+    # A strong distribution with (nearly) all mass on the target leaves nothing to spread
+    # in proportion to: spread uniformly over the other tokens instead.
+    uniform = torch.ones_like(others)
+    uniform[rows, target_ids] = 0.0
+    others = torch.where(mass > 1e-12, others / mass.clamp_min(1e-12), uniform / (others.shape[-1] - 1))
+    soft = others * (1.0 - target_p)[:, None]
+    soft[rows, target_ids] = target_p
+    return soft
+
+
+def soft_targets(logits: torch.Tensor, target_ids: torch.Tensor, target_logprobs: torch.Tensor | None,
+                 kind: str, min_prob: float) -> torch.Tensor:
+    """[P, V] targets at P positions: Stage 3 rows (full), P(s_i) alone (target) or one-hot."""
+    if target_logprobs is None or kind == "onehot":
+        return F.one_hot(target_ids, logits.shape[-1]).float()
+    if kind == "full":
+        return soft_label_rows(torch.softmax(logits.detach().float(), dim=-1), target_ids, target_logprobs, min_prob)
+    rows = torch.zeros(logits.shape, dtype=torch.float32, device=logits.device)
+    rows[torch.arange(len(target_ids)), target_ids] = torch.exp(target_logprobs.float()).clamp(min_prob, 1.0)
+    return rows
+
+
+def utterance_weights(weighting: str, weights: list[float], weak_mean_logprobs: np.ndarray) -> np.ndarray:
+    """λ [B, N] per utterance: the run's λ_i (average or fixed, normalised once, by
+    `ws2s.design.member_weights`) for every utterance, or (dynamic) a softmax over the members
+    of each hypothesis's mean token log-probability, the weak models' own confidence."""
+    if weighting == "dynamic":
+        return torch.softmax(torch.as_tensor(weak_mean_logprobs, dtype=torch.float64), dim=-1).numpy()
+    return np.broadcast_to(np.asarray(weights, dtype=np.float64), weak_mean_logprobs.shape).copy()
+
+
+def position_uncertainty(log_strength: torch.Tensor, vocab: int) -> dict:
+    """Summary over every generated test position of its Dirichlet: mean log strength and the
+    vacuity V / S (the mass left to "I don't know"), mean and 10/50/90% quantiles."""
+    vacuity = torch.exp(math.log(vocab) - log_strength.double()).numpy()
+    return {"test_positions": int(len(vacuity)), "test_mean_log_strength": float(log_strength.double().mean()),
+            "test_mean_vacuity": float(vacuity.mean()),
+            **{f"test_vacuity_p{q}": float(np.quantile(vacuity, q / 100)) for q in (10, 50, 90)}}
+
+
+# ---- ensemble scores (Eqn 8: Joint Decoding and cDPO) and cDPO (Eqns 9-10) ---------------
+
+SCORE_KINDS = ("sequence_prob", "mean_logprob")
+
+
+def preference_scores(per_weak_logprobs: np.ndarray, lengths: np.ndarray, weights, kind: str) -> np.ndarray:
+    """The ensemble's score of each candidate, [n_cand], from [n_weak, n_cand] log-probs and token counts.
+
+    "sequence_prob" (Eqn 8): Σ_i λ_i p_i(y), returned as its logarithm, log Σ_i λ_i exp(log p_i(y)),
+    which ranks the same and does not underflow for long candidates.
+    "mean_logprob" (the authors' code): Σ_i λ_i · (log p_i(y) / |y|_i), |y|_i counted in
+    model i's own tokens.
+    """
+    logp = np.asarray(per_weak_logprobs, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    if logp.ndim != 2 or len(weights) != logp.shape[0] or np.shape(lengths) != logp.shape:
+        raise Ws2sError(f"preference scores: log-probs {logp.shape}, lengths {np.shape(lengths)} and "
+                        f"{len(weights)} weights do not match ([n_weak, n_cand] and n_weak)")
+    if kind == "sequence_prob":
+        with np.errstate(divide="ignore"):  # a zero weight is log 0 = −inf: that model drops out
+            return np.logaddexp.reduce(logp + np.log(weights)[:, None], axis=0)
+    if kind == "mean_logprob":
+        return (weights[:, None] * logp / np.maximum(np.asarray(lengths), 1)).sum(axis=0)
+    raise Ws2sError(f"preference score kind '{kind}' is unknown; allowed: {', '.join(SCORE_KINDS)}")
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One prompt's preference: indices into its candidates."""
+
+    prompt: int
+    chosen: int
+    rejected: int
+
+
+def select_pairs(candidates: list[list[str]], scores: list[np.ndarray]) -> tuple[list[Pair], int, int]:
+    """Chosen = the highest-scored candidate of each prompt, rejected = the lowest.
+
+    A prompt with fewer than two distinct candidate texts gives no pair (counted in the
+    second value); one whose distinct candidates all score the same gives none either
+    (the third value), since no preference can be read from it.
+    """
+    pairs, identical, tied = [], 0, 0
+    for p, (texts, score) in enumerate(zip(candidates, scores)):
+        distinct = [i for i, text in enumerate(texts) if texts.index(text) == i]  # first of each text
+        if len(distinct) < 2:
+            identical += 1
+            continue
+        values = np.asarray(score)[distinct]
+        if values.max() == values.min():
+            tied += 1
+            continue
+        pairs.append(Pair(p, distinct[int(values.argmax())], distinct[int(values.argmin())]))
+    return pairs, identical, tied
+
+
+def cdpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
+              ref_rejected: torch.Tensor, beta: float, epsilon: float) -> torch.Tensor:
+    """Per-pair cDPO loss (Eqns 9-10): (1 − ε)·(−log σ(βΔ)) + ε·(−log σ(−βΔ)).
+
+    Δ = (log π(y_c) − log π_ref(y_c)) − (log π(y_r) − log π_ref(y_r)); ε is the chance that
+    a preference label is flipped. ε = 0 is standard DPO. The reference never carries gradients.
+    """
+    delta = (policy_chosen - ref_chosen.detach()) - (policy_rejected - ref_rejected.detach())
+    return (1 - epsilon) * -F.logsigmoid(beta * delta) + epsilon * -F.logsigmoid(-beta * delta)
+
+
+# ---- Performance Gap Recovered ----------------------------------------------------------
+
+# Issue 8: below a 2-point gap between ceiling and weak model, PGR is noise, not a result.
+MIN_GAP = 0.02
+
+
+def pgr(performance: float, weak: float, strong: float, min_gap: float = MIN_GAP) -> float:
+    """(P − P_w) / (P_s − P_w); NaN (undefined) when the gap P_s − P_w is under `min_gap`.
+
+    A gap of zero or below (weak at or above the ceiling) is also undefined, never a
+    division error.
+    """
+    gap = strong - weak
+    if not gap >= min_gap:
+        return math.nan
+    return (performance - weak) / gap
+
+
+def multi_weak_pgr(performance: float, weak: list[float], strong: float, min_gap: float = MIN_GAP) -> float:
+    """A multi-weak row's PGR: the mean of its PGRs against each of its weak models (as the
+    paper does); undefined if any of them is."""
+    values = [pgr(performance, w, strong, min_gap) for w in weak]
+    return float(np.mean(values)) if not any(math.isnan(v) for v in values) else math.nan

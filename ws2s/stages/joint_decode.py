@@ -21,12 +21,13 @@ import numpy as np
 import pandas as pd
 
 from ws2s import schemas
-from ws2s.cdpo import judge, preference_scores
 from ws2s.config import JointDecodingConfig
 from ws2s.data.slurp import PROMPTS, render_prompt
 from ws2s.errors import Ws2sError
 from ws2s.frames import align_by_id
 from ws2s.io import read_parquet, write_parquet
+from ws2s.objectives import preference_scores
+from ws2s.train.generate import judge
 
 
 def pooled_candidates(nbest_lists: list[list[str]], m: int) -> list[str]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from ws2s import schemas
 from ws2s.config import SplitConfig
-from ws2s.data.classification import CLASSIFICATION_DATASETS
 from ws2s.data.binary import make_splits
+from ws2s.data.classification import CLASSIFICATION_DATASETS
 from ws2s.io import write_parquet
 
 

@@ -22,8 +22,8 @@ from ws2s import schemas
 from ws2s.data.classification import YES_NO_PROMPTS
 from ws2s.frames import PAIR_COLUMNS
 from ws2s.io import read_parquet, write_json, write_parquet
-from ws2s.train.classify import (EVAL_BATCH_SIZE, encode, forward_all, head_name, load_classifier, load_tokenizer,
-                                 token_forward)
+from ws2s.train.backbone import load_tokenizer
+from ws2s.train.classify import EVAL_BATCH_SIZE, encode, forward_all, head_name, load_classifier, token_forward
 
 ANSWERS = ("no", "yes")  # class 0, class 1
 SPLITS = ("strong_train", "val", "test")
