@@ -113,7 +113,8 @@ def test_strong_classify_params_bayesian_carry_edl_naive_not(smoke):
     bayesian = params(smoke, "strong_classify", method="bayesian", **run)
     assert bayesian["loss"] == {"kind": "edl", "aux": False, "activation": "exp", "kl_weight": 1.0,
                                 "kl_target": "eqn4", "centre_logits": False, "kl_clamp": None, "kl_top_k": None}
-    assert bayesian["source"] == "ws3" and bayesian["members"] == ["minilm-l1", "minilm-l2", "minilm-l3"]
+    assert bayesian["dataset"] == "cosmosqa" and bayesian["source"] == "ws3"
+    assert bayesian["members"] == ["minilm-l1", "minilm-l2", "minilm-l3"]
     naive = params(smoke, "strong_classify", method="naive", **run)
     assert naive["loss"] == {"kind": "ce", "aux": False}
     with_aux = params(smoke, "strong_classify", method="naive", **{**run, "aux": "aux"})
