@@ -292,10 +292,6 @@ class EngineConfig:
     offload: bool = False         # ZeRO-Offload of the optimizer state to host memory
     config: str = DEFAULT_DEEPSPEED_CONFIG  # DeepSpeed JSON template; the fields above override it
 
-    @classmethod
-    def from_params(cls, params: dict) -> "EngineConfig":
-        return cls(**params)
-
     def deepspeed_config(self, micro_batch: int) -> dict:
         """The template with this config's values filled in."""
         path = Path(self.config)
