@@ -79,3 +79,17 @@ def test_an_integer_train_layers_freezes_an_untied_output_layer_too(tokenizers, 
     assert all(p.requires_grad for p in model.model.layers[2].parameters())
     assert not any(p.requires_grad for p in model.model.layers[1].parameters())
     assert trainable == sum(p.numel() for p in model.model.layers[2].parameters()) + model.model.norm.weight.numel()
+
+
+def test_decoding_a_frozen_model_gives_the_same_text_and_leaves_no_hook(tiny_llama):
+    """The decoding loop hands the output layer contiguous states (speed); it changes no output
+    and is removed when the loop ends."""
+    from ws2s.train.backbone import freeze_for
+    from ws2s.train.generate import decode
+
+    model, tokenizer = load_causal(tiny_llama)
+    trainable = decode(model, tokenizer, PROMPTS, beams=1, max_new_tokens=8, batch_size=3)
+    freeze_for(model, 1)
+    assert not model.get_output_embeddings().weight.requires_grad
+    assert decode(model, tokenizer, PROMPTS, beams=1, max_new_tokens=8, batch_size=3) == trainable
+    assert not model.get_output_embeddings()._forward_pre_hooks

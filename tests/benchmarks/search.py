@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -82,18 +83,23 @@ def generation(config: dict, seeds: list[int], *_) -> None:
                 engine={"backend": "plain", "bf16": config["engine"]["bf16"]})
     grid = [(2, 1e-4, 4), (1, 1e-4, 4), (3, 1e-4, 4), (2, 3e-5, 4), (2, 3e-4, 4), (2, 1e-4, 8)]
     print(f"generation: strong {gen['strong_model']} ceiling on gold, seeds {seeds}; validation SLU-F1 (gold)\n")
-    print("| epochs | lr | trained top blocks | ceiling val SLU-F1 (gold; chooses) | selected epoch by gold val loss |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| epochs | lr | trained top blocks | ceiling val SLU-F1 (gold; chooses) | per seed | "
+          "selected epoch by gold val loss |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for epochs, lr, layers in grid:
         scores, picked = [], []
         for seed in seeds:
             out = Path(f"results/search/generation/e{epochs}-lr{lr:g}-l{layers}/seed{seed}")
             cfg = StrongGenerationConfig(**base, seed=seed, epochs=epochs, lr=lr, train_layers=layers)
-            metrics = run_strong_generation(cfg, model, split_dir, [], None, gold, out / "g.parquet", out / "m.json", None,
-                                            score_test=False)
+            # a finished run is read back (delete results/search to redo): two processes can
+            # each run one seed, and a third prints the table over both
+            metrics = (json.loads((out / "m.json").read_text()) if (out / "m.json").exists() else
+                       run_strong_generation(cfg, model, split_dir, [], None, gold, out / "g.parquet", out / "m.json",
+                                             None, score_test=False))
             scores.append(metrics["val_slu_f1"])
             picked.append(metrics["selected_epoch"])
-        print(f"| {epochs} | {lr:g} | {layers} | {100 * np.mean(scores):.1f} | {picked} |", flush=True)
+        print(f"| {epochs} | {lr:g} | {layers} | {100 * np.mean(scores):.1f} | "
+              f"{' / '.join(f'{100 * x:.1f}' for x in scores)} | {picked} |", flush=True)
 
 
 def main() -> None:
