@@ -91,3 +91,12 @@ def job_resources(kind):
 
 def job_threads(kind):
     return config["resources"][kind]["cpus"]
+
+
+def generation_priority(wildcards):
+    """On a few cores the generation chain (weak_generate -> map_hypotheses -> strong_generate)
+    is the critical path: its jobs go first and the classification jobs fill the free slots;
+    among the strong runs, those trained on an ensemble's hypotheses (one pass per member,
+    the longest) start first. Priorities order jobs only: they are not params."""
+    source = getattr(wildcards, "source", None)
+    return 1 if source is not None and source not in config["generation"]["ensembles"] else 2

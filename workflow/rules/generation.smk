@@ -39,6 +39,7 @@ rule weak_generate:
         "results/logs/weak_generate/{model}/seed{seed}.log",
     benchmark:
         "results/benchmarks/weak_generate/{model}/seed{seed}.tsv"
+    priority: generation_priority
     threads: job_threads("weak")
     resources:
         **job_resources("weak"),
@@ -63,6 +64,7 @@ rule map_hypotheses:
         "results/logs/map_hypotheses/{model}/seed{seed}.log",
     benchmark:
         "results/benchmarks/map_hypotheses/{model}/seed{seed}.tsv"
+    priority: generation_priority
     threads: job_threads("features")
     resources:
         **job_resources("features"),
@@ -88,6 +90,7 @@ rule joint_decode:
         "results/logs/joint_decode/{ensemble}/m{m}/seed{seed}.log",
     benchmark:
         "results/benchmarks/joint_decode/{ensemble}/m{m}/seed{seed}.tsv"
+    priority: generation_priority
     threads: job_threads("weak")
     resources:
         **job_resources("weak"),
@@ -118,6 +121,7 @@ rule strong_generate:
         "results/logs/strong_generate/{method}/{source}/{aux}/seed{seed}.log",
     benchmark:
         "results/benchmarks/strong_generate/{method}/{source}/{aux}/seed{seed}.tsv"
+    priority: generation_priority
     threads: job_threads("strong")
     resources:
         **job_resources("strong"),
