@@ -70,11 +70,13 @@ def test_dry_run_bench(workdir):
     # per seed: ceiling + 2 aux variants x (5 single + 2 ensembles x 8 methods: Naive, five
     # label models of the libraries, Flying Squid, Bayesian)
     assert counts["strong_classify"] == seeds * (1 + 2 * (5 + 2 * 8))
-    gen_seeds = 2
+    gen_seeds = 3
     assert counts["weak_generate"] == counts["map_hypotheses"] == 2 * gen_seeds and "joint_decode" not in counts
-    # per seed: the ceiling, 2 single, Naive and Bayesian Multi-Weak (the embedded default's methods)
-    assert counts["strong_generate"] == gen_seeds * (1 + 2 + 2) and "cdpo" not in counts
-    assert counts["table4"] == 1
+    # per seed: the ceiling, 2 single, Naive and Bayesian Multi-Weak (the embedded default's
+    # methods); Bayesian's run keeps its weights for cDPO, which starts from it
+    assert counts["strong_generate"] == gen_seeds * (1 + 2 + 1)
+    assert counts["strong_generate_keep_model"] == counts["cdpo"] == gen_seeds
+    assert counts["table4"] == counts["table5"] == 1
 
 
 def test_bad_config_one_line_and_nothing_written(workdir):
