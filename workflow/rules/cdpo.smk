@@ -12,6 +12,7 @@ rule cdpo:
         "results/logs/cdpo/{ensemble}/seed{seed}.log",
     benchmark:
         "results/benchmarks/cdpo/{ensemble}/seed{seed}.tsv"
+    priority: generation_priority
     threads: job_threads("strong")
     resources:
         **job_resources("strong"),

@@ -94,8 +94,8 @@ def job_threads(kind):
 
 
 def generation_priority(wildcards):
-    """On a few cores the generation chain (weak_generate -> map_hypotheses -> strong_generate)
-    is the critical path: its jobs go first and the classification jobs fill the free slots;
+    """On a few cores the generation chain (weak_generate -> map_hypotheses -> strong_generate
+    -> cdpo) is the critical path: its jobs go first and the classification jobs fill the free slots;
     among the strong runs, those trained on an ensemble's hypotheses (one pass per member,
     the longest) start first. Priorities order jobs only: they are not params."""
     source = getattr(wildcards, "source", None)
