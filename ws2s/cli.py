@@ -152,15 +152,17 @@ def cmd_weak_generate(args) -> None:
 
 
 def cmd_launch(args) -> None:
-    # One process (RANK etc. filled in by the engine), or torchrun's one per GPU.
+    """One process (RANK etc. filled in by the engine), or `--procs` (default: one per GPU) on
+    each of `--nodes` nodes through torchrun (and srun across nodes)."""
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-    if args.gpus > 1:
-        from ws2s.train.engine import launch_command
+    procs = args.procs or max(args.gpus, 1)
+    if procs > 1 or args.nodes > 1:
+        from ws2s.train.engine import launch_command, supervise
 
-        command = launch_command(argv, args.gpus)
+        command = launch_command(argv, procs, args.nodes, args.gpus)
         if os.environ.get("WS2S_THREADS"):  # the job's threads are shared by its processes
-            os.environ["WS2S_THREADS"] = str(max(1, int(os.environ["WS2S_THREADS"]) // args.gpus))
-        os.execvp(command[0], command)
+            os.environ["WS2S_THREADS"] = str(max(1, int(os.environ["WS2S_THREADS"]) // procs))
+        raise SystemExit(supervise(command))
     raise SystemExit(main(argv))
 
 
@@ -280,8 +282,10 @@ COMMANDS = {
                 {"--weak": {"nargs": "+", "required": True}, "--strong": {"nargs": "+", "required": True}}),
     "fig-reliability": (cmd_fig_reliability, "reliability diagram of the strong runs' test predictions",
                         ["title", "test", "out"], {"--predictions": {"nargs": "+", "required": True}}),
-    "launch": (cmd_launch, "run a training subcommand on the job's GPUs (torchrun when more than one)", [],
-               {"--gpus": {"type": int, "default": 0}, "argv": {"nargs": argparse.REMAINDER}}),
+    "launch": (cmd_launch, "run a training subcommand on the job's GPUs and nodes (torchrun, srun)", [],
+               {"--gpus": {"type": int, "default": 0}, "--nodes": {"type": int, "default": 1},
+                "--procs": {"type": int, "default": 0, "help": "processes a node (default: one per GPU)"},
+                "argv": {"nargs": argparse.REMAINDER}}),
     "inspect": (cmd_inspect, "summarise any of the pipeline's Parquet files", [],
                 {"path": {}, "--head": {"type": int, "default": 5}, "--id": {"default": None}}),
     "map-hypotheses": (cmd_map_hypotheses, "a weak model's hypotheses in the strong tokenizer (Eqns 6-7)",
@@ -332,6 +336,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # a full disk, a read-only folder: the system's word, one line
         print(f"ws2s: error: {err.filename or args.command}: {err.strerror or err}", file=sys.stderr)
         return 2
+    finally:
+        if "torch.distributed" in sys.modules:  # a training step over several ranks
+            from ws2s.train.engine import close_distributed
+
+            close_distributed()
     return 0
 
 

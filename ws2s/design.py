@@ -395,8 +395,11 @@ def linear_probe(config: dict) -> bool:
 def _engine(config: dict) -> dict:
     """The engine settings a strong run uses; under plain PyTorch the DeepSpeed ones are moot
     (bf16 is not: there it is autocast)."""
-    engine = config["engine"]
-    return engine if engine["backend"] == "deepspeed" else {"backend": "plain", "bf16": engine["bf16"]}
+    engine = dict(config["engine"])
+    lora = engine.pop("lora")
+    chosen = engine if engine["backend"] == "deepspeed" else {"backend": "plain", "bf16": engine["bf16"]}
+    # LoRA's settings only where it is on: runs without it keep the params they had before it existed
+    return {**chosen, "lora": lora} if lora["rank"] else chosen
 
 
 def _prepare_model(config, model):

@@ -12,8 +12,16 @@ finished steps and ends exactly where an uninterrupted run would. A finished run
 its checkpoint. Stages write their outputs atomically after the loop, so a killed job
 leaves nothing Snakemake could take as complete.
 
-Processes: one per GPU under `torchrun` (see `launch`), or one; `ensure_process_group_env`
-fills RANK, WORLD_SIZE, MASTER_ADDR and a free MASTER_PORT for the single process.
+Processes: one, or one per GPU (`torchrun`, through `ws2s launch`; on several nodes one
+`torchrun` a node through `srun`). Over several ranks the plain backend is torch's
+DistributedDataParallel and the DeepSpeed backend ZeRO stage 1, 2 or 3; either way each rank
+takes its share of every batch, weighted so that the gradients the engine averages over ranks
+are the whole batch's, and the losses and statistics the loop records are all-reduced: a run
+over N ranks records what one process records, to rounding. Data preparation, validation
+and prediction run on every rank alike (the same inputs give the same result; ZeRO-3 needs
+every rank to take part in a forward pass); only rank 0 writes outputs.
+`ensure_process_group_env` fills RANK, WORLD_SIZE, MASTER_ADDR and a free MASTER_PORT for the
+single process.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
@@ -95,16 +104,78 @@ def device() -> torch.device:
     return torch.device("cpu")
 
 
-def launch_command(argv: Sequence[str], gpus: int) -> list[str]:
-    """`ws2s ARGV` as one process per GPU on this node, for a job given `gpus` > 1 GPUs.
+def init_distributed() -> None:
+    """The process group of a run over several ranks: NCCL on GPUs, gloo on the CPU."""
+    if world_size() > 1 and not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(device())
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
-    `torchrun --standalone` binds its rendezvous to port 0, so concurrent jobs on one
-    node never collide on a port.
+
+def barrier() -> None:
+    if world_size() > 1 and dist.is_initialized():
+        dist.barrier()
+
+
+def close_distributed() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def launch_command(argv: Sequence[str], procs: int, nodes: int = 1, gpus: int = 0) -> list[str]:
+    """`ws2s ARGV` as `procs` processes on each of `nodes` nodes (one per GPU on a GPU cluster).
+
+    On one node `torchrun --standalone`, which binds its rendezvous to port 0, so concurrent
+    jobs on one node never collide on a port. On several nodes (a SLURM job) `srun` starts
+    one `torchrun` a node; they meet at a c10d rendezvous on the job's first host, on a port
+    drawn from the job id (jobs sharing a host then differ).
     """
     visible = torch.cuda.device_count()
-    if visible < gpus:
+    if gpus and visible < gpus:
         raise Ws2sError(f"launch: {gpus} GPUs requested but {visible} visible (CUDA_VISIBLE_DEVICES)")
-    return ["torchrun", "--standalone", f"--nproc-per-node={gpus}", "-m", "ws2s.cli", *argv]
+    module = ["-m", "ws2s.cli", *argv]
+    if nodes == 1:
+        return ["torchrun", "--standalone", f"--nproc-per-node={procs}", *module]
+    job = os.environ.get("SLURM_JOB_ID")
+    hosts = os.environ.get("SLURM_JOB_NODELIST")
+    if not job or not hosts:
+        raise Ws2sError(f"launch: --nodes {nodes} runs inside a SLURM job (no SLURM_JOB_ID / SLURM_JOB_NODELIST here)")
+    import subprocess
+
+    head = subprocess.run(["scontrol", "show", "hostnames", hosts], capture_output=True, text=True,
+                          check=True).stdout.split()[0]
+    port = 29500 + int(job) % 20000
+    placement = [f"--nodes={nodes}", "--ntasks-per-node=1"]
+    if int(os.environ.get("SLURM_JOB_NUM_NODES", "1")) < nodes:
+        # Fewer hosts than nodes asked (the tests' one-node cluster): the torchruns share hosts,
+        # through the same srun, rendezvous and process group as on separate nodes.
+        placement = []
+    # --overlap: the job's step that runs this command holds the allocation already.
+    return ["srun", "--overlap", "--kill-on-bad-exit=1", f"--ntasks={nodes}", *placement,
+            "torchrun", f"--nnodes={nodes}", f"--nproc-per-node={procs}", "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={head}:{port}", f"--rdzv-id=ws2s-{job}", *module]
+
+
+def supervise(command: list[str]) -> int:
+    """Run `command`, handing it SIGTERM; exit 143 (as a plain SIGTERM) once it has stopped.
+
+    torchrun, on SIGTERM, signals its workers, which save their checkpoint at the next step
+    boundary and exit; torchrun's own exit status then says little, this one says SIGTERM."""
+    import subprocess
+
+    child = subprocess.Popen(command)
+    received: list[int] = []
+
+    def forward(signum, _frame):
+        received.append(signum)
+        child.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        code = child.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 128 + signal.SIGTERM if received else code
 
 
 # ---- optimizers and schedules ----------------------------------------------------------
@@ -138,9 +209,33 @@ def autocast(bf16: bool):
 # ---- backends --------------------------------------------------------------------------
 
 
+class Objective(nn.Module):
+    """A stage's modules with its loss as their forward pass: DDP and DeepSpeed see every step's
+    forward (DDP readies its gradient all-reduce there, ZeRO-3 gathers weights for it), while
+    the stage calls its modules as it always does. The loss comes back times `scale`."""
+
+    def __init__(self, modules: Sequence[nn.Module], loss_for_batch: LossForBatch):
+        super().__init__()
+        self.parts = nn.ModuleList(modules)
+        self.loss_for_batch = loss_for_batch
+
+    def forward(self, indices: list[int], step_frac: float, scale: float):
+        out = self.loss_for_batch(indices, step_frac)
+        loss, stats = out if isinstance(out, tuple) else (out, None)
+        return loss * scale, stats
+
+
 class _Plain:
-    def __init__(self, modules: Sequence[nn.Module], optimizer, schedule, bf16: bool = False):
-        self.modules, self.optimizer, self.schedule, self.bf16 = list(modules), optimizer, schedule, bf16
+    """torch's optimizer on the modules; DistributedDataParallel over several ranks."""
+
+    def __init__(self, objective: Objective, optimizer, schedule, bf16: bool = False):
+        self.objective, self.optimizer, self.schedule, self.bf16 = objective, optimizer, schedule, bf16
+        self.forward = objective
+        if world_size() > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [device().index] if device().type == "cuda" else None
+            self.forward = DistributedDataParallel(objective, device_ids=ids)
 
     def step(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -149,8 +244,10 @@ class _Plain:
         self.schedule.step()
 
     def save(self, folder: Path, client: dict) -> None:
+        if not is_main_process():  # the replicas are equal: rank 0's state is every rank's
+            return
         folder.mkdir(parents=True, exist_ok=True)
-        state = {"modules": [m.state_dict() for m in self.modules], "optimizer": self.optimizer.state_dict(),
+        state = {"modules": self.objective.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "schedule": self.schedule.state_dict(), "client": client}
         with atomic_path(folder / "state.pt") as tmp:
             torch.save(state, tmp)
@@ -160,8 +257,7 @@ class _Plain:
         if not path.is_file():
             return None
         state = torch.load(path, map_location="cpu", weights_only=False)
-        for module, weights in zip(self.modules, state["modules"]):
-            module.load_state_dict(weights)
+        self.objective.load_state_dict(state["modules"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         return state["client"]
@@ -176,15 +272,16 @@ class _Plain:
 
 
 class _DeepSpeed:
-    def __init__(self, modules: Sequence[nn.Module], optimizer, schedule_fn, engine: EngineConfig, batch_size: int):
+    def __init__(self, objective: Objective, optimizer, schedule_fn, engine: EngineConfig, batch_size: int):
         ensure_process_group_env()
         import deepspeed
 
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
         micro = max(1, math.ceil(batch_size / world_size()))
-        self.bf16 = engine.bf16
-        self.engine, *_ = deepspeed.initialize(model=nn.ModuleList(modules), optimizer=optimizer,
+        self.bf16, self.zero_stage = engine.bf16, engine.zero_stage
+        self.engine, *_ = deepspeed.initialize(model=objective, optimizer=optimizer,
                                                lr_scheduler=schedule_fn, config=engine.deepspeed_config(micro))
+        self.forward = self.engine
 
     def step(self, loss: torch.Tensor) -> None:
         self.engine.backward(loss)
@@ -193,6 +290,7 @@ class _DeepSpeed:
     def save(self, folder: Path, client: dict) -> None:
         tag = f"step{client['step']}"
         self.engine.save_checkpoint(str(folder), tag=tag, client_state={"ws2s": client})
+        barrier()
         if is_main_process():  # `latest` now names the new tag: older ones are dead weight
             for old in folder.glob("step*"):
                 if old.name != tag:
@@ -209,9 +307,24 @@ class _DeepSpeed:
         return autocast(self.bf16)
 
     def finish(self) -> None:
+        if self.zero_stage == 3:
+            self._gather_for_good()
         # DeepSpeed cast the modules to bf16 in place; the stage predicts with fp32 inputs.
         if self.bf16:
             self.engine.module.float()
+
+    def _gather_for_good(self) -> None:
+        """Every rank's modules whole again, with ZeRO-3's fetch hooks gone: after training, rank 0
+        predicts and decodes alone, and a partitioned forward would wait for the other ranks.
+        DeepSpeed's own gather (a collective, so on every rank), then its own hook removal."""
+        import deepspeed
+
+        params = list(self.engine.module.parameters())
+        with deepspeed.zero.GatheredParameters(params):
+            whole = [p.data.detach().clone() for p in params]
+        self.engine.optimizer.parameter_offload._remove_module_hooks()
+        for param, data in zip(params, whole):
+            param.data = data
 
 
 # ---- SIGTERM ---------------------------------------------------------------------------
@@ -247,11 +360,44 @@ def _in_main_thread() -> bool:
 
 def _any_rank(*flags: bool) -> list[bool]:
     """Each flag, true if true on any rank: all ranks save (a collective) at the same step."""
-    if world_size() == 1 or not torch.distributed.is_initialized():
+    if world_size() == 1 or not dist.is_initialized():
         return list(flags)
-    value = torch.tensor([int(f) for f in flags], device=device() if torch.distributed.get_backend() == "nccl" else "cpu")
-    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    value = torch.tensor([int(f) for f in flags], device=_comm_device())
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return [bool(v) for v in value.tolist()]
+
+
+def _comm_device() -> torch.device:
+    return device() if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def _shard(batch: list[int]) -> tuple[list[int], float]:
+    """This rank's share of a batch, and the weight of its mean loss: each rank's weight is its
+    share of the batch times the world size, so the gradients DDP and DeepSpeed average over
+    ranks are the whole batch's mean gradient, uneven shares included."""
+    world = world_size()
+    if world == 1:
+        return batch, 1.0
+    mine = batch[rank()::world]
+    if not mine:  # fewer examples than ranks: a weightless example keeps every rank's collectives in step
+        return batch[:1], 0.0
+    return mine, len(mine) * world / len(batch)
+
+
+def _global(loss: torch.Tensor, stats, scale: float) -> tuple[float, dict | None]:
+    """The batch's loss and statistics over every rank: `loss` comes weighted by this rank's
+    `_shard` weight, the statistics (means over this rank's share) are weighted the same way."""
+    stats = None if stats is None else stats._asdict()
+    if world_size() == 1 or not dist.is_initialized():
+        return loss.item(), stats
+    names = [k for k, v in (stats or {}).items() if v is not None]
+    values = torch.tensor([loss.item()] + [scale * float(stats[k]) for k in names], dtype=torch.float64,
+                          device=_comm_device())
+    dist.all_reduce(values)
+    values = (values / world_size()).tolist()
+    if stats is not None:
+        stats.update(zip(names, values[1:]))
+    return values[0], stats
 
 
 def _rng_state() -> dict:
@@ -305,34 +451,39 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
     save: bounds the work a SIGKILL loses whatever a step costs.
     `run_key` names what else the run depends on (e.g. the stage's params): a checkpoint
     of another key, or of other loop settings, is discarded rather than resumed.
-    Under several processes each takes its share of every batch (data parallel).
+    Under several processes each takes its share of every batch (data parallel, see `_shard`).
     `on_epoch_end(epoch)` runs after each epoch (model selection on a validation split); what it
     returns is kept, checkpointed with the rest, and handed back in `FitResult.epochs`.
     """
+    init_distributed()
     dev = device()
     for m in modules:
         m.to(dev)
         m.train()
-    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    objective = Objective(modules, loss_for_batch)
+    params = [p for p in objective.parameters() if p.requires_grad]
     steps_per_epoch = math.ceil(n_examples / batch_size)
     total = steps_per_epoch * epochs
     opt = _make_optimizer(params, optimizer, lr, engine)
     make_schedule = lambda o: _schedule(schedule)(o, 0, total)  # noqa: E731
     if engine.backend == "deepspeed":
-        runner = _DeepSpeed(modules, opt, make_schedule, engine, batch_size)
+        runner = _DeepSpeed(objective, opt, make_schedule, engine, batch_size)
     elif engine.backend == "plain":
-        runner = _Plain(modules, opt, make_schedule(opt), engine.bf16)
+        runner = _Plain(objective, opt, make_schedule(opt), engine.bf16)
     else:
         raise Ws2sError(f"engine.backend {engine.backend!r}; allowed: plain, deepspeed")
 
     settings = {"run_key": run_key, "n": n_examples, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                "optimizer": optimizer, "schedule": schedule, "engine": asdict(engine), "world": world_size()}
+                "optimizer": optimizer, "schedule": schedule, "engine": asdict(engine), "world": world_size(),
+                "checkpoint_format": 2}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
     start, losses, stats, epoch_records = 0, [], [], []
     client = _resume(runner, checkpoint_dir, key)
+    barrier()  # rank 0 may have cleared a stale checkpoint
     if client is not None:
         start, losses, stats, epoch_records = client["step"], client["losses"], client["stats"], client["epochs"]
-        _set_rng_state(client["rng"])
+        own = checkpoint_dir / f"rng-rank{rank()}.pt"
+        _set_rng_state(torch.load(own, weights_only=False) if own.is_file() else client["rng"])
         print(f"{desc}: resuming at step {start}/{total} from {checkpoint_dir}", file=sys.stderr, flush=True)
 
     def save(step: int) -> None:
@@ -341,11 +492,14 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
             with atomic_path(checkpoint_dir / "run.json") as tmp:
                 tmp.write_text(json.dumps({"key": key, "settings": settings}, indent=1))
         runner.save(checkpoint_dir, {"key": key, "step": step, "losses": losses, "stats": stats, "epochs": epoch_records,
-                                          "rng": _rng_state()})
+                                     "rng": _rng_state()})
+        with atomic_path(checkpoint_dir / f"rng-rank{rank()}.pt") as tmp:  # each rank's own random state
+            torch.save(_rng_state(), tmp)
+        barrier()  # no rank stops (or goes on) before every rank has saved
 
     began = last_save = time.time()
-    shard = slice(rank(), None, world_size())
-    with _sigterm_flag() as sigterm, tqdm(total=total, initial=start, desc=desc, mininterval=5) as bar:
+    with _sigterm_flag() as sigterm, tqdm(total=total, initial=start, desc=desc, mininterval=5,
+                                          disable=not is_main_process()) as bar:
         for epoch in range(epochs):
             # Drawn for every epoch, finished or not, so a resumed run sees the same order.
             order = torch.randperm(n_examples, generator=generator).tolist()
@@ -353,13 +507,14 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
                 step = epoch * steps_per_epoch + b
                 if step < start:
                     continue
+                mine, scale = _shard(order[begin:begin + batch_size])
                 with runner.autocast():
-                    loss = loss_for_batch(order[begin:begin + batch_size][shard], step / total)
-                if isinstance(loss, tuple):
-                    loss, step_stats = loss
-                    stats.append(step_stats._asdict())
+                    loss, step_stats = runner.forward(mine, step / total, scale)
                 runner.step(loss)
-                losses.append(loss.item())
+                value, step_stats = _global(loss.detach(), step_stats, scale)
+                losses.append(value)
+                if step_stats is not None:
+                    stats.append(step_stats)
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
                 bar.update()
                 done = step + 1
@@ -380,6 +535,7 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
                 for m in modules:
                     m.train()
     runner.finish()
+    barrier()
     if checkpoint_dir is not None and is_main_process():
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return FitResult(losses, time.time() - began, stats, epoch_records)
