@@ -67,6 +67,38 @@ CONFIG_CASES = {
     "a probability outside (0, 1)": ("classification: {class_balance: 1.5}", r"'classification.class_balance' has value 1.5"),
     "a readout head on a finetuned backbone": ("classification: {strong_training: {train_layers: 2}}",
                                                r"'classification.strong_training.head': readout .* needs train_layers: 0; got 2"),
+    # issue 27: every number finite, integers integers, no empty tracks, no from: cycle
+    "NaN as a class balance": ("classification: {class_balance: .nan}",
+                               r"'classification.class_balance' has value nan; numbers must be finite"),
+    "infinity among fixed weights": ("generation: {weighting: fixed, fixed_weights: {ws2: [.inf, 1]}}",
+                                     r"'generation.fixed_weights.ws2.0' has value inf; numbers must be finite"),
+    "an infinite learning rate": ("classification: {strong_training: {lr: .inf}}",
+                                  r"'classification.strong_training.lr' has value inf; numbers must be finite"),
+    "a negative infinite learning rate": ("generation: {weak_training: {lr: -.inf}}",
+                                          r"'generation.weak_training.lr' has value -inf; numbers must be finite"),
+    "NaN as gamma_max": ("generation: {aux: {gamma_max: .nan}}", r"'generation.aux.gamma_max' has value nan"),
+    "an infinite kl_weight": ("classification: {edl: {kl_weight: .inf}}", r"'classification.edl.kl_weight' has value inf"),
+    "NaN as a seed": ("seeds: [0, .nan]", r"'seeds.1' has value nan; numbers must be finite"),
+    "a float max_length": ("classification: {max_length: 48.0}",
+                           r"'classification.max_length' has value 48.0; an integer is needed here \(write 48\)"),
+    "a float split size": ("classification: {split_sizes: {weak_train: 32.0}}",
+                           r"'classification.split_sizes.weak_train' has value 32.0; an integer is needed"),
+    "a float seed": ("seeds: [0.0]", r"'seeds.0' has value 0.0; an integer is needed"),
+    "a float split seed": ("split_seed: 1.0", r"'split_seed' has value 1.0; an integer is needed"),
+    "a float train_layers (one of two forms)": ("generation: {strong_training: {train_layers: 2.0}}",
+                                                r"'generation.strong_training.train_layers' has value 2.0; an integer is needed"),
+    "a float num_layers (inside a model spec's forms)": ("models: {smollm2-l4: {from: smollm2-135m, num_layers: 4.0}}",
+                                                         r"'models.smollm2-l4.num_layers' has value 4.0; an integer is needed"),
+    "a float count of a job's resources": ("resources: {strong: {mem_mb: 8000.0}}",
+                                           r"'resources.strong.mem_mb' has value 8000.0; an integer is needed"),
+    "no tracks": ("tracks: []", r"config key 'tracks' has value \[\]; \[\] should be non-empty"),
+    "a from: cycle": ("models: {cut-a: {from: cut-b, num_layers: 1}, cut-b: {from: cut-a, num_layers: 1}}",
+                      r"'models.cut-a.from': the from: chain is a cycle \(cut-a -> cut-b -> cut-a\)"),
+    "a model cut from itself": ("models: {cut-a: {from: cut-a, num_layers: 1}}",
+                                r"'models.cut-a.from': the from: chain is a cycle \(cut-a -> cut-a\)"),
+    "a cycle reached from a model outside it": (
+        "models: {cut-a: {from: cut-b, num_layers: 1}, cut-b: {from: cut-c, num_layers: 1}, cut-c: {from: cut-b, num_layers: 1}}",
+        r"'models.cut-b.from': the from: chain is a cycle \(cut-b -> cut-c -> cut-b\)"),
 }
 
 
@@ -76,6 +108,7 @@ def test_a_bad_config_is_one_line_naming_the_key(case, tmp_path, capsys, monkeyp
     text, pattern = CONFIG_CASES[case]
     (tmp_path / "bad.yaml").write_text(text + "\n")
     one_error(capsys, ws2s(["validate", CONFIG, SMALL, str(tmp_path / "bad.yaml")]), pattern)
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.yaml"]  # validation writes nothing
 
 
 def test_yaml_syntax_names_file_and_line(tmp_path, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
 import os
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -33,9 +34,20 @@ def _with_defaults(validator_class):
                         instance[name] = copy.deepcopy(resolved["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults}, type_checker=_TYPES)
 
 
+def _is_integer(checker, instance) -> bool:
+    # jsonschema counts 48.0 as an integer; a size, a seed or a count written as a float is a typo
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _is_number(checker, instance) -> bool:
+    # NaN passes every minimum and maximum (each comparison is false): refused with its key
+    return isinstance(instance, (int, float)) and not isinstance(instance, bool) and math.isfinite(instance)
+
+
+_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine_many({"integer": _is_integer, "number": _is_number})
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
@@ -43,7 +55,23 @@ def _where(path) -> str:
     return ".".join(str(p) for p in path) or "(top level)"
 
 
+def _float_error(error: jsonschema.ValidationError) -> jsonschema.ValidationError | None:
+    """The error, or the first one among a oneOf's alternatives, that refuses a float as an
+    integer: what a user who wrote 2.0 for 2 needs to hear, wherever the schema nests it."""
+    for err in [error, *error.context]:
+        if err.validator == "type" and isinstance(err.instance, float) and math.isfinite(err.instance):
+            wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+            if "integer" in wanted and err.instance.is_integer():
+                return err
+        if err is not error and (found := _float_error(err)) is not None:
+            return found
+    return None
+
+
 def _one_line(error: jsonschema.ValidationError) -> str:
+    if (as_float := _float_error(error)) is not None:
+        return (f"config key '{_where(as_float.absolute_path)}' has value {as_float.instance}; an integer is needed "
+                f"here (write {int(as_float.instance)})")
     where = _where(error.absolute_path)
     value = json.dumps(error.instance, default=str)
     if len(value) > 80:
@@ -70,6 +98,7 @@ def _schema() -> dict:
 def validate(config: dict) -> dict:
     """Fill defaults in place, check the schema and cross-references; raise Ws2sError on the first problem."""
     _drop_removed(config)
+    _check_finite(config)
     errors = list(_Validator(_schema()).iter_errors(config))
     if errors:
         # The most specific error is the deepest one; ties go to schema order.
@@ -78,6 +107,18 @@ def validate(config: dict) -> dict:
     _check_generation(config)
     _check_cdpo(config)
     return config
+
+
+def _check_finite(value, path: tuple = ()) -> None:
+    """Every number of the config is finite: NaN and infinity are refused wherever they stand."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Ws2sError(f"config key '{_where(path)}' has value {value}; numbers must be finite (not NaN or infinity)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_finite(item, (*path, i))
 
 
 def _drop_removed(config: dict) -> None:
@@ -104,6 +145,7 @@ def _check_references(config: dict) -> None:
     for name, spec in models.items():
         if "from" in spec:
             need_model(spec["from"], f"models.{name}.from")
+    _check_from_cycles(models)
     cls = config["classification"]
     need_model(cls["strong_model"], "classification.strong_model")
     strong_training = cls["strong_training"]
@@ -148,6 +190,20 @@ def _check_references(config: dict) -> None:
                         f"config key 'classification.fixed_weights.{dataset}.{ens}' must give {len(members)} "
                         f"weights with a positive sum (classification.weighting is fixed); got {weights}"
                     )
+
+
+def _check_from_cycles(models: dict) -> None:
+    """`from:` chains end at a model that is not cut from another: a cycle would otherwise reach
+    Snakemake as a cyclic DAG (which it reports, then hangs on)."""
+    for start in models:
+        chain = [start]
+        while "from" in models[chain[-1]]:
+            parent = models[chain[-1]]["from"]
+            if parent in chain:
+                cycle = chain[chain.index(parent):] + [parent]
+                raise Ws2sError(f"config key 'models.{cycle[0]}.from': the from: chain is a cycle "
+                                f"({' -> '.join(cycle)}); one of these models must name a source of its own")
+            chain.append(parent)
 
 
 def _check_generation(config: dict) -> None:
