@@ -126,6 +126,84 @@ def test_a_config_that_is_not_a_mapping(tmp_path, capsys):
     one_error(capsys, ws2s(["validate", CONFIG, str(tmp_path / "list.yaml")]), r"must be a mapping of keys, not a list")
 
 
+DUPLICATE_CASES = {
+    "a nested key": ("seeds: [0]\nclassification:\n  max_length: 32\n  weak_training: {lr: 1.0e-4}\n  max_length: 40\n",
+                     r"config key 'classification.max_length' is given twice in \S*bad.yaml \(lines 3 and 5\)"),
+    "a top-level key": ("seeds: [0]\ntracks: [classification]\nseeds: [1]\n",
+                        r"config key 'seeds' is given twice in \S*bad.yaml \(lines 1 and 3\)"),
+    "a key of a flow mapping": ("generation: {joint_decoding: {subsets: {s: {generators: [a], judges: [a], judges: [b]}}}}\n",
+                                r"'generation.joint_decoding.subsets.s.judges' is given twice in \S*bad.yaml "
+                                r"\(line 1, columns 62 and 75\)"),
+    "a key of a mapping in a list": ("models:\n  x:\n    parts:\n      - {dist: a, file: b}\n      - {dist: a, file: b, dist: c}\n",
+                                     r"'models.x.parts.1.dist' is given twice in \S*bad.yaml \(line 5, columns 10 and 28\)"),
+    "JSON": ('{"seeds": [0], "seeds": [1]}\n', r"config key 'seeds' is given twice in \S*bad.yaml \(line 1, columns 2 and 16\)"),
+}
+
+
+@pytest.mark.parametrize("case", DUPLICATE_CASES)
+def test_a_key_given_twice_names_the_key_and_the_file(case, tmp_path, capsys):
+    text, pattern = DUPLICATE_CASES[case]
+    (tmp_path / "bad.yaml").write_text(text)
+    one_error(capsys, ws2s(["validate", CONFIG, SMALL, str(tmp_path / "bad.yaml")]), pattern)
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.yaml"]
+
+
+def test_a_yaml_merge_key_is_not_a_duplicate(tmp_path):
+    """`<<: *anchor` then a key of the anchor's mapping: an override YAML allows, not a repeat."""
+    from ws2s.config import read_config_file
+
+    (tmp_path / "merge.yaml").write_text("base: &b {lr: 1.0e-4, epochs: 2}\nover: {<<: *b, lr: 5.0e-5}\n")
+    assert read_config_file(tmp_path / "merge.yaml")["over"] == {"lr": 5.0e-5, "epochs": 2}
+
+
+ENCODING_CASES = {
+    "UTF-16 with a byte-order mark": ("seeds: [0]\n".encode("utf-16"), r"bad.yaml: not UTF-8 text \(it starts with a UTF-16 byte-order mark\)"),
+    "UTF-16 without one": ("seeds: [0]\n".encode("utf-16-le"), r"bad.yaml line 1: not UTF-8 text \(it holds NUL bytes"),
+    "Latin-1": ("seeds: [0]\n# caf\u00e9\n".encode("latin-1"), r"bad.yaml line 2: not UTF-8 text \(byte 0xe9 at offset 16\)"),
+}
+
+
+@pytest.mark.parametrize("case", ENCODING_CASES)
+def test_a_config_that_is_not_utf8_names_the_file(case, tmp_path, capsys):
+    raw, pattern = ENCODING_CASES[case]
+    (tmp_path / "bad.yaml").write_bytes(raw)
+    one_error(capsys, ws2s(["validate", CONFIG, str(tmp_path / "bad.yaml")]), pattern)
+
+
+def test_a_utf8_byte_order_mark_is_fine(tmp_path):
+    from ws2s.config import read_config_file
+
+    (tmp_path / "bom.yaml").write_bytes("seeds: [0]\n".encode("utf-8-sig"))
+    assert read_config_file(tmp_path / "bom.yaml") == {"seeds": [0]}
+
+
+@pytest.mark.parametrize("overlay", ["cycle", "duplicate"])
+def test_the_workflow_refuses_a_cycle_and_a_repeated_key_at_load(overlay, tmp_path, capsys):
+    """The same line as `ws2s validate`, before Snakemake builds a DAG: a from: cycle used to reach
+    Snakemake's cycle check, which then spun at full CPU; Snakemake's own config reader keeps the
+    last of a key given twice, so the workflow reads its config files again."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import copy_repo
+
+    workdir = copy_repo(tmp_path)
+    text = {"cycle": "models: {minilm-l1: {from: minilm-l2, num_layers: 1}, minilm-l2: {from: minilm-l1, num_layers: 1}}\n",
+            "duplicate": "seeds: [0]\nseeds: [1]\n"}[overlay]
+    (workdir / "bad.yaml").write_text(text)
+    line = one_error(capsys, ws2s(["validate", str(workdir / "config.yaml"), str(workdir / "workflow/configs/smoke.yaml"),
+                                   str(workdir / "bad.yaml")]), r"cycle|given twice")
+    run = subprocess.run([sys.executable, "-m", "snakemake", "all", "-n", "--cores", "1", "--configfile",
+                          "workflow/configs/smoke.yaml", "bad.yaml"], cwd=workdir, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr
+    errors = [ln for ln in run.stderr.splitlines() if ln.startswith("ws2s:")]
+    # validate names the path it was given; Snakemake passes --configfile paths on absolute
+    assert errors == [line.replace("ws2s: error: ", "ws2s: config error: ")], run.stderr
+    assert not (workdir / "results").exists()
+
+
 def test_validate_and_the_workflow_agree_on_overlays_that_drop_a_model_and_give_it_back(tmp_path, capsys):
     """null, then a spec: merged by Snakemake's own update_config in both, so `ws2s validate` and
     the workflow's load give the same verdict, each time."""

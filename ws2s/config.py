@@ -277,11 +277,16 @@ def data_files(config: dict) -> dict[str, list[str]]:
     return {key: [os.path.normpath(os.path.expanduser(f)) for f in paths] for key, paths in files.items()}
 
 
-def check(config: dict) -> dict[str, list[str]]:
+def check(config: dict, configfiles=()) -> dict[str, list[str]]:
     """Everything the workflow checks when it loads, in one place: the schema and its
-    cross-references, the data files (returned: each data key's files) and the model sources."""
+    cross-references, the data files (returned: each data key's files) and the model sources.
+
+    `configfiles` are the files Snakemake merged into `config` (`workflow.configfiles`): each is
+    read again as `load` reads it, since Snakemake's own reader keeps the last of a key given twice."""
     from ws2s.models import check_sources
 
+    for path in configfiles:
+        read_config_file(path)
     validate(config)
     files = data_files(config)
     check_sources(config)
@@ -295,19 +300,79 @@ def load(*paths: str | Path) -> dict:
 
     config: dict = {}
     for path in paths:
-        path = Path(path)
-        try:
-            overlay = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise Ws2sError(f"{path}: config file not found") from None
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise Ws2sError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', None) or err})") from None
-        if not isinstance(overlay, dict):
-            raise Ws2sError(f"{path}: a config file must be a mapping of keys, not a {type(overlay).__name__}")
-        update_config(config, overlay)
+        update_config(config, read_config_file(path))
     return validate(config)
+
+
+def read_config_file(path: str | Path) -> dict:
+    """One config file: UTF-8 text, YAML (or JSON), a mapping, no key given twice in a mapping."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise Ws2sError(f"{path}: config file not found") from None
+    text = _utf8_text(path, raw)
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _check_duplicate_keys(path, node)
+            overlay = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise Ws2sError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', None) or err})") from None
+    overlay = overlay or {}
+    if not isinstance(overlay, dict):
+        raise Ws2sError(f"{path}: a config file must be a mapping of keys, not a {type(overlay).__name__}")
+    return overlay
+
+
+def _utf8_text(path: Path, raw: bytes) -> str:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise Ws2sError(f"{path}: not UTF-8 text (it starts with a UTF-16 byte-order mark); save it as UTF-8")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise Ws2sError(f"{path} line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
+                        "save it as UTF-8") from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise Ws2sError(f"{path} line {line}: not UTF-8 text (it holds NUL bytes, as UTF-16 does); save it as UTF-8")
+    return text
+
+
+def _check_duplicate_keys(path: Path, node: yaml.Node) -> None:
+    """A key given twice in one mapping is an error: YAML loaders keep the last without a word."""
+    seen: set[int] = set()
+
+    def walk(node: yaml.Node, where: tuple) -> None:
+        if id(node) in seen:  # an alias: checked where its anchor stands
+            return
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[str, yaml.Mark] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    walk(value_node, where)
+                    continue
+                key, mark = key_node.value, key_node.start_mark
+                if key in lines:
+                    first = lines[key]
+                    at = (f"line {mark.line + 1}, columns {first.column + 1} and {mark.column + 1}"
+                          if first.line == mark.line else f"lines {first.line + 1} and {mark.line + 1}")
+                    raise Ws2sError(f"config key '{_where((*where, key))}' is given twice in {path} ({at}); keep one")
+                lines[key] = mark
+                walk(value_node, (*where, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*where, i))
+
+    walk(node, ())
 
 
 def canonical(obj) -> str:

@@ -10,7 +10,7 @@ from ws2s.errors import Ws2sError
 from ws2s.models import needs_preparation
 
 try:
-    DATA_FILES = check(config)  # the checks `ws2s validate` runs, exactly
+    DATA_FILES = check(config, workflow.configfiles)  # the checks `ws2s validate` runs, exactly
 except Ws2sError as err:
     sys.exit(f"ws2s: config error: {err}")
 
