@@ -166,11 +166,31 @@ def test_two_single_process_jobs_on_one_node_get_different_ports():
 
 def test_multi_gpu_launch_is_torchrun_standalone(monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
-    command = engine.launch_command(["strong-classify", "--params", "{}"], 4)
+    command = engine.launch_command(["strong-classify", "--params", "{}"], 4, gpus=4)
     assert command[:3] == ["torchrun", "--standalone", "--nproc-per-node=4"]
     assert command[3:] == ["-m", "ws2s.cli", "strong-classify", "--params", "{}"]
     with pytest.raises(Exception, match="8 GPUs requested but 4 visible"):
-        engine.launch_command(["x"], 8)
+        engine.launch_command(["x"], 8, gpus=8)
+
+
+def test_several_nodes_launch_one_torchrun_a_node_through_srun(monkeypatch):
+    """c10d rendezvous on the job's first host, a port from the job id; one task a node where
+    the job has the nodes, else (the tests' one-node cluster) the tasks share its hosts."""
+    monkeypatch.setattr(engine.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout="gpu-a\ngpu-b\n"))
+    monkeypatch.setenv("SLURM_JOB_ID", "1234")
+    monkeypatch.setenv("SLURM_JOB_NODELIST", "gpu-[a-b]")
+    monkeypatch.setenv("SLURM_JOB_NUM_NODES", "2")
+    command = engine.launch_command(["cdpo"], 4, nodes=2, gpus=0)
+    assert command[:command.index("torchrun")] == ["srun", "--overlap", "--kill-on-bad-exit=1", "--ntasks=2",
+                                                   "--nodes=2", "--ntasks-per-node=1"]
+    assert command[command.index("torchrun"):] == [
+        "torchrun", "--nnodes=2", "--nproc-per-node=4", "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=gpu-a:{29500 + 1234}", "--rdzv-id=ws2s-1234", "-m", "ws2s.cli", "cdpo"]
+    monkeypatch.setenv("SLURM_JOB_NUM_NODES", "1")
+    assert "--nodes=2" not in engine.launch_command(["cdpo"], 1, nodes=2)
+    monkeypatch.delenv("SLURM_JOB_ID")
+    with pytest.raises(Exception, match="inside a SLURM job"):
+        engine.launch_command(["cdpo"], 1, nodes=2)
 
 
 def test_deepspeed_config_from_template_and_engine_values():

@@ -404,14 +404,29 @@ DEFAULT_DEEPSPEED_CONFIG = "workflow/deepspeed/zero2.json"
 
 
 @dataclass(frozen=True)
+class LoraConfig:
+    """LoRA adapters (peft) in place of training the strong model's weights: `engine.lora`."""
+
+    rank: int = 0                 # 0: no adapters
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: str | list = "all-linear"  # peft's name for every linear layer but the output layer
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     """How strong models train: the config's `engine` section."""
 
     backend: str = "plain"        # plain | deepspeed
-    zero_stage: int = 2
+    zero_stage: int = 2           # 3 partitions the weights too; gathered whole after training
     bf16: bool = False
     offload: bool = False         # ZeRO-Offload of the optimizer state to host memory
     config: str = DEFAULT_DEEPSPEED_CONFIG  # DeepSpeed JSON template; the fields above override it
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+    def __post_init__(self):
+        if isinstance(self.lora, dict):
+            object.__setattr__(self, "lora", LoraConfig(**self.lora))
 
     def deepspeed_config(self, micro_batch: int) -> dict:
         """The template with this config's values filled in."""

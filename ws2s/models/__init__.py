@@ -139,15 +139,15 @@ def _model_class(config):
     return cls or transformers.AutoModel
 
 
-def write_checkpoint(model, tokenizer, folder: Path) -> None:
-    model.save_pretrained(folder, safe_serialization=True)
+def write_checkpoint(model, tokenizer, folder: Path, state_dict: dict | None = None) -> None:
+    model.save_pretrained(folder, safe_serialization=True, state_dict=state_dict)
     tokenizer.save_pretrained(folder)
 
 
-def save_checkpoint(model, tokenizer, out_dir: Path) -> None:
+def save_checkpoint(model, tokenizer, out_dir: Path, state_dict: dict | None = None) -> None:
     """Save through the output's staging folder (`ws2s.io.staged_dir`): a killed job leaves no checkpoint."""
     with staged_dir(out_dir) as (build, _):
-        write_checkpoint(model, tokenizer, build)
+        write_checkpoint(model, tokenizer, build, state_dict)
 
 
 def load_gguf(gguf_path: Path):

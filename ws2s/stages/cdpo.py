@@ -10,6 +10,7 @@ conservative DPO (Eqns 9-10). Test SLU-F1 is measured before and after.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -25,8 +26,8 @@ from ws2s.errors import Ws2sError
 from ws2s.frames import UTTERANCE_COLUMNS
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.objectives import Pair, cdpo_loss, preference_scores, select_pairs
-from ws2s.train.backbone import freeze_for, seed_everything
-from ws2s.train.engine import checkpoint_dir_for, device, train_loop
+from ws2s.train.backbone import add_lora, freeze_for, seed_everything
+from ws2s.train.engine import checkpoint_dir_for, device, is_main_process, train_loop
 from ws2s.train.generate import (GENERATION_BATCH_SIZE, SCORING_BATCH_SIZE, completion_logprobs, decode, decode_texts,
                                  encode_pairs, judge, load_causal, sequence_logprobs)
 
@@ -136,13 +137,19 @@ def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], 
     pair_prompts = [prompts[p.prompt] for p in pairs]
     chosen_items = encode_pairs(tokenizer, pair_prompts, list(frame["chosen"]))
     rejected_items = encode_pairs(tokenizer, pair_prompts, list(frame["rejected"]))
-    frame["ref_chosen"] = sequence_logprobs(model, tokenizer, pair_prompts, list(frame["chosen"]), SCORING_BATCH_SIZE)[0]
-    frame["ref_rejected"] = sequence_logprobs(model, tokenizer, pair_prompts, list(frame["rejected"]), SCORING_BATCH_SIZE)[0]
-    write_parquet(frame, out_pairs, schemas.PREFERENCE_PAIRS)
-    lap("reference")
-
     disable_dropout(model)
     freeze_for(model, cfg.train_layers)
+    if cfg.engine.lora.rank:
+        model = add_lora(model, cfg.engine.lora, cfg.train_layers)
+    # the reference is the start model: with LoRA, this model with its adapters switched off
+    with model.disable_adapter() if cfg.engine.lora.rank else contextlib.nullcontext():
+        for side in ("chosen", "rejected"):
+            frame[f"ref_{side}"] = sequence_logprobs(model, tokenizer, pair_prompts, list(frame[side]),
+                                                     SCORING_BATCH_SIZE)[0]
+    if is_main_process():
+        write_parquet(frame, out_pairs, schemas.PREFERENCE_PAIRS)
+    lap("reference")
+
     loss_for_batch = cdpo_batch_loss(model, tokenizer, chosen_items, rejected_items,
                                      torch.tensor(frame["ref_chosen"].to_numpy()),
                                      torch.tensor(frame["ref_rejected"].to_numpy()), cfg.beta, cfg.epsilon)
@@ -153,6 +160,8 @@ def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], 
                         run_key=canonical(asdict(cfg)),
                         desc=f"cdpo {cfg.ensemble} seed {cfg.seed}")
     lap("train")
+    if not is_main_process():  # every rank trained; rank 0 scores and writes
+        return {}
 
     after = evaluate("after")
     lap("test_after")
@@ -165,7 +174,7 @@ def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], 
         "n_dropped_identical": n_identical, "n_dropped_tied": n_tied,
         "score": cfg.score, "decoding": cfg.decoding, "candidates": m, "beta": cfg.beta, "epsilon": cfg.epsilon,
         "first_loss": result.losses[0] if result.losses else None,
-        "losses": np.reshape(result.losses, (cfg.epochs, -1)).mean(axis=1).tolist() if result.losses else [],  # per epoch
+        "losses": result.epoch_means(cfg.epochs),
         "train_seconds": seconds["train"], "seconds": seconds,
     }
     write_json(metrics, out_metrics)

@@ -34,9 +34,9 @@ from ws2s.io import read_json, read_parquet, write_json, write_parquet
 from ws2s.label_models import LABEL_MODELS
 from ws2s.metrics.classification import accuracy, expected_calibration_error
 from ws2s.objectives import dirichlet_log_strength, training_summary, weak_ensemble_loss
-from ws2s.train.backbone import freeze_for, seed_everything
-from ws2s.train.classify import (EVAL_BATCH_SIZE, NUM_CLASSES, encode, fit, forward_all, load_classifier,
-                                 one_hot_targets, predict_probs, token_forward)
+from ws2s.train.backbone import add_lora, freeze_for, seed_everything
+from ws2s.train.classify import (EVAL_BATCH_SIZE, NUM_CLASSES, encode, fit, forward_all, head_name,
+                                 load_classifier, one_hot_targets, predict_probs, token_forward)
 from ws2s.train.engine import checkpoint_dir_for, is_main_process
 
 # Periodic checkpoints besides the one SIGTERM triggers bound the work a SIGKILL loses; by
@@ -141,6 +141,8 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
             raise Ws2sError("classification.strong_training.head: readout needs the linear-probe setting (train_layers: 0)")
         model, tokenizer = load_classifier(model_path)
         freeze_for(model, cfg.train_layers)
+        if cfg.engine.lora.rank:  # the new head trains whole beside the adapters
+            model = add_lora(model, cfg.engine.lora, cfg.train_layers, keep=[head_name(model)])
         modules = [model]
         backbone_params = sum(p.numel() for p in model.parameters())
         forward = {split: token_forward(model, tokenizer, encode(tokenizer, frame, cfg.max_length))
@@ -192,6 +194,7 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
         "params": backbone_params,
         "train_seconds": round(result.seconds, 1),
         "final_train_loss": float(np.mean(result.losses[-10:])),
+        "train_losses": result.epoch_means(cfg.epochs),
         **training_summary(result.stats, loss_cfg),
     }
     if has_val:

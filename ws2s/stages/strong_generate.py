@@ -34,7 +34,7 @@ from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.models import save_checkpoint
 from ws2s.objectives import (LossConfig, dirichlet_log_strength, member_sum, position_uncertainty, training_summary,
                              utterance_weights)
-from ws2s.train.backbone import freeze_for, frozen_blocks, seed_everything
+from ws2s.train.backbone import add_lora, folded, freeze_for, frozen_blocks, seed_everything
 from ws2s.train.engine import autocast, checkpoint_dir_for, device, is_main_process, train_loop
 from ws2s.train.generate import (GENERATION_BATCH_SIZE, FrozenBottom, Sequence, decode, for_inference, load_causal,
                                  sequence_losses)
@@ -111,6 +111,8 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
     model, tokenizer = load_causal(model_path)
     freeze_for(model, cfg.train_layers)
     blocks = frozen_blocks(model, cfg.train_layers)
+    if engine.lora.rank:  # on the trained blocks only: the cached bottom states stay the model's
+        model = add_lora(model, engine.lora, cfg.train_layers)
     model.to(device())
     with torch.no_grad(), autocast(engine.bf16):
         data = {split: TrainingData(cfg, model, tokenizer, frame, mapped_files, joint_file, gold.get(split), blocks)
@@ -138,7 +140,8 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
     if not is_main_process():
         return {}
     if out_model:
-        save_checkpoint(model, tokenizer, Path(out_model))  # in full precision, before decoding casts it
+        plain, state = folded(model)
+        save_checkpoint(plain, tokenizer, Path(out_model), state)  # in full precision, before decoding casts it
     for_inference(model, engine.bf16)
 
     def decode_test() -> tuple[list[str], dict]:
@@ -159,6 +162,7 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
         "role": "strong", **(slu_scores(test, texts) if score_test else {}),
         "params": sum(p.numel() for p in model.parameters()),
         "train_seconds": round(result.seconds, 1), "final_train_loss": float(np.mean(result.losses[-5:])),
+        "train_losses": result.epoch_means(cfg.epochs),
         **training_summary(result.stats, loss_cfg), **uncertainty,
     }
     if "val" in data:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 from torch import nn
+
+from ws2s.errors import Ws2sError
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -54,3 +58,43 @@ def freeze_for(model: nn.Module, train_layers: str | int) -> int:
             for param in module.parameters():
                 param.requires_grad_(False)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def add_lora(model: nn.Module, lora, train_layers: str | int, keep: Sequence[str] = ()) -> nn.Module:
+    """`model` with peft's LoRA adapters (`lora`: ws2s.config.LoraConfig) on the linear layers of
+    the blocks `train_layers` trains (every block with `all`), all of the named ones with
+    `all-linear`; every other weight frozen but the modules in `keep` (a classifier's head).
+    The reference of cDPO is this model with its adapters switched off (`disable_adapter`)."""
+    from peft import LoraConfig, get_peft_model
+
+    stack = _layer_stack(model)
+    trained = {id(m) for block in list(stack)[frozen_blocks(model, train_layers):] for m in block.modules()}
+    wanted = lora.target_modules
+    targets = [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and id(m) in trained
+               and (wanted == "all-linear" or name.rsplit(".", 1)[-1] in wanted)]
+    if not targets:
+        raise Ws2sError(f"engine.lora.target_modules: no linear layer named {wanted} in the trained blocks")
+    return get_peft_model(model, LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                            target_modules=targets, modules_to_save=list(keep) or None))
+
+
+def folded(model: nn.Module) -> tuple[nn.Module, dict | None]:
+    """The plain model under a LoRA model and its weights with the adapters folded in (peft's own
+    per-layer delta; nothing changes in place), so the checkpoint loads without peft; a model
+    without adapters as it is (None: its own state dict)."""
+    if not hasattr(model, "get_base_model"):
+        return model, None
+    from peft.tuners.lora import LoraLayer
+
+    base = model.get_base_model()
+    state = {}
+    for name, module in base.named_modules():
+        if isinstance(module, LoraLayer):
+            layer = module.get_base_layer()
+            state[f"{name}.weight"] = layer.weight.detach() + module.get_delta_weight(module.active_adapters[0])
+            if getattr(layer, "bias", None) is not None:
+                state[f"{name}.bias"] = layer.bias.detach()
+    for key, value in base.state_dict().items():
+        if ".lora_" not in key and ".base_layer." not in key:
+            state.setdefault(key, value)
+    return base, state

@@ -35,6 +35,7 @@ import random
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -63,6 +64,10 @@ class FitResult:
     seconds: float
     stats: list[dict] = field(default_factory=list)  # per step, where `loss_for_batch` returns statistics
     epochs: list = field(default_factory=list)  # what `on_epoch_end` returned after each epoch
+
+    def epoch_means(self, epochs: int) -> list[float]:
+        """Each epoch's mean training loss (every epoch has the same number of steps)."""
+        return np.reshape(self.losses, (epochs, -1)).mean(axis=1).tolist() if self.losses else []
 
 
 # ---- processes -------------------------------------------------------------------------
@@ -140,8 +145,6 @@ def launch_command(argv: Sequence[str], procs: int, nodes: int = 1, gpus: int = 
     hosts = os.environ.get("SLURM_JOB_NODELIST")
     if not job or not hosts:
         raise Ws2sError(f"launch: --nodes {nodes} runs inside a SLURM job (no SLURM_JOB_ID / SLURM_JOB_NODELIST here)")
-    import subprocess
-
     head = subprocess.run(["scontrol", "show", "hostnames", hosts], capture_output=True, text=True,
                           check=True).stdout.split()[0]
     port = 29500 + int(job) % 20000
@@ -161,8 +164,6 @@ def supervise(command: list[str]) -> int:
 
     torchrun, on SIGTERM, signals its workers, which save their checkpoint at the next step
     boundary and exit; torchrun's own exit status then says little, this one says SIGTERM."""
-    import subprocess
-
     child = subprocess.Popen(command)
     received: list[int] = []
 
