@@ -326,6 +326,104 @@ def test_a_slurp_file_in_another_encoding(tmp_path, capsys):
     assert not out.exists()
 
 
+# ---- leakage between splits (issue 27) ---------------------------------------------------
+
+
+def test_records(name: str) -> list[str]:
+    return (DATA / "slurp" / f"{name}.jsonl").read_text().splitlines(keepends=True)
+
+
+def generation_splits_of(tmp_path, train_text: str, sizes: dict) -> tuple[int, Path]:
+    train = tmp_path / "train.jsonl"
+    train.write_text(train_text)
+    out = tmp_path / "gen"
+    params = {"train": str(train), "test": str(DATA / "slurp" / "test.jsonl"), "split_seed": 0, "sizes": sizes}
+    return ws2s(["generation-splits", "--params", json.dumps(params), "--out-dir", str(out)]), out
+
+
+def shouted(line: str, **changes) -> str:
+    """A SLURP record with its sentence upper-cased and its spaces doubled (and `changes`)."""
+    record = json.loads(line)
+    return edited_record(line, sentence="  ".join(record["sentence"].upper().split()), **changes)
+
+
+LEAK_CASES = {
+    # data.slurp.train pointing at the test file: every training utterance is a test utterance
+    "the training file is the test file": (
+        lambda: "".join(test_records("test")), {"weak_train": 4, "strong_train": 4, "test": 4},
+        r"leakage between splits: weak_train \(data.slurp.train: \S*train.jsonl\) and the test file \(data.slurp.test: "
+        r"\S*test.jsonl\) share 4 item\(s\), the first id \w+, slurp_id \d+, '[a-z ]+' \(the same id\)"),
+    "a test sentence in other case and spacing, under another slurp_id": (
+        lambda: "".join(test_records("devel")[:11] + [shouted(test_records("test")[0], slurp_id=99999999)]),
+        {"weak_train": 6, "strong_train": 6, "test": 4},
+        r"and the test file \(data.slurp.test: \S*test.jsonl\) share 1 item\(s\), the first id \w+, slurp_id 99999999, "
+        r"'[A-Z ]+' \(the same text, lower-cased and whitespace collapsed\)"),
+    "a test slurp_id with another sentence": (
+        lambda: "".join(test_records("devel")[:11] + [edited_record(
+            test_records("devel")[11], slurp_id=json.loads(test_records("test")[5])["slurp_id"])]),
+        {"weak_train": 6, "strong_train": 6, "test": 4},
+        r"share 1 item\(s\), the first id \w+, slurp_id \d+, '.*' \(the same slurp_id\)"),
+}
+
+
+@pytest.mark.parametrize("case", LEAK_CASES)
+def test_training_data_shared_with_the_test_file_is_leakage(case, tmp_path, capsys):
+    make, sizes, pattern = LEAK_CASES[case]
+    status, out = generation_splits_of(tmp_path, make(), sizes)
+    one_error(capsys, status, pattern)
+    assert not out.exists()
+
+
+def test_a_sentence_repeated_in_the_training_file_lands_in_one_split(tmp_path, capsys):
+    """SLURP repeats a few sentences under different slurp_ids: the draw passes over a repeat,
+    so it never stands in a training split and val at once; the sizes count distinct sentences."""
+    from ws2s.data.leakage import normalised
+
+    lines = test_records("devel")[:10]
+    text = "".join(lines + [shouted(lines[0], slurp_id=99999999)])
+    status, out = generation_splits_of(tmp_path, text, {"weak_train": 4, "strong_train": 4, "val": 2, "test": 4})
+    assert status == 0, capsys.readouterr().err
+    sentences = [set(pd.read_parquet(out / f"{s}.parquet")["sentence"].map(normalised))
+                 for s in ("weak_train", "strong_train", "val")]
+    assert sum(map(len, sentences)) == 10 and len(set.union(*sentences)) == 10
+    status, _ = generation_splits_of(tmp_path, text, {"weak_train": 5, "strong_train": 4, "val": 2, "test": 4})
+    one_error(capsys, status, r"the training utterances number 11 \(10 distinct sentences\), weak_train \+ "
+                              r"strong_train \+ val need 11")
+
+
+def test_questions_differing_in_case_and_spacing_are_one_question(tmp_path, capsys):
+    from ws2s.data.leakage import normalised
+
+    frame = pd.read_csv(DATA / "cosmosqa" / "valid.csv").drop_duplicates(["context", "question"]).head(10)
+    again = frame.head(1).assign(question="  " + "  ".join(str(frame["question"].iloc[0]).upper().split()))
+    source = str(tmp_path / "cosmos.csv")
+    pd.concat([frame, again]).to_csv(source, index=False)
+    status, out = splits(tmp_path, capsys, {"source": source},
+                         sizes={"weak_train": 6, "strong_train": 6, "val": 4, "test": 4})
+    assert status == 0, capsys.readouterr().err
+    texts = [set(pd.read_parquet(out / f"{s}.parquet")["text"].map(normalised)) for s in ("weak_train", "strong_train", "val", "test")]
+    assert sum(map(len, texts)) == 10 and len(set.union(*texts)) == 10
+    status, _ = splits(tmp_path, capsys, {"source": source}, sizes={"weak_train": 12, "strong_train": 6, "val": 4, "test": 4})
+    one_error(capsys, status, r"cosmosqa has 10 distinct questions, the splits need 13")
+
+
+def test_classification_splits_that_leak_are_refused(tmp_path, capsys, monkeypatch):
+    """The split maker draws disjointly; the stage checks its splits anyway before writing one."""
+    from ws2s.data import binary
+    from ws2s.stages import classification_splits
+
+    def leaky(*args):
+        made = binary.make_splits(*args)
+        return {**made, "test": pd.concat([made["test"], made["strong_train"].head(2)], ignore_index=True)}
+
+    monkeypatch.setattr(classification_splits, "make_splits", leaky)
+    status, out = splits(tmp_path, capsys, {"source": str(DATA / "cosmosqa" / "valid.csv")})
+    one_error(capsys, status, r"leakage between splits: strong_train \(data.cosmosqa: \S*valid.csv\) and test "
+                              r"\(data.cosmosqa: \S*valid.csv\) share 2 item\(s\), the first id \w+, question_id \w+, "
+                              r"'.*' \(the same id\)")
+    assert not out.exists()
+
+
 def test_an_edited_pinned_file_is_refused(tmp_path, capsys):
     copy = tmp_path / "slurp"
     shutil.copytree(DATA / "slurp", copy)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ws2s.data.leakage import normalised
 from ws2s.errors import Ws2sError
 from ws2s.frames import content_id
 
@@ -46,7 +47,8 @@ def make_splits(dataset: str, questions: list[Question], sizes: dict[str, int], 
 
     Questions with identical text are merged first (they would share a question id and
     could otherwise land in two splits); the smallest (answer, distractors) is kept, so the
-    result does not depend on the source's row order.
+    result does not depend on the source's row order. So are texts that differ only in case
+    or whitespace.
     """
     sizes = {"val": 0, **sizes}
     for split in SPLITS:
@@ -57,6 +59,12 @@ def make_splits(dataset: str, questions: list[Question], sizes: dict[str, int], 
         kept = unique.get(q.text)
         if kept is None or (q.correct, q.distractors) < (kept.correct, kept.distractors):
             unique[q.text] = q
+    # Texts equal once lower-cased and whitespace-collapsed are one question too (the smallest
+    # text kept): otherwise two splits could hold it. Where none differ so, nothing changes.
+    kept_text: dict[str, str] = {}
+    for text in sorted(unique):
+        kept_text.setdefault(normalised(text), text)
+    unique = {text: unique[text] for text in kept_text.values()}
     needed = sum(sizes[s] // 2 for s in SPLITS)
     if needed > len(unique):
         raise Ws2sError(

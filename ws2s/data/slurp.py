@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ws2s.frames import content_id
+from ws2s.data.leakage import normalised
 from ws2s.data.sources import read_jsonl_records
 from ws2s.errors import Ws2sError
 from ws2s.metrics.slu_f1 import checked_spans, gold_examples, score
@@ -122,17 +123,26 @@ def load_utterances(path: str, where: str) -> pd.DataFrame:
 
 
 def make_generation_splits(train_pool: pd.DataFrame, test_pool: pd.DataFrame, sizes: dict, seed: int) -> dict[str, pd.DataFrame]:
-    """weak_train, strong_train and val drawn disjointly from the training utterances, test from
-    the official test set (all of it when sizes["test"] is 0), seeded. val is drawn last, so
-    adding it leaves the other splits as they were."""
+    """weak_train, strong_train and val drawn disjointly (by id and by sentence) from the training
+    utterances, test from the official test set (all of it when sizes["test"] is 0), seeded. val
+    is drawn last, so adding it leaves the other splits as they were."""
     rng = np.random.default_rng(seed)
     pool = train_pool.drop_duplicates("id").sort_values("id").reset_index(drop=True)
     need = sizes["weak_train"] + sizes["strong_train"]
     val = sizes.get("val", 0)
-    if need + val > len(pool):
-        raise Ws2sError(f"generation.split_sizes: the training utterances number {len(pool)}, weak_train + strong_train "
-                        f"+ val need {need + val}")
-    order = rng.permutation(len(pool))
+    # An utterance whose sentence (lower-cased, whitespace collapsed) an earlier-drawn one
+    # already has is passed over, so no sentence lands in two splits: SLURP repeats a few
+    # sentences under different slurp_ids. Where nothing repeats, the draw is as it always was.
+    keys = pool["sentence"].map(normalised).to_numpy()
+    distinct = len(set(keys))
+    if need + val > distinct:
+        raise Ws2sError(f"generation.split_sizes: the training utterances number {len(pool)} ({distinct} distinct "
+                        f"sentences), weak_train + strong_train + val need {need + val}")
+    order, seen = [], set()
+    for i in rng.permutation(len(pool)):
+        if len(order) < need + val and keys[i] not in seen:
+            seen.add(keys[i])
+            order.append(i)
     test = test_pool.drop_duplicates("id").sort_values("id").reset_index(drop=True)
     if sizes["test"]:
         if sizes["test"] > len(test):

@@ -2,7 +2,8 @@
 
 weak_train, strong_train and val come from the training utterances, test from the official
 test set; strong_train's and val's targets go to files of their own, read only by the strong
-ceiling (val: the paper's protocol tunes the ceiling on gold validation data).
+ceiling (val: the paper's protocol tunes the ceiling on gold validation data). Nothing is
+written when a training split shares an utterance with val or the test file.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from ws2s import schemas
 from ws2s.config import GenerationSplitConfig
+from ws2s.data.leakage import Part, check_disjoint
 from ws2s.data.slurp import load_utterances, make_generation_splits
 from ws2s.io import write_parquet
 
@@ -19,6 +21,11 @@ def write_generation_splits(cfg: GenerationSplitConfig, out_dir: str | Path) -> 
     train = load_utterances(cfg.train, "data.slurp.train")
     test = load_utterances(cfg.test, "data.slurp.test")
     splits = make_generation_splits(train, test, cfg.sizes, cfg.split_seed)
+    # checked against the whole test file, not only the utterances drawn from it
+    check_disjoint([Part(s, splits[s], f"data.slurp.train: {cfg.train}") for s in ("weak_train", "strong_train")],
+                   [Part("val", splits["val"], f"data.slurp.train: {cfg.train}"),
+                    Part("the test file", test, f"data.slurp.test: {cfg.test}")],
+                   text="sentence", ids=("id", "slurp_id"))
     out_dir = Path(out_dir)
     write_parquet(splits["weak_train"], out_dir / "weak_train.parquet", schemas.UTTERANCES)
     write_parquet(splits["test"], out_dir / "test.parquet", schemas.UTTERANCES)
