@@ -300,7 +300,34 @@ SLURP_CASES = {
     "an empty file": (lambda lines: "", r"train.jsonl: no records \(an empty file\)"),
     "an entity span past the tokens": (
         lambda lines: "".join([edited_record(lines[0], entities=[{"type": "date", "span": [99]}])] + lines[1:]),
-        r"train.jsonl line 1: an entity needs a 'type' and a 'span' of token indices"),
+        r"train.jsonl line 1: entity 'date': span \[99\] lies outside the sentence's \d+ tokens \(indices 0..\d+\)"),
+    # issue 27: these gave a wrong target ({"date": "what"}: span [false] is token 0)
+    "a negative span index": (
+        lambda lines: "".join(lines[:6] + [edited_record(lines[6], entities=[{"type": "date", "span": [-1]}])] + lines[7:]),
+        r"train.jsonl line 7: entity 'date': span \[-1\] lies outside the sentence's"),
+    "a span of booleans": (
+        lambda lines: "".join([edited_record(lines[0], entities=[{"type": "date", "span": [False]}])] + lines[1:]),
+        r"train.jsonl line 1: entity 'date': 'span' must be a non-empty list of integer token indices; got \[false\]"),
+    "a span of floats": (
+        lambda lines: "".join([edited_record(lines[0], entities=[{"type": "date", "span": [1.0]}])] + lines[1:]),
+        r"'span' must be a non-empty list of integer token indices; got \[1.0\]"),
+    "a span that is text": (
+        lambda lines: "".join([edited_record(lines[0], entities=[{"type": "date", "span": "0"}])] + lines[1:]),
+        r"'span' must be a non-empty list of integer token indices; got \"0\""),
+    "an empty span": (
+        lambda lines: "".join([edited_record(lines[0], entities=[{"type": "date", "span": []}])] + lines[1:]),
+        r"'span' must be a non-empty list of integer token indices; got \[\]"),
+    "a record without intent": (lambda lines: "".join(lines[:4] + [edited_record(lines[4], intent=None)] + lines[5:]),
+                                r"train.jsonl line 5: 'intent' must be a non-empty string; got no such field"),
+    "a blank intent": (lambda lines: "".join(lines[:4] + [edited_record(lines[4], intent=" ")] + lines[5:]),
+                       r"train.jsonl line 5: 'intent' must be a non-empty string; got \" \""),
+    "a slurp_id given twice with different sentences": (
+        lambda lines: "".join(lines[:5] + [edited_record(lines[5], slurp_id=json.loads(lines[2])["slurp_id"])] + lines[6:]),
+        r"train.jsonl lines 3 and 6 both have slurp_id \d+, with different sentence and intent and entities and tokens "
+        r"\(\".+\" and \".+\"\); a slurp_id names one utterance"),
+    "a slurp_id given twice with other entities": (
+        lambda lines: "".join(lines[:5] + [edited_record(lines[2], entities=[])] + lines[5:]),
+        r"train.jsonl lines 3 and 6 both have slurp_id \d+, with different entities; a slurp_id names one utterance"),
     "an entity without a type": (
         lambda lines: "".join([edited_record(lines[0], entities=[{"span": [0]}])] + lines[1:]),
         r"train.jsonl line 1: an entity needs a 'type'"),
@@ -319,17 +346,76 @@ def test_a_malformed_slurp_file_names_file_line_and_field(case, tmp_path, capsys
     assert not out.exists()
 
 
+def test_a_slurp_record_repeated_whole_is_kept_once(tmp_path, capsys):
+    lines = slurp_lines()
+    status, out = generation_splits(tmp_path, capsys, "".join(lines[:6] + [lines[2]] + lines[6:]))
+    assert status == 0, capsys.readouterr().err
+
+
 def test_a_slurp_file_in_another_encoding(tmp_path, capsys):
-    text = "".join(slurp_lines()).replace("wake", "réveille").encode("latin-1", errors="replace")
-    status, out = generation_splits(tmp_path, capsys, text)
-    one_error(capsys, status, r"train.jsonl: not UTF-8 text")
+    """The line and the byte's offset in the file: a text-mode reader reports an offset within
+    the chunk it was decoding (8 KB), here far from the byte."""
+    lines = slurp_lines()
+    raw = ("".join(lines[:24]) + lines[24].replace('"sentence": "', '"sentence": "caf\u00e9 ', 1)
+           + "".join(lines[25:])).encode("latin-1", errors="replace")
+    offset = raw.index(b"\xe9")
+    assert offset > 8192
+    status, out = generation_splits(tmp_path, capsys, raw)
+    one_error(capsys, status, rf"train.jsonl line 25: not UTF-8 text \(byte 0xe9 at offset {offset}\)")
+    assert not out.exists()
+
+
+def test_a_cosmos_csv_in_another_encoding_names_line_and_offset(tmp_path, capsys):
+    raw = (DATA / "cosmosqa" / "valid.csv").read_bytes()
+    at = raw.index(b"\n", 20000) + 5
+    (tmp_path / "cosmos.csv").write_bytes(raw[:at] + b"\xe9" + raw[at:])
+    line = raw.count(b"\n", 0, at) + 1
+    status, out = splits(tmp_path, capsys, {"source": str(tmp_path / "cosmos.csv")})
+    one_error(capsys, status, rf"data.cosmosqa.source: \S*cosmos.csv line {line}: not UTF-8 text "
+                              rf"\(byte 0xe9 at offset {at}\)")
+    assert not out.exists()
+
+
+def test_a_cosmos_label_x_names_its_row_and_value(tmp_path, capsys):
+    """One `x` makes the CSV column text: its other rows' "1" are fine, and the row named is the x's."""
+    def edit(frame):
+        frame["label"] = frame["label"].astype(object)
+        frame.loc[5, "label"] = "x"
+
+    status, out = splits(tmp_path, capsys, {"source": cosmos_copy(tmp_path, edit)})
+    one_error(capsys, status, r"cosmos.csv row 6: 'label' must be an answer index in 0..3; got 'x'")
+    assert not out.exists()
+
+
+def test_a_bad_row_in_the_second_file_of_a_folder_names_that_file(tmp_path, capsys):
+    frame = pd.read_csv(DATA / "cosmosqa" / "valid.csv").head(40)
+    (tmp_path / "cosmos").mkdir()
+    frame.head(20).to_csv(tmp_path / "cosmos" / "a.csv", index=False)
+    frame.tail(20).assign(label=[*[0] * 2, 9, *[0] * 17]).to_csv(tmp_path / "cosmos" / "b.csv", index=False)
+    status, out = splits(tmp_path, capsys, {"source": str(tmp_path / "cosmos")})
+    one_error(capsys, status, r"cosmos/b.csv row 3: 'label' must be an answer index in 0..3; got 9")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("intent, shown", [(None, "no such field"), ("", '""')])
+def test_an_intent_task_record_without_intent_names_file_and_line(intent, shown, tmp_path, capsys):
+    """It used to make "" a candidate answer of the intent task. A blank line stands before it:
+    the line is the file's, not the record's count."""
+    lines = slurp_lines()
+    (tmp_path / "slurp").mkdir()
+    (tmp_path / "slurp" / "a.jsonl").write_text("".join(lines[:10]))
+    (tmp_path / "slurp" / "b.jsonl").write_text("".join(lines[10:12] + ["\n", edited_record(lines[12], intent=intent)]
+                                                         + lines[13:]))
+    status, out = splits(tmp_path, capsys, {"source": str(tmp_path / "slurp")}, dataset="slurp_intent")
+    one_error(capsys, status, rf"data.slurp_intent.source: \S*slurp/b.jsonl line 4: 'intent' must be a non-empty string "
+                              rf"\(its intent, which names the correct candidate\); got {shown} \(1 such record\(s\)\)")
     assert not out.exists()
 
 
 # ---- leakage between splits (issue 27) ---------------------------------------------------
 
 
-def test_records(name: str) -> list[str]:
+def slurp_file_lines(name: str) -> list[str]:
     return (DATA / "slurp" / f"{name}.jsonl").read_text().splitlines(keepends=True)
 
 
@@ -350,17 +436,17 @@ def shouted(line: str, **changes) -> str:
 LEAK_CASES = {
     # data.slurp.train pointing at the test file: every training utterance is a test utterance
     "the training file is the test file": (
-        lambda: "".join(test_records("test")), {"weak_train": 4, "strong_train": 4, "test": 4},
+        lambda: "".join(slurp_file_lines("test")), {"weak_train": 4, "strong_train": 4, "test": 4},
         r"leakage between splits: weak_train \(data.slurp.train: \S*train.jsonl\) and the test file \(data.slurp.test: "
         r"\S*test.jsonl\) share 4 item\(s\), the first id \w+, slurp_id \d+, '[a-z ]+' \(the same id\)"),
     "a test sentence in other case and spacing, under another slurp_id": (
-        lambda: "".join(test_records("devel")[:11] + [shouted(test_records("test")[0], slurp_id=99999999)]),
+        lambda: "".join(slurp_file_lines("devel")[:11] + [shouted(slurp_file_lines("test")[0], slurp_id=99999999)]),
         {"weak_train": 6, "strong_train": 6, "test": 4},
         r"and the test file \(data.slurp.test: \S*test.jsonl\) share 1 item\(s\), the first id \w+, slurp_id 99999999, "
         r"'[A-Z ]+' \(the same text, lower-cased and whitespace collapsed\)"),
     "a test slurp_id with another sentence": (
-        lambda: "".join(test_records("devel")[:11] + [edited_record(
-            test_records("devel")[11], slurp_id=json.loads(test_records("test")[5])["slurp_id"])]),
+        lambda: "".join(slurp_file_lines("devel")[:11] + [edited_record(
+            slurp_file_lines("devel")[11], slurp_id=json.loads(slurp_file_lines("test")[5])["slurp_id"])]),
         {"weak_train": 6, "strong_train": 6, "test": 4},
         r"share 1 item\(s\), the first id \w+, slurp_id \d+, '.*' \(the same slurp_id\)"),
 }
@@ -379,7 +465,7 @@ def test_a_sentence_repeated_in_the_training_file_lands_in_one_split(tmp_path, c
     so it never stands in a training split and val at once; the sizes count distinct sentences."""
     from ws2s.data.leakage import normalised
 
-    lines = test_records("devel")[:10]
+    lines = slurp_file_lines("devel")[:10]
     text = "".join(lines + [shouted(lines[0], slurp_id=99999999)])
     status, out = generation_splits_of(tmp_path, text, {"weak_train": 4, "strong_train": 4, "val": 2, "test": 4})
     assert status == 0, capsys.readouterr().err
@@ -445,10 +531,10 @@ def gold_records(n: int = 5) -> list[dict]:
     return [json.loads(line) for line in GOLD.read_text().splitlines()[:n]]
 
 
-def score(tmp_path, capsys, lines: list, *flags: str) -> int:
+def score(tmp_path, capsys, lines: list, *flags: str, gold: Path = GOLD) -> int:
     pred = tmp_path / "pred.jsonl"
     pred.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
-    return slu_f1.main(["--gold", str(GOLD), "--pred", str(pred), "--load-gold", *flags])
+    return slu_f1.main(["--gold", str(gold), "--pred", str(pred), "--load-gold", *flags])
 
 
 def predictions(ids_as=int) -> list[dict]:
@@ -484,6 +570,39 @@ def test_a_garbage_line_is_named_by_its_number(tmp_path, capsys):
 def test_an_entity_without_a_filler_is_one_line(tmp_path, capsys):
     lines = [{"slurp_id": gold_records()[0]["slurp_id"], "entities": [{"type": "date"}]}]
     one_error(capsys, score(tmp_path, capsys, lines), r"pred.jsonl: line 1: 'entities' must be a list of \{type, filler\}")
+
+
+def test_a_gold_id_given_twice_is_a_note_and_strict_refuses_it(tmp_path, capsys):
+    """A repeated gold slurp_id changed SLU-F1 without a word; the last record is still the one
+    kept, as in the official scorer."""
+    records = gold_records()
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps(r) + "\n" for r in records + [{**records[1], "entities": []}]))
+    assert score(tmp_path, capsys, predictions(), gold=gold) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.fullmatch(r"ws2s: note: \S*gold.jsonl: 1 gold ids given more than once \(the last record "
+                                          r"kept, as the official scorer does\), e.g. '\d+' on lines 2, 6", err[0]), err
+    one_error(capsys, score(tmp_path, capsys, predictions(), "--strict", gold=gold),
+              r"gold.jsonl: 1 gold ids given more than once .* on lines 2, 6 \(--strict\)")
+
+
+def test_an_empty_groundtruth_names_the_gold_line(tmp_path, capsys):
+    records = gold_records()
+    record = next(r for r in records if r["entities"])
+    number = records.index(record) + 1
+    first = record["entities"][0]
+    tokens = [{**t, "surface": " " if i in first["span"] else t["surface"]} for i, t in enumerate(record["tokens"])]
+    records[number - 1] = {**record, "tokens": tokens}
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps(r) + "\n" for r in records))
+    one_error(capsys, score(tmp_path, capsys, predictions(), gold=gold),
+              rf"gold.jsonl line {number}: a groundtruth is an empty string \(the filler of its '{first['type']}' entity "
+              r"has no words\), which the official scorer refuses")
+
+
+def test_the_scorer_given_a_folder(tmp_path, capsys):
+    one_error(capsys, slu_f1.main(["--gold", str(GOLD), "--pred", str(tmp_path), "--load-gold"]),
+              rf"{re.escape(str(tmp_path))}: a folder, not a JSON-lines file")
 
 
 def test_an_empty_prediction_file(tmp_path, capsys):

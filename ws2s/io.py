@@ -7,6 +7,7 @@ a later run could take for a result.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -137,29 +138,45 @@ def run_record(path: str | Path) -> dict:
     return read_json(Path(path).with_name("metrics.json"))
 
 
+def not_utf8(raw: bytes, name: str) -> Ws2sError | None:
+    """Where bytes stop being UTF-8 text, as an error naming `name`, the line and the byte's
+    offset in the file (a decoder reading in chunks reports an offset within its chunk)."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        return Ws2sError(f"{name} line {line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); "
+                         "save it as UTF-8")
+    return None
+
+
 def read_jsonl(path: str | Path, where: str | None = None) -> list[tuple[int, dict]]:
     """(line number, object) of each non-blank line of a JSON-lines file. A missing file, a line
     that is not a JSON object, text that is not UTF-8 or a file without records is one error
     naming the file (and `where`, the config key it came from) and the line."""
     path = Path(path)
     name = f"{where}: {path}" if where else str(path)
-    records = []
     try:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise Ws2sError(f"{name} line {number} is not valid JSON ({err.msg})") from None
-                if not isinstance(record, dict):
-                    raise Ws2sError(f"{name} line {number} is a JSON {type(record).__name__}, not an object")
-                records.append((number, record))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise Ws2sError(f"{name}: file not found") from None
-    except UnicodeDecodeError as err:
-        raise Ws2sError(f"{name}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except IsADirectoryError:
+        raise Ws2sError(f"{name}: a folder, not a JSON-lines file") from None
+    error = not_utf8(raw, name)
+    if error is not None:
+        raise error
+    records = []
+    # as a text-mode file reads it: \r\n and \r end lines too
+    for number, line in enumerate(io.StringIO(raw.decode("utf-8").removeprefix("\ufeff"), newline=None), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise Ws2sError(f"{name} line {number} is not valid JSON ({err.msg})") from None
+        if not isinstance(record, dict):
+            raise Ws2sError(f"{name} line {number} is a JSON {type(record).__name__}, not an object")
+        records.append((number, record))
     if not records:
         raise Ws2sError(f"{name}: no records (an empty file)")
     return records

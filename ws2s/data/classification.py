@@ -3,12 +3,15 @@ questions, and the yes/no prompt that asks a causal LM about one pair."""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from ws2s.data.binary import Question, make_splits
-from ws2s.data.sources import read_table
+from ws2s.data.sources import read_table, row_origin
 from ws2s.errors import Ws2sError
 
 QuestionLoader = Callable[[dict, str], list[Question]]
@@ -48,12 +51,20 @@ def load_sciq(source: dict, key: str) -> list[Question]:
 
 def _option_index(value, n_options: int, where: str) -> int:
     """A gold answer index in 0..n_options − 1; anything else (an unlabelled split's -1, a
-    7, a blank) is an error naming the row, never an answer picked by wrap-around."""
-    try:
-        index = int(value)
-    except (TypeError, ValueError):
-        index = None
-    if index is None or index != value or not 0 <= index < n_options:
+    7, a blank, an `x`) is an error naming the row and its value, never an answer picked by
+    wrap-around. A CSV column holding one `x` is read as text: its other rows' "1" are fine."""
+    value = value.item() if isinstance(value, np.generic) else value
+    index = None
+    if isinstance(value, str):
+        index = int(value) if re.fullmatch(r"\s*-?\d+\s*", value) else None
+    elif not isinstance(value, bool):
+        try:
+            index = int(value)
+        except (TypeError, ValueError, OverflowError):
+            index = None
+        if index is not None and index != value:
+            index = None
+    if index is None or not 0 <= index < n_options:
         raise Ws2sError(f"{where}: 'label' must be an answer index in 0..{n_options - 1}; got {value!r} "
                         "(an unlabelled split carries -1)")
     return index
@@ -65,9 +76,9 @@ def load_cosmosqa(source: dict, key: str) -> list[Question]:
     answers = [f"answer{i}" for i in range(4)]
     frame = read_table(source, key, ["context", "question", *answers, "label"])
     questions = []
-    for number, row in enumerate(frame.itertuples(index=False), 1):
+    for position, row in enumerate(frame.itertuples(index=False)):
         options = [_text(getattr(row, a)) for a in answers]
-        label = _option_index(row.label, len(options), f"{key}.source: {source['source']} row {number}")
+        label = _option_index(row.label, len(options), row_origin(frame, position, key))
         questions.append(Question(
             text=f"{_text(row.context)}\nQ: {_text(row.question)}",
             correct=options[label],
@@ -86,6 +97,15 @@ def load_slurp_intent(source: dict, key: str) -> list[Question]:
     QA's long contexts leave every small model within a few points of chance.
     """
     frame = read_table(source, key, ["sentence", "intent"])
+    for column, what in (("sentence", "the utterance"), ("intent", "its intent, which names the correct candidate")):
+        blank = frame[column].map(lambda v: not isinstance(v, str) or not v.strip()).to_numpy()
+        if blank.any():
+            position = int(blank.argmax())
+            value = frame[column].iloc[position]
+            shown = "no such field" if value is None or (isinstance(value, float) and np.isnan(value)) \
+                else json.dumps(value, default=str)
+            raise Ws2sError(f"{row_origin(frame, position, key)}: '{column}' must be a non-empty string ({what}); "
+                            f"got {shown} ({int(blank.sum())} such record(s))")
     intents = sorted(set(frame["intent"].map(_text)))
     readable = {intent: intent.replace("_", " ") for intent in intents}
     return [

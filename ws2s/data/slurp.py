@@ -17,7 +17,7 @@ from ws2s.frames import content_id
 from ws2s.data.leakage import normalised
 from ws2s.data.sources import read_jsonl_records
 from ws2s.errors import Ws2sError
-from ws2s.metrics.slu_f1 import checked_spans, gold_examples, score
+from ws2s.metrics.slu_f1 import checked_spans, gold_example, score
 
 # The 55 slot types of the paper's prompt, in its order.
 SLOT_TYPES = (
@@ -98,24 +98,39 @@ def slu_scores(test: pd.DataFrame, texts: list[str]) -> dict:
 
 def load_utterances(path: str, where: str) -> pd.DataFrame:
     """One row per SLURP utterance: id, slurp_id, sentence, target (JSON), scenario, action.
-    Every record is checked: an integer slurp_id, a sentence, tokens and entities whose spans
-    lie within them; a bad one is one error naming the file, the line and the field."""
+    Every record is checked: an integer slurp_id given once (a record repeated whole is kept
+    once), a sentence, an intent, tokens and entities whose spans are integer indices within
+    them; a bad one is one error naming the file, the line and the field."""
     rows = []
+    seen: dict[int, tuple[int, dict]] = {}
     for number, record in read_jsonl_records(path, where):
         at = f"{where}: {path} line {number}"
         slurp_id = record.get("slurp_id")
         if isinstance(slurp_id, bool) or not str(slurp_id).strip().isdigit():
             raise Ws2sError(f"{at}: 'slurp_id' must be an integer; got {json.dumps(slurp_id)}")
-        if not isinstance(record.get("sentence"), str) or not record["sentence"].strip():
-            raise Ws2sError(f"{at}: 'sentence' must be a non-empty string")
+        for field in ("sentence", "intent"):
+            if not isinstance(record.get(field), str) or not record[field].strip():
+                raise Ws2sError(f"{at}: '{field}' must be a non-empty string; got "
+                                f"{json.dumps(record[field]) if field in record else 'no such field'}")
         record = {**record, "slurp_id": int(slurp_id)}
+        if record["slurp_id"] in seen:
+            first_line, first = seen[record["slurp_id"]]
+            if first == record:
+                continue
+            differ = [f for f in ("sentence", "intent", "entities", "tokens") if first.get(f) != record.get(f)] or ["fields"]
+            raise Ws2sError(f"{where}: {path} lines {first_line} and {number} both have slurp_id {record['slurp_id']}, "
+                            f"with different {' and '.join(differ)}"
+                            + (f" ({json.dumps(first['sentence'][:60])} and {json.dumps(record['sentence'][:60])})"
+                               if "sentence" in differ else "")
+                            + "; a slurp_id names one utterance")
+        seen[record["slurp_id"]] = (number, record)
         rows.append({
             "id": content_id("slurp", str(record["slurp_id"]), record["sentence"]),
             "slurp_id": record["slurp_id"],
             "sentence": record["sentence"],
             "target": target_json(entity_slots(record, at)),
             # the official scorer's gold: fillers from the token surfaces, lowercased
-            "gold_entities": json.dumps(gold_examples([record], load_gold=True, where=at)[str(record["slurp_id"])]),
+            "gold_entities": json.dumps(gold_example(record, load_gold=True, at=at)[1]),
             "scenario": record.get("scenario", ""),
             "action": record.get("action", ""),
         })

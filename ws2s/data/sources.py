@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ws2s.errors import Ws2sError
-from ws2s.io import read_jsonl
+from ws2s.io import not_utf8, read_jsonl
 
 _READERS = {
     ".parquet": pd.read_parquet,
@@ -69,21 +69,28 @@ def source_files(source: dict, key: str) -> list[Path]:
 
 
 def _read_local(path: Path, key: str) -> pd.DataFrame:
-    frames = []
-    for file in local_files(path, f"{key}.source"):
+    frames, files = [], local_files(path, f"{key}.source")
+    for file in files:
         verify_pinned(file, f"{key}.source")
         try:
             frames.append(_READERS[file.suffix](file))
+        except UnicodeDecodeError:  # its offset is within the reader's chunk: find the byte in the file
+            raise not_utf8(file.read_bytes(), f"{key}.source: {file}") or Ws2sError(
+                f"{key}.source: {file}: not UTF-8 text") from None
         except ValueError as err:
             raise Ws2sError(f"{key}.source: {file} could not be parsed ({err})") from None
-    return pd.concat(frames, ignore_index=True)
+    frame = pd.concat(frames, ignore_index=True)
+    frame.attrs["origins"] = [(file, len(part)) for file, part in zip(files, frames)]
+    return frame
 
 
 def _read_hub(hub_id: str, split: str, key: str) -> pd.DataFrame:
     try:
         import datasets
 
-        return datasets.load_dataset(hub_id, split=split).to_pandas()
+        frame = datasets.load_dataset(hub_id, split=split).to_pandas()
+        frame.attrs["hub"] = f"{hub_id} (split {split})"
+        return frame
     except Exception as err:  # the hub client raises many types when offline
         raise Ws2sError(
             f"{key}.source: could not load '{hub_id}' (split {split}) from the Hugging Face hub "
@@ -106,6 +113,22 @@ def read_table(source: dict, key: str, required_columns: list[str]) -> pd.DataFr
     if missing:
         raise Ws2sError(f"{key}: {where} lacks column(s) {', '.join(missing)}")
     return frame
+
+
+def row_origin(frame: pd.DataFrame, position: int, key: str) -> str:
+    """Where row `position` (from 0) of a `read_table` frame comes from, for an error: `KEY.source:
+    FILE line N` for a JSON-lines file (blank lines counted, as an editor shows them), `FILE row N`
+    (data rows from 1, a header not counted) for another file, `HUB_ID (split S) row N` for the hub."""
+    start = 0
+    for file, count in frame.attrs.get("origins", []):
+        if position < start + count:
+            index = position - start
+            if file.suffix == ".jsonl":
+                lines = [n for n, line in enumerate(file.read_bytes().splitlines(), 1) if line.strip()]
+                return f"{key}.source: {file} line {lines[index] if index < len(lines) else '?'}"
+            return f"{key}.source: {file} row {index + 1}"
+        start += count
+    return f"{key}.source: {frame.attrs.get('hub', '?')} row {position + 1}"
 
 
 def read_jsonl_records(path: str | Path, key: str) -> list[tuple[int, dict]]:

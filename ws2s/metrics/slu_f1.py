@@ -9,6 +9,8 @@ Follows `scripts/evaluation` of the SLURP repository exactly:
   as text whatever its JSON type); the last line wins (duplicates are reported, and are an
   error with `--strict`, as are ids absent from gold); gold examples without a prediction
   are skipped, not counted as misses; a prediction file that matches no gold id is an error.
+  A gold id given twice: the last record kept, as the official scorer does, with a note
+  (an error with `--strict`).
 - Span distance F1, per matched example: predictions in their order each take the
   remaining gold entity of the same type at the lowest distance (ties: first); that
   adds TP 1 and the distance d to both FP and FN. A prediction with no gold of its type
@@ -132,11 +134,16 @@ def checked_spans(record: dict, where: str) -> tuple[list[str], list[tuple[str, 
         raise Ws2sError(f"{where}: 'entities' must be a list (empty when the utterance has none)")
     spans = []
     for entity in entities:
-        span = entity.get("span") if isinstance(entity, dict) else None
-        if not isinstance(entity, dict) or not isinstance(entity.get("type"), str) or not isinstance(span, list) \
-                or not span or not all(isinstance(i, int) and 0 <= i < len(tokens) for i in span):
-            raise Ws2sError(f"{where}: an entity needs a 'type' and a 'span' of token indices in 0..{len(tokens) - 1}; "
-                            f"got {json.dumps(entity)[:80]}")
+        if not isinstance(entity, dict) or not isinstance(entity.get("type"), str) or "span" not in entity:
+            raise Ws2sError(f"{where}: an entity needs a 'type' (text) and a 'span'; got {json.dumps(entity)[:80]}")
+        span = entity["span"]
+        if not isinstance(span, list) or not span or not all(isinstance(i, int) and not isinstance(i, bool) for i in span):
+            raise Ws2sError(f"{where}: entity '{entity['type']}': 'span' must be a non-empty list of integer token "
+                            f"indices; got {json.dumps(span)[:80]}")
+        outside = [i for i in span if not 0 <= i < len(tokens)]
+        if outside:
+            raise Ws2sError(f"{where}: entity '{entity['type']}': span {json.dumps(span)} lies outside the sentence's "
+                            f"{len(tokens)} tokens (indices 0..{len(tokens) - 1})")
         spans.append((entity["type"], span))
     return [t["surface"] for t in tokens], spans
 
@@ -147,25 +154,48 @@ def _entity_fillers(record: dict, where: str) -> list[dict]:
     return [{"type": kind, "filler": " ".join(surfaces[i].lower() for i in span)} for kind, span in spans]
 
 
+def gold_example(record: dict, load_gold: bool, at: str) -> tuple[list[str], list[dict]]:
+    """One gold record's keys (its slurp_id, or each recording's file) and entities; `at` names it in an error."""
+    entities = _entity_fillers(record, at)
+    if load_gold:
+        if "slurp_id" not in record:
+            raise Ws2sError(f"{at}: no 'slurp_id'")
+        return [str(record["slurp_id"])], entities
+    recordings = record.get("recordings")
+    if not isinstance(recordings, list) or not all(isinstance(r, dict) and "file" in r for r in recordings):
+        raise Ws2sError(f"{at}: no 'recordings' with a 'file' each (score gold transcripts with --load-gold)")
+    return [str(r["file"]) for r in recordings], entities
+
+
 def gold_examples(records: list[dict], load_gold: bool, where: str = "gold") -> dict[str, list[dict]]:
     """Key -> gold entities, as the scorer's `release2prediction` builds them; keys are strings
-    whatever type the file gives (SLURP's own jsonl has integer slurp_ids)."""
+    whatever type the file gives (SLURP's own jsonl has integer slurp_ids); a key given again
+    replaces the first, as in the official scorer."""
     examples = {}
     for number, record in enumerate(records, 1):
-        at = f"{where} record {number}"
-        entities = _entity_fillers(record, at)
-        if load_gold:
-            if "slurp_id" not in record:
-                raise Ws2sError(f"{at}: no 'slurp_id'")
-            keys = [str(record["slurp_id"])]
-        else:
-            recordings = record.get("recordings")
-            if not isinstance(recordings, list) or not all(isinstance(r, dict) and "file" in r for r in recordings):
-                raise Ws2sError(f"{at}: no 'recordings' with a 'file' each (score gold transcripts with --load-gold)")
-            keys = [str(r["file"]) for r in recordings]
-        for key in keys:
-            examples[key] = entities
+        keys, entities = gold_example(record, load_gold, f"{where} record {number}")
+        examples.update((key, entities) for key in keys)
     return examples
+
+
+@dataclass
+class Gold:
+    examples: dict[str, list[dict]]   # key -> gold entities (a key given again: the last record kept)
+    lines: dict[str, int]             # key -> the line of the record kept
+    duplicates: dict[str, list[int]]  # key given on more than one line -> those lines
+
+
+def read_gold(path: str, load_gold: bool) -> Gold:
+    """The official gold jsonl, keyed as the scorer keys it, with each key's line and the keys
+    given twice (SLURP's own files give each once; a repeat changes the scores)."""
+    examples, lines, duplicates = {}, {}, {}
+    for number, record in read_jsonl(path):
+        keys, entities = gold_example(record, load_gold, f"{path} line {number}")
+        for key in keys:
+            if key in lines:
+                duplicates.setdefault(key, [lines[key]]).append(number)
+            examples[key], lines[key] = entities, number
+    return Gold(examples, lines, duplicates)
 
 
 @dataclass
@@ -178,7 +208,8 @@ class SluScores:
     unmatched_gold: int
 
 
-def score(gold: dict[str, list[dict]], predictions: dict[str, list[dict]]) -> SluScores:
+def score(gold: dict[str, list[dict]], predictions: dict[str, list[dict]], where=None) -> SluScores:
+    """`where(key)` names a gold example in an error (default: "gold example KEY")."""
     exact, word, char = Counts(), Counts(), Counts()
     matched = 0
     for key, gold_entities in gold.items():
@@ -187,7 +218,13 @@ def score(gold: dict[str, list[dict]], predictions: dict[str, list[dict]]) -> Sl
         matched += 1
         pred_entities = predictions[key]
         span_exact_counts(gold_entities, pred_entities, exact)
-        span_distance_counts(gold_entities, pred_entities, word_distance, word)
+        try:
+            span_distance_counts(gold_entities, pred_entities, word_distance, word)
+        except Ws2sError as err:
+            empty = [e["type"] for e in gold_entities if not _jiwer_words(e["filler"])]
+            raise Ws2sError(f"{where(key) if where else f'gold example {key!r}'}: a groundtruth is an empty string "
+                            f"(the filler of its '{empty[0] if empty else '?'}' entity has no words), which the "
+                            "official scorer refuses ({err})") from None
         span_distance_counts(gold_entities, pred_entities, char_distance, char)
     slu = Counts()
     slu.add(word)
@@ -247,12 +284,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strict", action="store_true", help="duplicate or unknown prediction ids are errors")
     args = parser.parse_args(argv)
     try:
-        gold = gold_examples([record for _, record in read_jsonl(args.gold)], args.load_gold, args.gold)
+        gold = read_gold(args.gold, args.load_gold)
+        notes = []
+        if gold.duplicates:
+            key, lines = next(iter(gold.duplicates.items()))
+            notes.append(f"{args.gold}: {len(gold.duplicates)} gold ids given more than once (the last record kept, "
+                         f"as the official scorer does), e.g. {key!r} on lines {', '.join(map(str, lines))}")
+            if args.strict:
+                raise Ws2sError(f"{notes[0]} (--strict)")
         predictions = load_predictions(args.pred, args.load_gold)
-        notes = check_match(gold, predictions, args.strict, args.pred)
-        scores = score(gold, predictions.entities)
+        notes += check_match(gold.examples, predictions, args.strict, args.pred)
+        scores = score(gold.examples, predictions.entities, lambda key: f"{args.gold} line {gold.lines[key]}")
     except Ws2sError as err:
         print(f"ws2s: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a folder given as a file, an unreadable file
+        print(f"ws2s: error: {err.filename}: {err.strerror or err}", file=sys.stderr)
         return 2
     for note in notes:
         print(f"ws2s: note: {note}", file=sys.stderr)
