@@ -695,6 +695,117 @@ def test_inspect_of_a_parquet_of_another_kind(tmp_path, capsys):
     one_error(capsys, ws2s(["inspect", str(tmp_path / "other.parquet")]), r"columns \['a'\] match no ws2s file kind")
 
 
+INSPECT_CASES = {
+    # issue 27: these printed "mean confidence nan", or a traceback
+    "NaN probabilities": (lambda f: f.assign(prob_0=np.where(f.index == 3, np.nan, f["prob_0"]).astype(np.float32)),
+                          schemas.CLASS_PROBS, r"labels.parquet: 1 row\(s\) have a prob_0 that is not a probability "
+                                               r"\(the first: id \w+, nan\); not what a ws2s step writes"),
+    "probabilities above 1": (lambda f: f.assign(prob_1=f["prob_1"] * 3), schemas.CLASS_PROBS,
+                              r"have a prob_1 that is not a probability"),
+    "null ids": (lambda f: f.assign(id=f["id"].where(f.index % 2 == 0, None)), schemas.CLASS_PROBS,
+                 r"labels.parquet: \d+ row\(s\) have no id \(the first: row 2\); not what a ws2s step writes"),
+    "probabilities as text": (lambda f: f.assign(prob_0=f["prob_0"].astype(str)), None,
+                              r"labels.parquet: column prob_0 holds (large_)?string, a class probabilities file float; "
+                              r"not what a ws2s step writes: delete it"),
+    "an int64 pred": (lambda f: f.assign(pred=f["pred"].astype(np.int64)), None,
+                      r"column pred holds int64, a class probabilities file int8"),
+}
+
+
+@pytest.mark.parametrize("case", INSPECT_CASES)
+def test_inspect_of_a_damaged_file_is_one_line(case, strong_setup, tmp_path, capsys):
+    _, labels = strong_setup
+    edit, schema, pattern = INSPECT_CASES[case]
+    path = tmp_path / "labels.parquet"
+    frame = edit(labels.reset_index(drop=True))
+    write_parquet(frame, path, schema) if schema is not None else frame.to_parquet(path)
+    one_error(capsys, ws2s(["inspect", str(path)]), pattern)
+
+
+@pytest.fixture
+def results_dir(strong_setup, tmp_path):
+    """A results/ folder of real step outputs: classification and generation splits, weak labels,
+    a label-model file, a metrics.json and a prepared model's config."""
+    split_dir, labels = strong_setup
+    root = tmp_path / "results"
+    shutil.copytree(split_dir, root / "classification" / "cosmosqa" / "splits")
+    assert ws2s(["generation-splits", "--params", json.dumps({"train": str(DATA / "slurp" / "devel.jsonl"),
+                 "test": str(DATA / "slurp" / "test.jsonl"), "split_seed": 0,
+                 "sizes": {"weak_train": 4, "strong_train": 4, "val": 2, "test": 4}}),
+                 "--out-dir", str(root / "generation" / "splits")]) == 0
+    files = []
+    for name in ("a", "b", "c"):
+        weak = root / "classification" / "cosmosqa" / "weak" / name / "seed0"
+        write_parquet(labels, weak / "labels.parquet", schemas.CLASS_PROBS)
+        (weak / "metrics.json").write_text(json.dumps({"model": name, "seed": 0}))
+        files.append(str(weak / "labels.parquet"))
+    params = {"members": ["a", "b", "c"], "methods": ["majorityvote"], "class_balance": None, "seed": 0}
+    assert ws2s(["label-models", "--params", json.dumps(params), "--split-dir", str(split_dir), "--out",
+                 str(root / "classification" / "cosmosqa" / "label_models" / "ws3" / "seed0.parquet"), *files]) == 0
+    (root / "models" / "cut" / "sub").mkdir(parents=True)
+    (root / "models" / "cut" / "config.json").write_text('{"num_hidden_layers": 1}')
+    (root / "logs").mkdir()
+    (root / "logs" / "x.log").write_text("not checked")
+    return root
+
+
+def test_verify_of_results_as_the_steps_wrote_them(results_dir, capsys):
+    capsys.readouterr()
+    assert ws2s(["verify", str(results_dir)]) == 0
+    out = capsys.readouterr().out
+    assert re.fullmatch(r"\S*results: 20 Parquet and JSON files checked, each as its step writes it .*\n", out), out
+
+
+def test_verify_lists_every_bad_file_and_what_to_delete(results_dir, capsys):
+    """Truncated, of another schema, NaN where a probability goes, JSON cut short, inside a model
+    folder, and what a killed step left: each listed once with why, one error line, one rm."""
+    import shlex
+    import subprocess
+
+    weak = results_dir / "classification" / "cosmosqa" / "weak"
+    truncated = weak / "a" / "seed0" / "labels.parquet"
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    other = results_dir / "generation" / "splits" / "test.parquet"
+    pd.read_parquet(other).assign(slurp_id=lambda f: f["slurp_id"].astype(str)).to_parquet(other)
+    nan = weak / "b" / "seed0" / "labels.parquet"
+    frame = pd.read_parquet(nan)
+    write_parquet(frame.assign(prob_1=np.where(frame.index == 0, np.nan, frame["prob_1"]).astype(np.float32)), nan,
+                  schemas.CLASS_PROBS)
+    (weak / "c" / "seed0" / "metrics.json").write_text('{"model": "c", "se')
+    (results_dir / "models" / "cut" / "sub" / "tokenizer.json").write_text("{")
+    (weak / "c" / "seed0" / ".labels.parquet.x1y2.parquet").write_bytes(b"PAR1")
+    (results_dir / "generation" / ".model.tmp" / "build").mkdir(parents=True)
+    before = sorted(results_dir.rglob("*"))
+    capsys.readouterr()
+    status = ws2s(["verify", str(results_dir)])
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.strip()]
+    assert status == 2 and "Traceback" not in captured.err, captured.err
+    assert len(errors) == 1 and re.fullmatch(r"ws2s: error: \S*results: 7 file\(s\) are not what their step writes "
+                                             r"\(listed above\); delete them and rerun the workflow.*", errors[0]), errors
+    out = captured.out.splitlines()
+    assert out[0] == f"7 bad, among 21 Parquet and JSON files under {results_dir}:"
+    expected = [rf"{re.escape(str(truncated))}: not a readable Parquet file",
+                rf"{re.escape(str(other))}: column slurp_id holds (large_)?string, a SLURP utterances file int64",
+                rf"{re.escape(str(nan))}: 1 row\(s\) have a prob_1 that is not a probability \(the first: id \w+, nan\)",
+                rf"{re.escape(str(weak / 'c' / 'seed0' / 'metrics.json'))}: not valid JSON \(Unterminated string",
+                rf"{re.escape(str(results_dir / 'models' / 'cut'))}/sub/tokenizer.json: not valid JSON",
+                rf"{re.escape(str(weak / 'c' / 'seed0' / '.labels.parquet.x1y2.parquet'))}: a temporary file a step left",
+                rf"{re.escape(str(results_dir / 'generation' / '.model.tmp'))}: a temporary folder a step left"]
+    for pattern in expected:
+        assert sum(bool(re.match(rf"  {pattern}", line)) for line in out[1:-1]) == 1, (pattern, out)
+    assert sorted(results_dir.rglob("*")) == before  # verify deletes nothing itself
+    command = shlex.split(out[-1].removeprefix("delete them: "))
+    assert command[:2] == ["rm", "-r"] and str(results_dir / "models" / "cut") in command  # the model folder, whole
+    subprocess.run(command, check=True)
+    assert ws2s(["verify", str(results_dir)]) == 0
+    assert "15 Parquet and JSON files checked" in capsys.readouterr().out
+
+
+def test_verify_of_a_folder_that_is_not_there(tmp_path, capsys):
+    one_error(capsys, ws2s(["verify", str(tmp_path / "results")]), r"results: no such folder")
+
+
 def test_figure_3_on_labels_without_pred(strong_setup, tmp_path, capsys):
     _, labels = strong_setup
     folder = tmp_path / "weak" / "m" / "seed0"

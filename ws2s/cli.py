@@ -223,6 +223,23 @@ def cmd_inspect(args) -> None:
     print(inspect(args.path, args.head, args.id))
 
 
+def cmd_verify(args) -> None:
+    import shlex
+
+    from ws2s.verify import verify
+
+    checked, bad = verify(args.results)
+    if not bad:
+        print(f"{args.results}: {checked} Parquet and JSON files checked, each as its step writes it "
+              "(Parquet against ws2s.schemas, JSON parsed)")
+        return
+    print(f"{len(bad)} bad, among {checked} Parquet and JSON files under {args.results}:",
+          *(f"  {why}" for _, why in bad), "delete them: rm -r " + " ".join(shlex.quote(str(p)) for p, _ in bad), sep="\n")
+    raise Ws2sError(f"{args.results}: {len(bad)} file(s) are not what their step writes (listed above); delete them and "
+                    "rerun the workflow, which makes them again (it reruns a step only when an output is missing "
+                    "or older than its inputs, not when it is damaged)")
+
+
 def cmd_fig_agreement(args) -> None:
     from ws2s.figures import agreement_figure
 
@@ -288,6 +305,8 @@ COMMANDS = {
                 "argv": {"nargs": argparse.REMAINDER}}),
     "inspect": (cmd_inspect, "summarise any of the pipeline's Parquet files", [],
                 {"path": {}, "--head": {"type": int, "default": 5}, "--id": {"default": None}}),
+    "verify": (cmd_verify, "check every Parquet and JSON file under results/ against ws2s.schemas; list what to delete",
+               [], {"results": {"nargs": "?", "default": "results"}}),
     "map-hypotheses": (cmd_map_hypotheses, "a weak model's hypotheses in the strong tokenizer (Eqns 6-7)",
                        ["params", "models-root", "split-dir", "hypotheses", "out"], {}),
     "joint-decode": (cmd_joint_decode, "Joint Decoding: the ensemble's preferred candidate per utterance",

@@ -1,6 +1,7 @@
 """`ws2s inspect PATH`: what a pipeline Parquet file holds, summarised for its kind.
 
-The kind is recognised from the columns (the schemas in `ws2s.schemas`); each kind has
+The kind is recognised from the columns (the schemas in `ws2s.schemas`), and the file is
+checked whole first (`ws2s.verify`: types, ids, probabilities); each kind has
 a summary: class balance, confidence histogram and test accuracy for class
 probabilities; per-token and per-word log-probabilities aligned under the text for
 generations; chosen and rejected
@@ -16,42 +17,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ws2s import schemas
+from ws2s import verify
 from ws2s.data.slurp import parse_slots
 from ws2s.errors import Ws2sError
 from ws2s.io import read_parquet
 from ws2s.label_models import LABEL_MODELS
-
-KINDS = {
-    "classification pairs": schemas.LABELLED_PAIRS,
-    "classification pairs without gold": schemas.UNLABELLED_PAIRS,
-    "gold labels": schemas.GOLD,
-    "class probabilities": schemas.CLASS_PROBS,
-    "strong predictions": schemas.STRONG_PREDICTIONS,
-    "strong features": schemas.FEATURES,
-    "SLURP utterances": schemas.UTTERANCES,
-    "SLURP utterances without targets": schemas.UNLABELLED_UTTERANCES,
-    "gold targets": schemas.GOLD_TARGETS,
-    "weak generations": schemas.HYPOTHESES,
-    "hypotheses in the strong tokenizer": schemas.MAPPED_HYPOTHESES,
-    "Joint Decoding candidates": schemas.JOINT_CANDIDATES,
-    "strong generations": schemas.GENERATIONS,
-    "preference pairs": schemas.PREFERENCE_PAIRS,
-}
-
-
-def kind_of(path: Path) -> str:
-    try:
-        names = pq.read_schema(path).names
-    except Exception as err:  # pyarrow raises several types for a non-Parquet file
-        raise Ws2sError(f"{path}: not a readable Parquet file ({err})") from None
-    for kind, schema in KINDS.items():
-        if names == schema.names:
-            return kind
-    fixed = schemas.LABEL_MODEL_OUTPUTS.names
-    if names[:len(fixed)] == fixed and set(names[len(fixed):]) <= set(LABEL_MODELS):
-        return "label-model soft labels"
-    raise Ws2sError(f"{path}: columns {names} match no ws2s file kind ({', '.join(KINDS)})")
 
 
 def histogram(values: np.ndarray, bins: int = 10, width: int = 40) -> list[str]:
@@ -183,8 +153,7 @@ def summarise_label_models(frame: pd.DataFrame, shown: pd.DataFrame, members: li
 
 def inspect(path: str | Path, head: int = 5, example_id: str | None = None) -> str:
     path = Path(path)
-    kind = kind_of(path)
-    frame = read_parquet(path)
+    kind, frame = verify.check_parquet(path)  # NaN probabilities, null ids, other types: one line
     if example_id is not None:
         frame = frame[frame["id"] == example_id]
         if frame.empty:
@@ -198,7 +167,7 @@ def inspect(path: str | Path, head: int = 5, example_id: str | None = None) -> s
         if kind == "strong predictions" and frame["strength"].notna().any():
             lines.append(f"Dirichlet strength S: median {frame['strength'].median():.3g}; vacuity K/S: mean "
                          f"{frame['vacuity'].mean():.3f}, 10/50/90% {', '.join(f'{q:.3f}' for q in frame['vacuity'].quantile([0.1, 0.5, 0.9]))}")
-    elif kind == "label-model soft labels":
+    elif kind == verify.LABEL_MODEL_KIND:
         lines += summarise_label_models(frame, shown, _ensemble_members(path))
         return "\n".join(lines)
     elif kind == "weak generations":
