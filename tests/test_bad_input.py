@@ -225,6 +225,117 @@ def test_validate_and_the_workflow_agree_on_overlays_that_drop_a_model_and_give_
     assert snakemake(workdir, "-n", "--cores", "1", "--configfile", *given_back).returncode == 0
 
 
+# ---- where the workflow runs: the ws2s command, one run a directory (issue 27) ------------
+
+SPLITS_TARGET = {"classification": "results/classification/cosmosqa/splits/test.parquet",
+                 "generation": "results/generation/splits/test.parquet"}
+
+
+def snakemake_run(workdir: Path, *args: str, python: str | None = None, env: dict | None = None, wait: bool = True):
+    """`snakemake ARGS --configfile smoke.yaml` in `workdir`: finished (`wait`), or started."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import SMOKE
+
+    command = [python or sys.executable, "-m", "snakemake", *args, *SMOKE]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
+    if wait:
+        return subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.Popen(command, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def ws2s_lines(stderr: str) -> list[str]:
+    assert "Traceback" not in stderr, stderr
+    return [line for line in stderr.splitlines() if line.startswith("ws2s:")]
+
+
+def test_without_the_venv_activated_the_rules_call_the_ws2s_beside_snakemake(tmp_path):
+    """`.venv/bin/snakemake …` with the venv not activated: every job used to fail with exit 127
+    and nothing but its command on the console."""
+    import sys
+
+    from conftest import copy_repo
+
+    workdir = copy_repo(tmp_path)
+    run = snakemake_run(workdir, SPLITS_TARGET["generation"], "--cores", "1", env={"PATH": "/usr/bin:/bin"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    bin_dir = re.escape(str(Path(sys.executable).parent))
+    lines = ws2s_lines(run.stderr)
+    assert len(lines) == 1 and re.fullmatch(rf"ws2s: note: ws2s is not on PATH: the rules call {bin_dir}/ws2s, beside "
+                                            r"the Python running Snakemake.*", lines[0]), lines
+    assert (workdir / SPLITS_TARGET["generation"]).is_file()
+
+
+def test_without_ws2s_anywhere_the_workflow_says_so_at_load(tmp_path):
+    """A Python without ws2s beside it (here a link to the same interpreter in a folder of its
+    own, the packages given by PYTHONPATH): one line with the fix, before any job."""
+    import sys
+    import sysconfig
+
+    from conftest import copy_repo
+
+    workdir = copy_repo(tmp_path)
+    (tmp_path / "bin").mkdir()
+    python = tmp_path / "bin" / "python"
+    python.symlink_to(Path(sys.executable).resolve())
+    run = snakemake_run(workdir, SPLITS_TARGET["generation"], "-n", "--cores", "1", python=str(python),
+                        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{sysconfig.get_paths()['purelib']}:{ROOT}"})
+    assert run.returncode != 0
+    lines = ws2s_lines(run.stderr)
+    assert len(lines) == 1 and re.fullmatch(r"ws2s: error: the rules call `ws2s`, which is not on PATH \(each would "
+                                            r"fail with exit 127\): activate the environment .* "
+                                            rf"\({re.escape(str(python))} -m pip install -e \.\)", lines[0]), lines
+    assert not (workdir / "results").exists()
+
+
+def test_a_second_run_on_the_directory_is_refused_while_the_first_holds_it(tmp_path):
+    """Run A builds the Cosmos QA splits and is paused (SIGSTOP) once it holds the workflow's lock.
+    Run B (other targets) is refused; when B ends, Snakemake removes .snakemake/locks whole, A's
+    lock files included, so its own lock no longer guards A: run D, as B, is refused all the same.
+    A then finishes, and the lock goes with it."""
+    import fcntl
+    import signal
+    import time
+
+    from conftest import copy_repo
+
+    workdir = copy_repo(tmp_path)
+    lock = workdir / ".snakemake" / "ws2s-run.lock"
+    first = snakemake_run(workdir, SPLITS_TARGET["classification"], "--cores", "1", wait=False)
+    try:
+        deadline = time.monotonic() + 240
+        while not (lock.is_file() and f"pid {first.pid} " in lock.read_text()):
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.2)
+        first.send_signal(signal.SIGSTOP)
+        try:
+            for _ in ("B", "D"):
+                run = snakemake_run(workdir, SPLITS_TARGET["generation"], "--cores", "1")
+                assert run.returncode != 0
+                lines = ws2s_lines(run.stderr)
+                assert len(lines) == 1 and re.fullmatch(
+                    rf"ws2s: error: another run of this workflow is working in {re.escape(str(workdir))} \(pid "
+                    rf"{first.pid} on \S+, started [\d: -]+\); a second run would build the same outputs at the same "
+                    r"time: wait for it to end \(a dry run, -n, is fine meanwhile\)", lines[0]), lines
+                assert not (workdir / "results" / "generation").exists()
+                assert not (workdir / ".snakemake" / "locks").exists()  # Snakemake's own: gone with B
+            dry = snakemake_run(workdir, SPLITS_TARGET["generation"], "--cores", "1", "-n")
+            assert dry.returncode == 0 and not ws2s_lines(dry.stderr), dry.stderr[-2000:]
+        finally:
+            first.send_signal(signal.SIGCONT)
+        _, err = first.communicate(timeout=300)
+        assert first.returncode == 0, err[-3000:]
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert (workdir / SPLITS_TARGET["classification"]).is_file()
+    with lock.open() as handle:  # released when A ended
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 # ---- data files --------------------------------------------------------------------------
 
 

@@ -3,16 +3,41 @@
 import os
 import sys
 
+from snakemake.settings.types import DeploymentMethod
+
 from ws2s import design
 from ws2s.codeversion import code_version
 from ws2s.config import check
 from ws2s.errors import Ws2sError
+from ws2s.guards import hold_run_lock, ws2s_command
 from ws2s.models import needs_preparation
 
 try:
     DATA_FILES = check(config, workflow.configfiles)  # the checks `ws2s validate` runs, exactly
 except Ws2sError as err:
     sys.exit(f"ws2s: config error: {err}")
+
+# The `ws2s` every rule calls: on PATH, or beside the Python running Snakemake (.venv/bin/snakemake
+# without the venv activated); otherwise one line with the fix, not exit 127 from every job.
+try:
+    note = ws2s_command(conda=DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method)
+except Ws2sError as err:
+    sys.exit(f"ws2s: error: {err}")
+if note and workflow.is_main_process:
+    print(f"ws2s: note: {note}", file=sys.stderr)
+
+
+onstart:
+    # One run a directory, for the whole run (Snakemake removes .snakemake/locks whole when any
+    # run ends: see ws2s/guards.py). Not in dry runs (no onstart), cluster job steps (no hooks)
+    # or under --nolock.
+    if workflow.is_main_process and workflow.execution_settings.lock:
+        try:
+            note = hold_run_lock(workflow.persistence.path)
+        except Ws2sError as err:
+            sys.exit(f"ws2s: error: {err}")
+        if note:
+            print(f"ws2s: note: {note}", file=sys.stderr)
 
 
 # Every rule's command ends so: its output goes to its log, and when it fails its ws2s error
