@@ -956,3 +956,58 @@ def test_a_parameter_string_that_is_not_json(capsys, tmp_path):
 ])
 def test_parameters_that_do_not_fit_the_stage_are_one_line(params, pattern, capsys, tmp_path):
     one_error(capsys, ws2s(["classification-splits", "--params", params, "--out-dir", str(tmp_path)]), pattern)
+
+
+# ---- the orderings benchmark on an incomplete run (issue 27) -------------------------------
+
+
+def test_orderings_on_seeds_where_not_every_method_ran_says_what_is_missing(tmp_path):
+    """Seeds 0-4 with every method, 5-9 with the single, Naive and Bayesian runs only: this ended
+    in KeyError: ('flyingsquid', 'ws3', 'noaux', 5). Each run's PGR is still its table's."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    from ws2s.tables import w2s_results
+
+    root = tmp_path / "results" / "classification" / "slurp_intent"
+    rng = np.random.default_rng(0)
+    members = ["a", "b", "c"]
+
+    def run(folder: Path, **metrics) -> None:
+        folder.mkdir(parents=True)
+        low, high = {None: (0.55, 0.6), "ceiling": (0.85, 0.9)}.get(metrics.get("method"), (0.6, 0.8))
+        score = float(rng.uniform(low, high))
+        (folder / "metrics.json").write_text(json.dumps({**metrics, "test_accuracy": score,
+                                                         "test_accuracy_nogold": score - 0.01}))
+
+    for seed in range(10):
+        for model in members:
+            run(root / "weak" / model / f"seed{seed}", model=model, seed=seed)
+        run(root / "strong" / "ceiling" / "gold" / "noaux" / f"seed{seed}", method="ceiling", source="gold", aux=False,
+            seed=seed, members=[])
+        for model in members:
+            run(root / "strong" / "single" / model / "noaux" / f"seed{seed}", method="single", source=model, aux=False,
+                seed=seed, members=[model])
+        for method, aux in [("naive", False), ("bayesian", False), ("bayesian", True)] + \
+                ([("flyingsquid", False)] if seed < 5 else []):
+            run(root / "strong" / method / "ws3" / ("aux" if aux else "noaux") / f"seed{seed}", method=method,
+                source="ws3", aux=aux, seed=seed, members=members)
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "benchmarks" / "orderings.py"), "--results",
+                          str(tmp_path / "results"), "--dataset", "slurp_intent"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert out.stdout.count("- Flying Squid (ws3): no run on seeds 5-9") == 2  # once a protocol
+    assert re.search(r"\| Bayesian > Flying Squid \(ws3\) \| 5 \| [-+]\d", out.stdout), out.stdout
+    assert re.search(r"\| Bayesian > Naive \(ws3\) \| 10 \|", out.stdout), out.stdout
+    assert "No finished strong run under" in out.stdout  # the generation track, not run here
+
+    spec = importlib.util.spec_from_file_location("orderings", ROOT / "tests" / "benchmarks" / "orderings.py")
+    orderings = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(orderings)
+    keyed, _, _ = orderings.per_seed_pgr(root, "accuracy")
+    complete = [str(p) for p in root.glob("strong/*/*/*/seed[0-4]/metrics.json")]
+    layout = {"weak_models": members, "ensembles": ["ws3"], "methods": ["bayesian", "flyingsquid", "naive", "single"],
+              "aux_variants": ["noaux", "aux"], "aux_methods": ["bayesian"], "metric": "accuracy"}
+    table = w2s_results([str(p) for p in root.glob("weak/*/seed*/metrics.json")], complete, layout)
+    for row in table[table["method"] != "Strong ceiling (gold)"].itertuples():
+        assert keyed[(row.method, row.aux)][row.seed] == row.pgr

@@ -5,7 +5,9 @@ Run on demand after `snakemake all ... bench.yaml`:
 
 Each claim compares two rows seed by seed (same seed, same weak models, same ceiling):
 the mean PGR difference over seeds with its 95% t-interval. "holds" when the interval
-lies above 0, "reversed" when below, "not resolved" when it spans 0.
+lies above 0, "reversed" when below, "not resolved" when it spans 0. A run of seeds where not
+every method ran is fine: each claim compares the seeds both of its rows have, and what is
+missing is listed under the table.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ws2s.io import read_json
 from ws2s.label_models import LABEL_MODELS
-from ws2s.tables import METHOD_LABELS, paired_difference, t_interval, w2s_results
+from ws2s.objectives import MIN_GAP, multi_weak_pgr
+from ws2s.tables import METHOD_LABELS, METRICS, PROTOCOLS, paired_difference, run_key, t_interval
 
 
 def against(baseline: str, name: str) -> list:
@@ -52,20 +56,56 @@ def layout_of(strong: list[str], metric: str) -> dict:
     }
 
 
-def per_seed_pgr(root: Path, metric: str, protocol: str = "paper") -> tuple[dict, dict]:
-    """{(row label, aux): {seed: PGR}} of every run under `root`, and the layout found there."""
+def ranges(seeds) -> str:
+    """5, 6, 7, 9 -> "5-7, 9"."""
+    seeds, spans = sorted(seeds), []
+    for seed in seeds:
+        if spans and seed == spans[-1][1] + 1:
+            spans[-1][1] = seed
+        else:
+            spans.append([seed, seed])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def per_seed_pgr(root: Path, metric: str, protocol: str = "paper") -> tuple[dict, dict, list[str]]:
+    """{(row label, aux): {seed: PGR}} of every run under `root`, the layout found there, and what
+    is missing: a row without a run on some seeds (a run of seeds where not every method ran),
+    a run without its seed's ceiling or weak models. Each run's PGR is the one its table gives
+    (`ws2s.tables.w2s_results`), computed run by run, so a missing run leaves out only itself."""
     weak, strong = runs_under(root)
     # plain method names only: ablation variants (bayesian-full, jointdecoding-m5, ...) are no rows
     strong = [p for p in strong if "-" not in Path(p).parts[-5]]
     layout = layout_of(strong, metric)
+    weak_key = METRICS[metric][0]
+    key = weak_key + PROTOCOLS[protocol]
+    weak_score = {(m["model"], m["seed"]): m[weak_key] for m in map(read_json, weak)}
+    runs = {run_key(run): run for run in map(read_json, strong)}
+    seeds = sorted({seed for *_, seed in runs})
     keyed: dict = {}
-    for row in w2s_results(weak, strong, layout, protocol=protocol).itertuples(index=False):
-        keyed.setdefault((row.method, row.aux), {})[row.seed] = row.pgr
-    return keyed, layout
+    missing = [f"seed {seed}: no ceiling run, so none of its runs has a PGR" for seed in seeds
+               if ("ceiling", "gold", "noaux", seed) not in runs]
+    for (method, source, aux, seed), run in sorted(runs.items()):
+        ceiling = runs.get(("ceiling", "gold", "noaux", seed))
+        if method == "ceiling" or ceiling is None:
+            continue
+        absent = [m for m in run["members"] if (m, seed) not in weak_score]
+        if absent:
+            missing.append(f"{METHOD_LABELS[method].format(source)}{' +aux' if aux == 'aux' else ''}, seed {seed}: "
+                           f"no weak run of {', '.join(absent)}, so no PGR")
+            continue
+        keyed.setdefault((METHOD_LABELS[method].format(source), aux), {})[seed] = multi_weak_pgr(
+            run[key], [weak_score[(m, seed)] for m in run["members"]], ceiling[key], MIN_GAP)
+    rows = {(method, source, aux) for method, source, aux, _ in runs if method != "ceiling"}
+    for method, source, aux in sorted(rows):
+        lacking = [seed for seed in seeds if (method, source, aux, seed) not in runs]
+        if lacking:
+            missing.append(f"{METHOD_LABELS[method].format(source)}{' +aux' if aux == 'aux' else ''}: no run on "
+                           f"seed{'s' if len(lacking) > 1 else ''} {ranges(lacking)}")
+    return keyed, layout, missing
 
 
 def report(title: str, root: Path, metric: str, claims: list, extra: list, protocol: str) -> list[str]:
-    keyed, layout = per_seed_pgr(root, metric, protocol)
+    keyed, layout, missing = per_seed_pgr(root, metric, protocol)
     lines = [f"**{title}, {protocol} protocol**", "",
              "| claim | seeds | PGR (difference) in points, mean [95% CI] | verdict |", "| --- | --- | --- | --- |"]
     for model in layout["weak_models"]:  # Weak-to-Strong itself: a single weak model's PGR above 0
@@ -78,13 +118,24 @@ def report(title: str, root: Path, metric: str, claims: list, extra: list, proto
                              f"{mean:+.1f} [{mean - half:+.1f}, {mean + half:+.1f}] | {verdict(mean, half)} |")
     resolved = [(name.format(e=e), (ma, sa.format(e=e), xa), (mb, sb.format(e=e), xb))
                 for e in layout["ensembles"] for name, (ma, sa, xa), (mb, sb, xb) in claims] + extra
+    unresolved = []
     for name, (ma, sa, xa), (mb, sb, xb) in resolved:
-        stat = paired_difference(keyed.get((METHOD_LABELS[ma].format(sa), xa), {}),
-                                 keyed.get((METHOD_LABELS[mb].format(sb), xb), {}))
-        if stat is None:  # a row this run did not have, or an undefined PGR
+        a, b = keyed.get((METHOD_LABELS[ma].format(sa), xa), {}), keyed.get((METHOD_LABELS[mb].format(sb), xb), {})
+        stat = paired_difference(a, b)
+        if stat is None:  # a row this run did not have (left out without a word), or too few seeds with both
+            if a and b:
+                unresolved.append(name)
             continue
         mean, half, n = stat
         lines.append(f"| {name} | {n} | {mean:+.1f} [{mean - half:+.1f}, {mean + half:+.1f}] | {verdict(mean, half)} |")
+    if not keyed:
+        lines.append(f"\nNo finished strong run under {root}.")
+        return lines
+    if missing:
+        lines += ["", "Missing (the claims compare the seeds both of their rows have):", *(f"- {m}" for m in missing)]
+    if unresolved:
+        lines += ["", "Not compared (fewer than two seeds with both rows, or a PGR undefined): "
+                  + "; ".join(unresolved)]
     return lines
 
 
