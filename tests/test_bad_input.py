@@ -855,6 +855,7 @@ def results_dir(strong_setup, tmp_path):
                  str(root / "classification" / "cosmosqa" / "label_models" / "ws3" / "seed0.parquet"), *files]) == 0
     (root / "models" / "cut" / "sub").mkdir(parents=True)
     (root / "models" / "cut" / "config.json").write_text('{"num_hidden_layers": 1}')
+    (root / "models" / "cut" / ".snakemake_timestamp").touch()  # Snakemake's, in every directory output
     (root / "logs").mkdir()
     (root / "logs" / "x.log").write_text("not checked")
     return root
@@ -884,7 +885,7 @@ def test_verify_lists_every_bad_file_and_what_to_delete(results_dir, capsys):
                   schemas.CLASS_PROBS)
     (weak / "c" / "seed0" / "metrics.json").write_text('{"model": "c", "se')
     (results_dir / "models" / "cut" / "sub" / "tokenizer.json").write_text("{")
-    (weak / "c" / "seed0" / ".labels.parquet.x1y2.parquet").write_bytes(b"PAR1")
+    (weak / "c" / "seed0" / ".labels.parquet.x1y2z3w4.parquet").write_bytes(b"PAR1")
     (results_dir / "generation" / ".model.tmp" / "build").mkdir(parents=True)
     before = sorted(results_dir.rglob("*"))
     capsys.readouterr()
@@ -901,7 +902,7 @@ def test_verify_lists_every_bad_file_and_what_to_delete(results_dir, capsys):
                 rf"{re.escape(str(nan))}: 1 row\(s\) have a prob_1 that is not a probability \(the first: id \w+, nan\)",
                 rf"{re.escape(str(weak / 'c' / 'seed0' / 'metrics.json'))}: not valid JSON \(Unterminated string",
                 rf"{re.escape(str(results_dir / 'models' / 'cut'))}/sub/tokenizer.json: not valid JSON",
-                rf"{re.escape(str(weak / 'c' / 'seed0' / '.labels.parquet.x1y2.parquet'))}: a temporary file a step left",
+                rf"{re.escape(str(weak / 'c' / 'seed0' / '.labels.parquet.x1y2z3w4.parquet'))}: a temporary file a step left",
                 rf"{re.escape(str(results_dir / 'generation' / '.model.tmp'))}: a temporary folder a step left"]
     for pattern in expected:
         assert sum(bool(re.match(rf"  {pattern}", line)) for line in out[1:-1]) == 1, (pattern, out)

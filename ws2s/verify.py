@@ -13,7 +13,7 @@ delete; the workflow then makes it again.
 from __future__ import annotations
 
 import json
-import shlex
+import re
 from pathlib import Path
 
 import numpy as np
@@ -130,10 +130,18 @@ def _output_of(path: Path, root: Path) -> Path:
     return path
 
 
+def _temporary(path: Path) -> bool:
+    """A staging folder `.NAME.tmp` (`ws2s.io.staged_dir`) or a file `.NAME.XXXXXXXX.SUFFIX`
+    (`ws2s.io.atomic_path`); not Snakemake's `.snakemake_timestamp` in a directory output."""
+    if path.is_dir():
+        return re.fullmatch(r"\..+\.tmp", path.name) is not None
+    return re.fullmatch(r"\..+\.[a-z0-9_]{8}\.[A-Za-z0-9]+", path.name) is not None
+
+
 def verify(root: str | Path) -> tuple[int, list[tuple[Path, str]]]:
     """(files checked, [(what to delete, why)]) for every Parquet and JSON file under `root`,
-    and every temporary file or staging folder a killed step left there (their names start with
-    a dot); logs, benchmarks, tables and figures are not checked."""
+    and every temporary file or staging folder a killed step left there; other hidden files,
+    logs, benchmarks, tables and figures are not checked."""
     root = Path(root)
     if not root.is_dir():
         raise Ws2sError(f"{root}: no such folder (give the workflow's results folder)")
@@ -143,10 +151,10 @@ def verify(root: str | Path) -> tuple[int, list[tuple[Path, str]]]:
         hidden = next((i for i, part in enumerate(relative) if part.startswith(".")), None)
         if hidden is not None:
             leftover = root.joinpath(*relative[:hidden + 1])
-            if leftover not in seen:
-                seen.add(leftover)
+            if leftover not in seen and _temporary(leftover):
                 bad.append((leftover, f"{leftover}: a temporary {'folder' if leftover.is_dir() else 'file'} a step "
                                       "left when it was killed (or one a running step is writing now)"))
+            seen.add(leftover)
             continue
         if not path.is_file() or path.suffix not in (".parquet", ".json"):
             continue
