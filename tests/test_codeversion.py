@@ -19,7 +19,7 @@ def test_editing_a_module_changes_only_the_steps_that_run_it(tmp_path, monkeypat
     cv.module_closure.cache_clear()
     before = cv.code_version("ws2s.stages.strong_classify"), cv.code_version("ws2s.tables")
     with (copy / "train" / "classify.py").open("a") as handle:
-        handle.write("\n# an edit\n")
+        handle.write("\n_EDITED = 1\n")
     cv.module_closure.cache_clear()
     after = cv.code_version("ws2s.stages.strong_classify"), cv.code_version("ws2s.tables")
     cv.module_closure.cache_clear()
@@ -52,7 +52,7 @@ def test_an_edit_of_a_classification_module_leaves_every_generation_step_as_it_w
     strong_before = cv.code_version("ws2s.stages.strong_classify")
     for module in CLASSIFICATION_ONLY:  # the SciQ loader among them
         with (copy / module).open("a") as handle:
-            handle.write("\n# an edit\n")
+            handle.write("\n_EDITED = 1\n")
     cv.module_closure.cache_clear()
     assert {stage: cv.code_version(stage) for stage in GENERATION_STAGES} == before
     assert cv.code_version("ws2s.stages.strong_classify") != strong_before
@@ -62,3 +62,24 @@ def test_an_edit_of_a_classification_module_leaves_every_generation_step_as_it_w
 def test_a_module_that_does_not_exist_is_an_error():
     with pytest.raises(ValueError, match="ws2s.train.strong"):
         cv.code_version("ws2s.train.strong")
+
+
+def test_comments_docstrings_and_layout_change_no_version_and_code_does(tmp_path, monkeypatch):
+    copy = tmp_path / "ws2s"
+    shutil.copytree(cv.PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cv, "PACKAGE_ROOT", copy)
+    cv.module_closure.cache_clear()
+    config = copy / "config.py"
+    original = config.read_text()
+    before = cv.code_version("ws2s.stages.strong_classify")
+    edited = original.replace('"""', '"""Reworded. ', 1)  # the module docstring
+    edited = edited.replace("\ndef ", "\n# a new comment\n\n\ndef ", 1)  # a comment and blank lines
+    assert edited != original
+    config.write_text(edited)
+    assert cv.code_version("ws2s.stages.strong_classify") == before
+    config.write_text(original + "\n_EDITED = 1\n")
+    assert cv.code_version("ws2s.stages.strong_classify") != before
+    # a string that is not a docstring is code
+    config.write_text(original + '\nNOTE = "a string constant"\n')
+    assert cv.code_version("ws2s.stages.strong_classify") != before
+    cv.module_closure.cache_clear()

@@ -2,8 +2,11 @@
 
 Snakemake's code trigger sees a rule's own shell text, not the modules it imports. Each
 rule therefore carries `code=code_version(MODULE)` in its params: the hash of MODULE's
-source and of every ws2s module it imports, transitively. An edit to any of them changes
-the hash, and Snakemake reruns exactly the steps whose code changed.
+code and of every ws2s module it imports, transitively. A code change in any of them
+changes the hash, and Snakemake reruns exactly the steps whose code changed. The code is
+hashed as its syntax tree without docstrings (comments and layout are not in the tree),
+so an edit that cannot change a result (a comment, a docstring, reformatting) reruns
+nothing. The tree's form is Python's: a new Python version may change every hash once.
 """
 
 from __future__ import annotations
@@ -55,13 +58,24 @@ def module_closure(module: str) -> tuple[Path, ...]:
     return tuple(sorted(set(seen.values())))
 
 
+def _code(path: Path) -> bytes:
+    """The module's syntax tree without docstrings, as text: what running it depends on."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree).encode()
+
+
 def code_version(*modules: str) -> str:
-    """sha1 (12 hex digits) of the sources `modules` run."""
+    """sha1 (12 hex digits) of the code `modules` run."""
     missing = [m for m in modules if _module_file(m) is None]
     if missing:  # a moved or renamed module would otherwise hash to nothing and never rerun
         raise ValueError(f"code_version: no ws2s module {', '.join(missing)}")
     digest = hashlib.sha1()
     for path in sorted({p for m in modules for p in module_closure(m)}):
         digest.update(path.relative_to(PACKAGE_ROOT).as_posix().encode())
-        digest.update(path.read_bytes())
+        digest.update(_code(path))
     return digest.hexdigest()[:12]

@@ -146,6 +146,10 @@ def _check_references(config: dict) -> None:
         if "from" in spec:
             need_model(spec["from"], f"models.{name}.from")
     _check_from_cycles(models)
+    for kind, res in config["resources"].items():
+        if kind != "strong" and res["nodes"] > 1:
+            raise Ws2sError(f"config key 'resources.{kind}.nodes' is {res['nodes']}; only strong training runs "
+                            "over several nodes (ws2s launch), the other kinds are one process")
     cls = config["classification"]
     need_model(cls["strong_model"], "classification.strong_model")
     strong_training = cls["strong_training"]

@@ -115,9 +115,9 @@ def seq_cls_params(a: Arch, num_labels: int) -> int:
     return embedding_params(a) + a.layers * layer_params(a) + a.hidden + a.hidden * num_labels
 
 
-# LoRA adapters (peft). No LoRA section exists in the config yet: rank 16 on every linear
-# layer of a block (q, k, v, o, gate, up, down), lora_dropout 0 (peft's default), the score
-# layer of a classifier fully trained (peft's modules_to_save). --lora-rank changes r.
+# LoRA adapters (peft; the config's engine.lora, off by default): rank 16 on every linear
+# layer of a block (q, k, v, o, gate, up, down: target_modules all-linear), lora_dropout 0,
+# the score layer of a classifier fully trained (peft's modules_to_save). --lora-rank changes r.
 LORA_RANK = 16
 
 

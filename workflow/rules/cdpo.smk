@@ -19,7 +19,7 @@ rule cdpo:
     conda:
         "../../envs/ws2s-train.yaml"
     shell:
-        "WS2S_THREADS={threads} ws2s launch --gpus {resources.gpu} -- cdpo --params {params.slice:q} --start-model {input.start_model} "
+        "WS2S_THREADS={threads} ws2s launch --gpus {resources.launch_gpus} --nodes {resources.launch_nodes} -- cdpo --params {params.slice:q} --start-model {input.start_model} "
         "--weak-models {input.weak_models} --split-dir results/generation/splits "
         "--out-pairs {output.pairs} --out-metrics {output.metrics}" + LOGGED
 

@@ -97,19 +97,35 @@ def input_arg(rule, key, default):
 
 # Where GPU jobs go under SLURM; CPU jobs take the profile's default partition.
 GPU_PARTITION = os.environ.get("WS2S_SLURM_GPU_PARTITION", "gpu")
+# The tests' one-node cluster: a job of `nodes` nodes asks for that many tasks on one host, so
+# its torchruns share the host through the same srun, rendezvous and process group.
+ONE_HOST_NODES = os.environ.get("WS2S_SLURM_ONE_HOST") == "1"
 
 
 def job_resources(kind):
-    """What one job of a kind (config `resources`) asks for: memory, runtime, GPUs.
+    """What one job of a kind (config `resources`) asks for: memory, runtime, GPUs, nodes.
 
     Resources change where and how fast a job runs, never its results, so they are not
-    params: editing them reruns nothing.
+    params: editing them reruns nothing. launch_gpus and launch_nodes are what the job's
+    `ws2s launch` starts: that many processes a node, on that many nodes.
     """
     res = config["resources"][kind]
-    request = {"mem_mb": res["mem_mb"], "runtime": res["runtime"], "gpu": res["gpu"]}
-    if res["gpu"]:
+    gpus, nodes = res["gpu"], res["nodes"]
+    request = {"launch_gpus": gpus, "launch_nodes": nodes, "mem_mb": res["mem_mb"], "runtime": res["runtime"]}
+    if nodes == 1:
+        request["gpu"] = gpus  # the plugin's --gpus, a count for the whole (one-node) job
+    else:
+        # One task a node, started by the job's own srun (ws2s launch), not by the plugin's
+        # `srun -n1` wrapper: the plugin's `mpi` mode. GPUs a node as gres (--gpus would
+        # count the whole job); tasks_per_gpu 0 keeps the plugin from deriving it from tasks.
+        request.update(tasks=nodes, mpi="srun", tasks_per_gpu=0)
+        if not ONE_HOST_NODES:
+            request["nodes"] = nodes
+        if gpus:
+            request["gres"] = f"gpu:{res['gpu_model'] + ':' if res['gpu_model'] else ''}{gpus}"
+    if gpus:
         request["slurm_partition"] = GPU_PARTITION
-        if res["gpu_model"]:
+        if res["gpu_model"] and nodes == 1:
             request["gpu_model"] = res["gpu_model"]
     return request
 

@@ -128,7 +128,7 @@ rule strong_generate:
     conda:
         "../../envs/ws2s-train.yaml"
     shell:
-        "WS2S_THREADS={threads} ws2s launch --gpus {resources.gpu} -- strong-generate --params {params.slice:q} --models-root results/models "
+        "WS2S_THREADS={threads} ws2s launch --gpus {resources.launch_gpus} --nodes {resources.launch_nodes} -- strong-generate --params {params.slice:q} --models-root results/models "
         "--split-dir results/generation/splits --mapped {input.mapped} --joint={params.joint} --gold {params.gold} "
         "--out-model={params.model} --out-generations {output.generations} --out-metrics {output.metrics}" + LOGGED
 

@@ -53,7 +53,7 @@ rule strong_classify:
     conda:
         "../../envs/ws2s-train.yaml"
     shell:
-        "WS2S_THREADS={threads} ws2s launch --gpus {resources.gpu} -- strong-classify --params {params.slice:q} "
+        "WS2S_THREADS={threads} ws2s launch --gpus {resources.launch_gpus} --nodes {resources.launch_nodes} -- strong-classify --params {params.slice:q} "
         "--models-root results/models "
         "--split-dir results/classification/{wildcards.dataset}/splits "
         "--weak-labels {input.weak_labels} --gold {params.gold} --features={params.features} "

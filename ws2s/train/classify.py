@@ -42,9 +42,6 @@ def load_classifier(model_path: str):
     return model, tokenizer
 
 
-
-
-
 def head_name(model: nn.Module) -> str:
     """Name of the classification head: the Linear layer that outputs the class logits."""
     heads = [name for name, m in model.named_modules() if isinstance(m, nn.Linear) and m.out_features == NUM_CLASSES]

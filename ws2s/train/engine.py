@@ -114,7 +114,10 @@ def init_distributed() -> None:
     if world_size() > 1 and not dist.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(device())
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+        # one line a rank in the job's log: where each process of the run went
+        print(f"rank {rank()}/{world_size()} on {socket.gethostname()} ({backend})", file=sys.stderr, flush=True)
 
 
 def barrier() -> None:
