@@ -17,7 +17,7 @@ try:
 except Ws2sError as err:
     sys.exit(f"ws2s: config error: {err}")
 
-# The `ws2s` every rule calls: on PATH, or beside the Python running Snakemake (.venv/bin/snakemake
+# The `ws2s` that the rules call: on PATH, or beside the Python running Snakemake (.venv/bin/snakemake
 # without the venv activated); otherwise one line with the fix, not exit 127 from every job.
 try:
     note = ws2s_command(conda=DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method)
@@ -43,6 +43,11 @@ onstart:
 # Every rule's command ends so: its output goes to its log, and when it fails its ws2s error
 # line is also printed to the console, beside Snakemake's "check log file(s)".
 LOGGED = ' > {log} 2>&1 || {{ status=$?; grep -h "^ws2s" {log} >&2 || true; exit $status; }}'
+
+
+def logged(command):
+    """A rule's shell command, its output to its log (LOGGED)."""
+    return command + LOGGED
 
 
 wildcard_constraints:

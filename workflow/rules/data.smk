@@ -9,13 +9,15 @@ rule classification_splits:
         val="results/classification/{dataset}/splits/val.parquet",
         val_gold="results/classification/{dataset}/splits/val_gold.parquet",
         test="results/classification/{dataset}/splits/test.parquet",
-    params:
-        slice=run_params("classification_splits"),
-        code=code_version("ws2s.stages.classification_splits"),
     log:
         "results/logs/classification_splits/{dataset}.log",
     conda:
         "../../envs/ws2s-data.yaml"
+    params:
+        slice=run_params("classification_splits"),
+        code=code_version("ws2s.stages.classification_splits"),
     shell:
-        "ws2s classification-splits --params {params.slice:q} "
-        "--out-dir results/classification/{wildcards.dataset}/splits" + LOGGED
+        logged(
+            "ws2s classification-splits --params {params.slice:q} "
+            "--out-dir results/classification/{wildcards.dataset}/splits"
+        )

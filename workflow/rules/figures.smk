@@ -4,15 +4,15 @@ rule fig3_classification:
         lambda wildcards: design.weak_files(config, wildcards.dataset, "labels.parquet"),
     output:
         report("results/figures/fig3_{dataset}.png", caption="../report/fig3.rst", category="Figures"),
-    params:
-        title=lambda wildcards: design.DATASET_TITLES[wildcards.dataset],
-        code=code_version("ws2s.figures"),
     log:
         "results/logs/figures/fig3_{dataset}.log",
     conda:
         "../../envs/ws2s-data.yaml"
+    params:
+        title=lambda wildcards: design.DATASET_TITLES[wildcards.dataset],
+        code=code_version("ws2s.figures"),
     shell:
-        "ws2s fig-agreement --kind classification --title {params.title:q} --out {output} {input}" + LOGGED
+        logged("ws2s fig-agreement --kind classification --title {params.title:q} --out {output} {input}")
 
 
 rule fig3_generation:
@@ -21,14 +21,14 @@ rule fig3_generation:
         design.weak_files(config, None, "hypotheses.parquet"),
     output:
         report("results/figures/fig3_slurp.png", caption="../report/fig3.rst", category="Figures"),
-    params:
-        code=code_version("ws2s.figures"),
     log:
         "results/logs/figures/fig3_slurp.log",
     conda:
         "../../envs/ws2s-data.yaml"
+    params:
+        code=code_version("ws2s.figures"),
     shell:
-        "ws2s fig-agreement --kind generation --title SLURP --out {output} {input}" + LOGGED
+        logged("ws2s fig-agreement --kind generation --title SLURP --out {output} {input}")
 
 
 for _name, _dataset in design.w2s_tables(config).items():
@@ -42,16 +42,18 @@ for _name, _dataset in design.w2s_tables(config).items():
             strong=design.strong_files(config, _dataset),
         output:
             report(f"results/figures/pgr_{_dataset}.png", caption="../report/pgr.rst", category="Figures"),
-        params:
-            slice=design.pgr_params(config, _dataset),
-            code=code_version("ws2s.figures", "ws2s.tables"),
         log:
             f"results/logs/figures/pgr_{_dataset}.log",
         conda:
             "../../envs/ws2s-data.yaml"
+        params:
+            slice=design.pgr_params(config, _dataset),
+            code=code_version("ws2s.figures", "ws2s.tables"),
         shell:
-            f"ws2s fig-pgr --title {design.DATASET_TITLES[_dataset]!r} --params {{params.slice:q}} --out {{output}} "
-            "--weak {input.weak} --strong {input.strong}" + LOGGED
+            logged(
+                f"ws2s fig-pgr --title {design.DATASET_TITLES[_dataset]!r} --params {{params.slice:q}} --out {{output}} "
+                "--weak {input.weak} --strong {input.strong}"
+            )
 
 
 for _name, _dataset in design.w2s_tables(config).items():
@@ -64,17 +66,20 @@ for _name, _dataset in design.w2s_tables(config).items():
             test=f"results/classification/{_dataset}/splits/test.parquet",
             predictions=design.strong_files(config, _dataset, "predictions.parquet"),
         output:
-            report(f"results/figures/reliability_{_dataset}.png", caption="../report/reliability.rst",
-                   category="Figures"),
-        params:
-            code=code_version("ws2s.figures", "ws2s.tables"),
+            report(
+                f"results/figures/reliability_{_dataset}.png", caption="../report/reliability.rst", category="Figures"
+            ),
         log:
             f"results/logs/figures/reliability_{_dataset}.log",
         conda:
             "../../envs/ws2s-data.yaml"
+        params:
+            code=code_version("ws2s.figures", "ws2s.tables"),
         shell:
-            f"ws2s fig-reliability --title {design.DATASET_TITLES[_dataset]!r} --test {{input.test}} --out {{output}} "
-            "--predictions {input.predictions}" + LOGGED
+            logged(
+                f"ws2s fig-reliability --title {design.DATASET_TITLES[_dataset]!r} --test {{input.test}} --out {{output}} "
+                "--predictions {input.predictions}"
+            )
 
 
 rule pgr_slurp:
@@ -84,13 +89,15 @@ rule pgr_slurp:
         strong=design.strong_files(config),
     output:
         report("results/figures/pgr_slurp.png", caption="../report/pgr.rst", category="Figures"),
-    params:
-        slice=design.pgr_params(config),
-        code=code_version("ws2s.figures", "ws2s.tables"),
     log:
         "results/logs/figures/pgr_slurp.log",
     conda:
         "../../envs/ws2s-data.yaml"
+    params:
+        slice=design.pgr_params(config),
+        code=code_version("ws2s.figures", "ws2s.tables"),
     shell:
-        "ws2s fig-pgr --title SLURP --params {params.slice:q} --out {output} "
-        "--weak {input.weak} --strong {input.strong}" + LOGGED
+        logged(
+            "ws2s fig-pgr --title SLURP --params {params.slice:q} --out {output} "
+            "--weak {input.weak} --strong {input.strong}"
+        )

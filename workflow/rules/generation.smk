@@ -9,15 +9,15 @@ rule generation_splits:
         val="results/generation/splits/val.parquet",
         val_gold="results/generation/splits/val_gold.parquet",
         test="results/generation/splits/test.parquet",
-    params:
-        slice=run_params("generation_splits"),
-        code=code_version("ws2s.stages.generation_splits"),
     log:
         "results/logs/generation_splits.log",
     conda:
         "../../envs/ws2s-data.yaml"
+    params:
+        slice=run_params("generation_splits"),
+        code=code_version("ws2s.stages.generation_splits"),
     shell:
-        "ws2s generation-splits --params {params.slice:q} --out-dir results/generation/splits" + LOGGED
+        logged("ws2s generation-splits --params {params.slice:q} --out-dir results/generation/splits")
 
 
 rule weak_generate:
@@ -32,23 +32,25 @@ rule weak_generate:
         hypotheses="results/generation/weak/{model}/seed{seed}/hypotheses.parquet",
         metrics="results/generation/weak/{model}/seed{seed}/metrics.json",
         model=directory("results/generation/weak/{model}/seed{seed}/model"),
-    params:
-        slice=run_params("weak_generate"),
-        code=code_version("ws2s.stages.weak_generate", "ws2s.models"),
     log:
         "results/logs/weak_generate/{model}/seed{seed}.log",
     benchmark:
         "results/benchmarks/weak_generate/{model}/seed{seed}.tsv"
     priority: generation_priority
+    conda:
+        "../../envs/ws2s-train.yaml"
     threads: job_threads("weak")
     resources:
         **job_resources("weak"),
-    conda:
-        "../../envs/ws2s-train.yaml"
+    params:
+        slice=run_params("weak_generate"),
+        code=code_version("ws2s.stages.weak_generate", "ws2s.models"),
     shell:
-        "WS2S_THREADS={threads} ws2s weak-generate --params {params.slice:q} --models-root results/models "
-        "--split-dir results/generation/splits --out-hypotheses {output.hypotheses} "
-        "--out-metrics {output.metrics} --out-model {output.model}" + LOGGED
+        logged(
+            "WS2S_THREADS={threads} ws2s weak-generate --params {params.slice:q} --models-root results/models "
+            "--split-dir results/generation/splits --out-hypotheses {output.hypotheses} "
+            "--out-metrics {output.metrics} --out-model {output.model}"
+        )
 
 
 rule map_hypotheses:
@@ -57,22 +59,24 @@ rule map_hypotheses:
         unpack(run_inputs("map_hypotheses")),
     output:
         "results/generation/mapped/{model}/seed{seed}.parquet",
-    params:
-        slice=run_params("map_hypotheses"),
-        code=code_version("ws2s.stages.map_hypotheses", "ws2s.models"),
     log:
         "results/logs/map_hypotheses/{model}/seed{seed}.log",
     benchmark:
         "results/benchmarks/map_hypotheses/{model}/seed{seed}.tsv"
     priority: generation_priority
+    conda:
+        "../../envs/ws2s-train.yaml"
     threads: job_threads("features")
     resources:
         **job_resources("features"),
-    conda:
-        "../../envs/ws2s-train.yaml"
+    params:
+        slice=run_params("map_hypotheses"),
+        code=code_version("ws2s.stages.map_hypotheses", "ws2s.models"),
     shell:
-        "WS2S_THREADS={threads} ws2s map-hypotheses --params {params.slice:q} --models-root results/models "
-        "--split-dir results/generation/splits --hypotheses {input.hypotheses} --out {output}" + LOGGED
+        logged(
+            "WS2S_THREADS={threads} ws2s map-hypotheses --params {params.slice:q} --models-root results/models "
+            "--split-dir results/generation/splits --hypotheses {input.hypotheses} --out {output}"
+        )
 
 
 rule joint_decode:
@@ -81,24 +85,26 @@ rule joint_decode:
         unpack(run_inputs("joint_decode")),
     output:
         "results/generation/joint/{ensemble}/m{m}/seed{seed}.parquet",
-    params:
-        slice=run_params("joint_decode"),
-        code=code_version("ws2s.stages.joint_decode"),
-    wildcard_constraints:
-        m=r"\d+",
     log:
         "results/logs/joint_decode/{ensemble}/m{m}/seed{seed}.log",
     benchmark:
         "results/benchmarks/joint_decode/{ensemble}/m{m}/seed{seed}.tsv"
+    wildcard_constraints:
+        m=r"\d+",
     priority: generation_priority
+    conda:
+        "../../envs/ws2s-train.yaml"
     threads: job_threads("weak")
     resources:
         **job_resources("weak"),
-    conda:
-        "../../envs/ws2s-train.yaml"
+    params:
+        slice=run_params("joint_decode"),
+        code=code_version("ws2s.stages.joint_decode"),
     shell:
-        "WS2S_THREADS={threads} ws2s joint-decode --params {params.slice:q} --split-dir results/generation/splits "
-        "--hypotheses {input.hypotheses} --weak-models {input.weak_models} --out {output}" + LOGGED
+        logged(
+            "WS2S_THREADS={threads} ws2s joint-decode --params {params.slice:q} --split-dir results/generation/splits "
+            "--hypotheses {input.hypotheses} --weak-models {input.weak_models} --out {output}"
+        )
 
 
 rule strong_generate:
@@ -108,29 +114,31 @@ rule strong_generate:
     output:
         generations="results/generation/strong/{method}/{source}/{aux}/seed{seed}/generations.parquet",
         metrics="results/generation/strong/{method}/{source}/{aux}/seed{seed}/metrics.json",
+    log:
+        "results/logs/strong_generate/{method}/{source}/{aux}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/strong_generate/{method}/{source}/{aux}/seed{seed}.tsv"
+    wildcard_constraints:
+        method=design.method_pattern("generation"),
+        aux="noaux|aux",
+    priority: generation_priority
+    conda:
+        "../../envs/ws2s-train.yaml"
+    threads: job_threads("strong")
+    resources:
+        **job_resources("strong"),
     params:
         slice=run_params("strong_generate"),
         code=code_version("ws2s.stages.strong_generate", "ws2s.models"),
         joint=input_arg("strong_generate", "joint", ""),
         gold=input_arg("strong_generate", "gold", []),
         model="",
-    wildcard_constraints:
-        method=design.method_pattern("generation"),
-        aux="noaux|aux",
-    log:
-        "results/logs/strong_generate/{method}/{source}/{aux}/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/strong_generate/{method}/{source}/{aux}/seed{seed}.tsv"
-    priority: generation_priority
-    threads: job_threads("strong")
-    resources:
-        **job_resources("strong"),
-    conda:
-        "../../envs/ws2s-train.yaml"
     shell:
-        "WS2S_THREADS={threads} ws2s launch --gpus {resources.launch_gpus} --nodes {resources.launch_nodes} -- strong-generate --params {params.slice:q} --models-root results/models "
-        "--split-dir results/generation/splits --mapped {input.mapped} --joint={params.joint} --gold {params.gold} "
-        "--out-model={params.model} --out-generations {output.generations} --out-metrics {output.metrics}" + LOGGED
+        logged(
+            "WS2S_THREADS={threads} ws2s launch --gpus {resources.launch_gpus} --nodes {resources.launch_nodes} -- strong-generate --params {params.slice:q} --models-root results/models "
+            "--split-dir results/generation/splits --mapped {input.mapped} --joint={params.joint} --gold {params.gold} "
+            "--out-model={params.model} --out-generations {output.generations} --out-metrics {output.metrics}"
+        )
 
 
 use rule strong_generate as strong_generate_keep_model with:
@@ -138,15 +146,15 @@ use rule strong_generate as strong_generate_keep_model with:
         generations="results/generation/strong/{method}/{source}/{aux}/seed{seed}/generations.parquet",
         metrics="results/generation/strong/{method}/{source}/{aux}/seed{seed}/metrics.json",
         model=directory("results/generation/strong/{method}/{source}/{aux}/seed{seed}/model"),
+    wildcard_constraints:
+        method=design.cdpo_start(config)["method"],
+        aux=design.cdpo_start(config)["aux"],
     params:
         slice=run_params("strong_generate"),
         code=code_version("ws2s.stages.strong_generate", "ws2s.models"),
         joint=input_arg("strong_generate", "joint", ""),
         gold=input_arg("strong_generate", "gold", []),
         model="results/generation/strong/{method}/{source}/{aux}/seed{seed}/model",
-    wildcard_constraints:
-        method=design.cdpo_start(config)["method"],
-        aux=design.cdpo_start(config)["aux"],
 
 
 # Only the runs cDPO starts from (generation.cdpo) keep their weights.

@@ -4,18 +4,17 @@ rule prepare_model:
         prepare_model_parent,
     output:
         directory("results/models/{model}"),
-    params:
-        slice=run_params("prepare_model"),
-        code=code_version("ws2s.models"),
     log:
         "results/logs/prepare_model/{model}.log",
     benchmark:
         "results/benchmarks/prepare_model/{model}.tsv"
+    conda:
+        "../../envs/ws2s-train.yaml"
     threads: job_threads("prepare")
     resources:
         **job_resources("prepare"),
-    conda:
-        "../../envs/ws2s-train.yaml"
+    params:
+        slice=run_params("prepare_model"),
+        code=code_version("ws2s.models"),
     shell:
-        "ws2s prepare-model --name {wildcards.model} --params {params.slice:q} "
-        "--root results/models" + LOGGED
+        logged("ws2s prepare-model --name {wildcards.model} --params {params.slice:q} " "--root results/models")

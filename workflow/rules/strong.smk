@@ -8,22 +8,24 @@ rule strong_features:
     output:
         features="results/classification/{dataset}/strong/features/{model}.parquet",
         info="results/classification/{dataset}/strong/features/{model}.json",
-    params:
-        slice=run_params("strong_features"),
-        code=code_version("ws2s.stages.strong_features", "ws2s.models"),
     log:
         "results/logs/strong_features/{dataset}/{model}.log",
     benchmark:
         "results/benchmarks/strong_features/{dataset}/{model}.tsv"
+    conda:
+        "../../envs/ws2s-train.yaml"
     threads: job_threads("features")
     resources:
         **job_resources("features"),
-    conda:
-        "../../envs/ws2s-train.yaml"
+    params:
+        slice=run_params("strong_features"),
+        code=code_version("ws2s.stages.strong_features", "ws2s.models"),
     shell:
-        "WS2S_THREADS={threads} ws2s strong-features --name {wildcards.model} --params {params.slice:q} "
-        "--models-root results/models --split-dir results/classification/{wildcards.dataset}/splits "
-        "--out {output.features} --out-info {output.info}" + LOGGED
+        logged(
+            "WS2S_THREADS={threads} ws2s strong-features --name {wildcards.model} --params {params.slice:q} "
+            "--models-root results/models --split-dir results/classification/{wildcards.dataset}/splits "
+            "--out {output.features} --out-info {output.info}"
+        )
 
 
 rule strong_classify:
@@ -33,31 +35,33 @@ rule strong_classify:
     output:
         predictions="results/classification/{dataset}/strong/{method}/{source}/{aux}/seed{seed}/predictions.parquet",
         metrics="results/classification/{dataset}/strong/{method}/{source}/{aux}/seed{seed}/metrics.json",
-    params:
-        slice=run_params("strong_classify"),
-        code=code_version("ws2s.stages.strong_classify", "ws2s.models"),
-        features=input_arg("strong_classify", "features", ""),
-        gold=input_arg("strong_classify", "gold", []),
-    wildcard_constraints:
-        method=design.method_pattern("classification"),
-        aux="noaux|aux",
     log:
         "results/logs/strong_classify/{dataset}/{method}/{source}/{aux}/seed{seed}.log",
     benchmark:
         "results/benchmarks/strong_classify/{dataset}/{method}/{source}/{aux}/seed{seed}.tsv"
+    wildcard_constraints:
+        method=design.method_pattern("classification"),
+        aux="noaux|aux",
+    conda:
+        "../../envs/ws2s-train.yaml"
     # A linear probe on cached features is mostly process start-up: one core each, so two
     # run side by side on a 2-core machine.
     threads: 1 if design.linear_probe(config) else job_threads("strong")
     resources:
         **job_resources("strong"),
-    conda:
-        "../../envs/ws2s-train.yaml"
+    params:
+        slice=run_params("strong_classify"),
+        code=code_version("ws2s.stages.strong_classify", "ws2s.models"),
+        features=input_arg("strong_classify", "features", ""),
+        gold=input_arg("strong_classify", "gold", []),
     shell:
-        "WS2S_THREADS={threads} ws2s launch --gpus {resources.launch_gpus} --nodes {resources.launch_nodes} -- strong-classify --params {params.slice:q} "
-        "--models-root results/models "
-        "--split-dir results/classification/{wildcards.dataset}/splits "
-        "--weak-labels {input.weak_labels} --gold {params.gold} --features={params.features} "
-        "--out-predictions {output.predictions} --out-metrics {output.metrics}" + LOGGED
+        logged(
+            "WS2S_THREADS={threads} ws2s launch --gpus {resources.launch_gpus} --nodes {resources.launch_nodes} -- strong-classify --params {params.slice:q} "
+            "--models-root results/models "
+            "--split-dir results/classification/{wildcards.dataset}/splits "
+            "--weak-labels {input.weak_labels} --gold {params.gold} --features={params.features} "
+            "--out-predictions {output.predictions} --out-metrics {output.metrics}"
+        )
 
 
 rule label_models:
@@ -66,13 +70,15 @@ rule label_models:
         unpack(run_inputs("label_models")),
     output:
         "results/classification/{dataset}/label_models/{ensemble}/seed{seed}.parquet",
-    params:
-        slice=run_params("label_models"),
-        code=code_version("ws2s.stages.label_models"),
     log:
         "results/logs/label_models/{dataset}/{ensemble}/seed{seed}.log",
     conda:
         "../../envs/ws2s-train.yaml"
+    params:
+        slice=run_params("label_models"),
+        code=code_version("ws2s.stages.label_models"),
     shell:
-        "ws2s label-models --params {params.slice:q} --split-dir results/classification/{wildcards.dataset}/splits "
-        "--out {output} {input.weak_labels}" + LOGGED
+        logged(
+            "ws2s label-models --params {params.slice:q} --split-dir results/classification/{wildcards.dataset}/splits "
+            "--out {output} {input.weak_labels}"
+        )

@@ -5,15 +5,15 @@ rule table1:
     output:
         csv=report("results/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
         md="results/tables/table1.md",
-    params:
-        slice=design.table_params(config, "table1"),
-        code=code_version("ws2s.tables"),
     log:
         "results/logs/tables/table1.log",
     conda:
         "../../envs/ws2s-data.yaml"
+    params:
+        slice=design.table_params(config, "table1"),
+        code=code_version("ws2s.tables"),
     shell:
-        "ws2s table1 --params {params.slice:q} --out-stem results/tables/table1 {input}" + LOGGED
+        logged("ws2s table1 --params {params.slice:q} --out-stem results/tables/table1 {input}")
 
 
 for _name, _dataset in design.w2s_tables(config).items():
@@ -28,19 +28,22 @@ for _name, _dataset in design.w2s_tables(config).items():
         output:
             csv=report(f"results/tables/{_name}.csv", caption="../report/table_w2s.rst", category="Tables"),
             md=f"results/tables/{_name}.md",
-            nogold_csv=report(f"results/tables/{_name}_nogold.csv", caption="../report/table_w2s_nogold.rst",
-                              category="Tables"),
+            nogold_csv=report(
+                f"results/tables/{_name}_nogold.csv", caption="../report/table_w2s_nogold.rst", category="Tables"
+            ),
             nogold_md=f"results/tables/{_name}_nogold.md",
-        params:
-            slice=design.table_params(config, _name),
-            code=code_version("ws2s.tables"),
         log:
             f"results/logs/tables/{_name}.log",
         conda:
             "../../envs/ws2s-data.yaml"
+        params:
+            slice=design.table_params(config, _name),
+            code=code_version("ws2s.tables"),
         shell:
-            f"ws2s table-w2s --dataset {_dataset} --params {{params.slice:q}} --out-stem results/tables/{_name} "
-            "--weak {input.weak} --strong {input.strong}" + LOGGED
+            logged(
+                f"ws2s table-w2s --dataset {_dataset} --params {{params.slice:q}} --out-stem results/tables/{_name} "
+                "--weak {input.weak} --strong {input.strong}"
+            )
 
 
 rule table3:
@@ -51,16 +54,18 @@ rule table3:
     output:
         csv=report("results/tables/table3.csv", caption="../report/table3.rst", category="Tables"),
         md="results/tables/table3.md",
-    params:
-        slice=design.table_params(config, "table3"),
-        code=code_version("ws2s.tables"),
     log:
         "results/logs/tables/table3.log",
     conda:
         "../../envs/ws2s-data.yaml"
+    params:
+        slice=design.table_params(config, "table3"),
+        code=code_version("ws2s.tables"),
     shell:
-        "ws2s table1 --metric slu_f1 --params {params.slice:q} --out-stem results/tables/table3 "
-        "{input.weak} {input.ceiling}" + LOGGED
+        logged(
+            "ws2s table1 --metric slu_f1 --params {params.slice:q} --out-stem results/tables/table3 "
+            "{input.weak} {input.ceiling}"
+        )
 
 
 rule table4:
@@ -71,19 +76,22 @@ rule table4:
     output:
         csv=report("results/tables/table4.csv", caption="../report/table_w2s.rst", category="Tables"),
         md="results/tables/table4.md",
-        nogold_csv=report("results/tables/table4_nogold.csv", caption="../report/table_w2s_nogold.rst",
-                          category="Tables"),
+        nogold_csv=report(
+            "results/tables/table4_nogold.csv", caption="../report/table_w2s_nogold.rst", category="Tables"
+        ),
         nogold_md="results/tables/table4_nogold.md",
-    params:
-        slice=design.table_params(config, "table4"),
-        code=code_version("ws2s.tables"),
     log:
         "results/logs/tables/table4.log",
     conda:
         "../../envs/ws2s-data.yaml"
+    params:
+        slice=design.table_params(config, "table4"),
+        code=code_version("ws2s.tables"),
     shell:
-        "ws2s table-w2s --dataset slurp --params {params.slice:q} --out-stem results/tables/table4 "
-        "--weak {input.weak} --strong {input.strong}" + LOGGED
+        logged(
+            "ws2s table-w2s --dataset slurp --params {params.slice:q} --out-stem results/tables/table4 "
+            "--weak {input.weak} --strong {input.strong}"
+        )
 
 
 rule table_ablation:
@@ -95,15 +103,17 @@ rule table_ablation:
     output:
         csv=report("results/tables/{table}.csv", caption="../report/table_ablation.rst", category="Tables"),
         md="results/tables/{table}.md",
+    log:
+        "results/logs/tables/{table}.log",
+    wildcard_constraints:
+        table="|".join(design.ABLATION_TABLES),
+    conda:
+        "../../envs/ws2s-data.yaml"
     params:
         slice=lambda wildcards: design.table_params(config, wildcards.table),
         code=code_version("ws2s.tables"),
-    wildcard_constraints:
-        table="|".join(design.ABLATION_TABLES),
-    log:
-        "results/logs/tables/{table}.log",
-    conda:
-        "../../envs/ws2s-data.yaml"
     shell:
-        "ws2s table-ablation --table {wildcards.table} --params {params.slice:q} --out-stem results/tables/{wildcards.table} "
-        "--weak {input.weak} --ceiling {input.ceiling}" + LOGGED
+        logged(
+            "ws2s table-ablation --table {wildcards.table} --params {params.slice:q} --out-stem results/tables/{wildcards.table} "
+            "--weak {input.weak} --ceiling {input.ceiling}"
+        )

@@ -9,19 +9,21 @@ rule weak_classify:
     output:
         labels="results/classification/{dataset}/weak/{model}/seed{seed}/labels.parquet",
         metrics="results/classification/{dataset}/weak/{model}/seed{seed}/metrics.json",
-    params:
-        slice=run_params("weak_classify"),
-        code=code_version("ws2s.stages.weak_classify", "ws2s.models"),
     log:
         "results/logs/weak_classify/{dataset}/{model}/seed{seed}.log",
     benchmark:
         "results/benchmarks/weak_classify/{dataset}/{model}/seed{seed}.tsv"
+    conda:
+        "../../envs/ws2s-train.yaml"
     threads: job_threads("weak")
     resources:
         **job_resources("weak"),
-    conda:
-        "../../envs/ws2s-train.yaml"
+    params:
+        slice=run_params("weak_classify"),
+        code=code_version("ws2s.stages.weak_classify", "ws2s.models"),
     shell:
-        "WS2S_THREADS={threads} ws2s weak-classify --params {params.slice:q} --models-root results/models "
-        "--split-dir results/classification/{wildcards.dataset}/splits "
-        "--out-labels {output.labels} --out-metrics {output.metrics}" + LOGGED
+        logged(
+            "WS2S_THREADS={threads} ws2s weak-classify --params {params.slice:q} --models-root results/models "
+            "--split-dir results/classification/{wildcards.dataset}/splits "
+            "--out-labels {output.labels} --out-metrics {output.metrics}"
+        )
