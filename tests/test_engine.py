@@ -176,17 +176,30 @@ def test_multi_gpu_launch_is_torchrun_standalone(monkeypatch):
 def test_several_nodes_launch_one_torchrun_a_node_through_srun(monkeypatch):
     """c10d rendezvous on the job's first host, a port from the job id; one task a node where
     the job has the nodes, else (the tests' one-node cluster) the tasks share its hosts."""
-    monkeypatch.setattr(engine.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, stdout="gpu-a\ngpu-b\n"))
+    asked = []
+
+    def scontrol(argv, **_kwargs):
+        asked.append(argv)
+        hosts = {"gpu-[a-b]": "gpu-a\ngpu-b\n", "gpu-a": "gpu-a\n"}
+        out = f"JobId=1234 NodeList={nodelist[0]} NumNodes=2" if argv[:3] == ["scontrol", "show", "job"] \
+            else hosts[argv[-1]]
+        return subprocess.CompletedProcess(argv, 0, stdout=out)
+
+    nodelist = ["gpu-[a-b]"]
+    monkeypatch.setattr(engine.subprocess, "run", scontrol)
     monkeypatch.setenv("SLURM_JOB_ID", "1234")
     monkeypatch.setenv("SLURM_JOB_NODELIST", "gpu-[a-b]")
-    monkeypatch.setenv("SLURM_JOB_NUM_NODES", "2")
     command = engine.launch_command(["cdpo"], 4, nodes=2, gpus=0)
     assert command[:command.index("torchrun")] == ["srun", "--overlap", "--kill-on-bad-exit=1", "--ntasks=2",
                                                    "--nodes=2", "--ntasks-per-node=1"]
     assert command[command.index("torchrun"):] == [
         "torchrun", "--nnodes=2", "--nproc-per-node=4", "--rdzv-backend=c10d",
         f"--rdzv-endpoint=gpu-a:{29500 + 1234}", "--rdzv-id=ws2s-1234", "-m", "ws2s.cli", "cdpo"]
-    monkeypatch.setenv("SLURM_JOB_NUM_NODES", "1")
+    # inside Snakemake's job step: no SLURM_JOB_NODELIST, scontrol says where the job runs
+    monkeypatch.delenv("SLURM_JOB_NODELIST")
+    assert engine.launch_command(["cdpo"], 4, nodes=2, gpus=0) == command
+    assert asked[-2][:4] == ["scontrol", "show", "job", "-o"]
+    nodelist[0] = "gpu-a"  # one host (the tests' cluster): the two tasks share it
     assert "--nodes=2" not in engine.launch_command(["cdpo"], 1, nodes=2)
     monkeypatch.delenv("SLURM_JOB_ID")
     with pytest.raises(Exception, match="inside a SLURM job"):

@@ -145,21 +145,31 @@ def launch_command(argv: Sequence[str], procs: int, nodes: int = 1, gpus: int = 
     if nodes == 1:
         return ["torchrun", "--standalone", f"--nproc-per-node={procs}", *module]
     job = os.environ.get("SLURM_JOB_ID")
-    hosts = os.environ.get("SLURM_JOB_NODELIST")
-    if not job or not hosts:
-        raise Ws2sError(f"launch: --nodes {nodes} runs inside a SLURM job (no SLURM_JOB_ID / SLURM_JOB_NODELIST here)")
-    head = subprocess.run(["scontrol", "show", "hostnames", hosts], capture_output=True, text=True,
-                          check=True).stdout.split()[0]
+    if not job:
+        raise Ws2sError(f"launch: --nodes {nodes} runs inside a SLURM job (no SLURM_JOB_ID here)")
+    hosts = _job_hosts(job)
     port = 29500 + int(job) % 20000
     placement = [f"--nodes={nodes}", "--ntasks-per-node=1"]
-    if int(os.environ.get("SLURM_JOB_NUM_NODES", "1")) < nodes:
+    if len(hosts) < nodes:
         # Fewer hosts than nodes asked (the tests' one-node cluster): the torchruns share hosts,
         # through the same srun, rendezvous and process group as on separate nodes.
         placement = []
     # --overlap: the job's step that runs this command holds the allocation already.
     return ["srun", "--overlap", "--kill-on-bad-exit=1", f"--ntasks={nodes}", *placement,
             "torchrun", f"--nnodes={nodes}", f"--nproc-per-node={procs}", "--rdzv-backend=c10d",
-            f"--rdzv-endpoint={head}:{port}", f"--rdzv-id=ws2s-{job}", *module]
+            f"--rdzv-endpoint={hosts[0]}:{port}", f"--rdzv-id=ws2s-{job}", *module]
+
+
+def _job_hosts(job: str) -> list[str]:
+    """The SLURM job's hosts, first one first. Snakemake's SLURM job step removes
+    SLURM_JOB_NODELIST and the like from a rule's environment (it keeps SLURM_JOB_ID), so
+    scontrol is asked where they are missing."""
+    nodelist = os.environ.get("SLURM_JOB_NODELIST")
+    if not nodelist:
+        shown = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True, check=True).stdout
+        nodelist = next(field.split("=", 1)[1] for field in shown.split() if field.startswith("NodeList="))
+    return subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True,
+                          check=True).stdout.split()
 
 
 def supervise(command: list[str]) -> int:
