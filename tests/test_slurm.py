@@ -172,9 +172,11 @@ def test_a_strong_run_over_two_nodes_writes_the_one_process_result(smoke_run, tm
     two = pd.read_parquet(run_dir / "predictions.parquet")
     one = pd.read_parquet(io.BytesIO(local["predictions.parquet"]))
     assert list(two.columns) == list(one.columns) and (two["id"] == one["id"]).all()
+    # to 1e-4, not test_distributed's 1e-5 (fp32): the smoke config trains under bf16 autocast,
+    # whose roundings differ when a batch is split over two ranks (1.6e-5 seen)
     for column in two.columns:
         if two[column].dtype.kind == "f":
-            np.testing.assert_allclose(two[column], one[column], atol=1e-5)
+            np.testing.assert_allclose(two[column], one[column], atol=1e-4)
     two_metrics, one_metrics = json.loads((run_dir / "metrics.json").read_text()), json.loads(local["metrics.json"])
-    np.testing.assert_allclose(two_metrics["train_losses"], one_metrics["train_losses"], atol=1e-5)
+    np.testing.assert_allclose(two_metrics["train_losses"], one_metrics["train_losses"], atol=1e-4)
     assert two_metrics["test_accuracy"] == one_metrics["test_accuracy"]
