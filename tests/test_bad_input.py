@@ -150,7 +150,7 @@ def test_a_key_given_twice_names_the_key_and_the_file(case, tmp_path, capsys):
 
 def test_a_yaml_merge_key_is_not_a_duplicate(tmp_path):
     """`<<: *anchor` then a key of the anchor's mapping: an override YAML allows, not a repeat."""
-    from ws2s.config import read_config_file
+    from ws2s.configfile import read_config_file
 
     (tmp_path / "merge.yaml").write_text("base: &b {lr: 1.0e-4, epochs: 2}\nover: {<<: *b, lr: 5.0e-5}\n")
     assert read_config_file(tmp_path / "merge.yaml")["over"] == {"lr": 5.0e-5, "epochs": 2}
@@ -171,7 +171,7 @@ def test_a_config_that_is_not_utf8_names_the_file(case, tmp_path, capsys):
 
 
 def test_a_utf8_byte_order_mark_is_fine(tmp_path):
-    from ws2s.config import read_config_file
+    from ws2s.configfile import read_config_file
 
     (tmp_path / "bom.yaml").write_bytes("seeds: [0]\n".encode("utf-8-sig"))
     assert read_config_file(tmp_path / "bom.yaml") == {"seeds": [0]}

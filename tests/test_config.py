@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from ws2s.config import canonical, load, validate
+from ws2s.config import canonical
+from ws2s.configfile import load, validate
 from ws2s.errors import Ws2sError
 
 CONFIGS = ROOT / "workflow" / "configs"

@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT
 
 from ws2s import design
-from ws2s.config import load
+from ws2s.configfile import load
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ def _threads() -> None:
 
 
 def cmd_validate(args) -> None:
-    from ws2s.config import check, load
+    from ws2s.configfile import check, load
 
     check(load(*args.configs))
     print("config ok")

@@ -19,7 +19,8 @@ from dataclasses import replace
 import pandas as pd
 import torch
 
-from ws2s.config import StrongGenerationConfig, load
+from ws2s.config import StrongGenerationConfig
+from ws2s.configfile import load
 from ws2s.models import resolve
 from ws2s.objectives import LossConfig, edl_terms, soft_targets
 from ws2s.stages.strong_generate import build_sequences

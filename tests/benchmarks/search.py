@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ws2s.config import StrongGenerationConfig, StrongTrainConfig, load
+from ws2s.config import StrongGenerationConfig, StrongTrainConfig
+from ws2s.configfile import load
 
 CONFIGS = ("config.yaml", "workflow/configs/small.yaml")
 

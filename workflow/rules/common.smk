@@ -7,7 +7,7 @@ from snakemake.settings.types import DeploymentMethod
 
 from ws2s import design
 from ws2s.codeversion import code_version
-from ws2s.config import check
+from ws2s.configfile import check
 from ws2s.errors import Ws2sError
 from ws2s.guards import hold_run_lock, ws2s_command
 from ws2s.models import needs_preparation
