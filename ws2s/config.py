@@ -172,6 +172,7 @@ class StrongTrainConfig(TrainConfig):
 
     dataset: str
     method: str          # ceiling | single | naive | bayesian | a label model (ws2s.label_models)
+    target: str          # what it learns from (design.METHODS): gold | weak_labels | label_model
     source: str          # the weak model, the ensemble, or gold (the ceiling)
     members: list        # weak models whose labels it reads (empty for the ceiling)
     weights: list        # λ_i, one per member
@@ -249,6 +250,7 @@ class StrongGenerationConfig(StageConfig):
     seed: int
     prompt: str
     method: str          # ceiling | single | naive | jointdecoding | bayesian
+    target: str          # what it learns from (design.METHODS): gold | mapped | joint
     source: str          # the weak model, the ensemble (or Table 10 subset), or gold (the ceiling)
     members: list        # weak models whose hypotheses it reads (empty for the ceiling)
     weighting: str       # average | fixed | dynamic
