@@ -51,7 +51,7 @@ def logged(command):
 
 
 wildcard_constraints:
-    dataset="sciq|cosmosqa|slurp_intent",
+    dataset="|".join(design.DATASET_TITLES),
     model="[A-Za-z0-9][A-Za-z0-9._-]*",
     seed=r"\d+",
 
