@@ -739,7 +739,8 @@ def strong_setup(tmp_path):
 
 
 def strong_classify(tmp_path, split_dir, label_file) -> int:
-    params = {"model_name": "m", "model_spec": {"path": "x"}, "dataset": "cosmosqa", "method": "single", "source": "w",
+    params = {"model_name": "m", "model_spec": {"path": "x"}, "dataset": "cosmosqa", "method": "single", "target": "weak_labels",
+              "source": "w",
               "members": ["w"], "weights": [1.0], "loss": {"kind": "ce"}, "seed": 0, "epochs": 1, "batch_size": 4, "lr": 1e-3, "max_length": 16,
               "train_layers": 0}
     out = tmp_path / "run"

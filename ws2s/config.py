@@ -40,6 +40,9 @@ class LossConfig:
 
 
 DEFAULT_DEEPSPEED_CONFIG = "workflow/deepspeed/zero2.json"
+# The same template as package data (workflow/deepspeed/ links to it): the default is found
+# where there is no checkout around the run, e.g. a stage run by hand from elsewhere.
+PACKAGED_DEEPSPEED_CONFIG = Path(__file__).resolve().parent / "resources" / "deepspeed" / "zero2.json"
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class EngineConfig:
     def deepspeed_config(self, micro_batch: int) -> dict:
         """The template with this config's values filled in."""
         path = Path(self.config)
+        if not path.is_file() and self.config == DEFAULT_DEEPSPEED_CONFIG:
+            path = PACKAGED_DEEPSPEED_CONFIG
         if not path.is_file():
             raise Ws2sError(f"engine.config: DeepSpeed config {path} does not exist")
         ds = json.loads(path.read_text())

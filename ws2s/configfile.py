@@ -20,7 +20,8 @@ import yaml
 
 from ws2s.errors import Ws2sError
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+# package data (workflow/schemas/ links to it), so an installed ws2s validates without a checkout
+SCHEMA_PATH = Path(__file__).resolve().parent / "resources" / "config.schema.yaml"
 
 
 def _with_defaults(validator_class):
