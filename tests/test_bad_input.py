@@ -91,6 +91,8 @@ CONFIG_CASES = {
                                                          r"'models.smollm2-l4.num_layers' has value 4.0; an integer is needed"),
     "a float count of a job's resources": ("resources: {strong: {mem_mb: 8000.0}}",
                                            r"'resources.strong.mem_mb' has value 8000.0; an integer is needed"),
+    "several nodes for a kind that is one process": ("resources: {weak: {nodes: 2}}",
+                                                     r"'resources.weak.nodes' is 2; only strong training runs over several nodes"),
     "no tracks": ("tracks: []", r"config key 'tracks' has value \[\]; \[\] should be non-empty"),
     "a from: cycle": ("models: {cut-a: {from: cut-b, num_layers: 1}, cut-b: {from: cut-a, num_layers: 1}}",
                       r"'models.cut-a.from': the from: chain is a cycle \(cut-a -> cut-b -> cut-a\)"),
