@@ -91,6 +91,8 @@ CONFIG_CASES = {
                                                          r"'models.smollm2-l4.num_layers' has value 4.0; an integer is needed"),
     "a float count of a job's resources": ("resources: {strong: {mem_mb: 8000.0}}",
                                            r"'resources.strong.mem_mb' has value 8000.0; an integer is needed"),
+    "several nodes for a kind that is one process": ("resources: {weak: {nodes: 2}}",
+                                                     r"'resources.weak.nodes' is 2; only strong training runs over several nodes"),
     "no tracks": ("tracks: []", r"config key 'tracks' has value \[\]; \[\] should be non-empty"),
     "a from: cycle": ("models: {cut-a: {from: cut-b, num_layers: 1}, cut-b: {from: cut-a, num_layers: 1}}",
                       r"'models.cut-a.from': the from: chain is a cycle \(cut-a -> cut-b -> cut-a\)"),
@@ -150,7 +152,7 @@ def test_a_key_given_twice_names_the_key_and_the_file(case, tmp_path, capsys):
 
 def test_a_yaml_merge_key_is_not_a_duplicate(tmp_path):
     """`<<: *anchor` then a key of the anchor's mapping: an override YAML allows, not a repeat."""
-    from ws2s.config import read_config_file
+    from ws2s.configfile import read_config_file
 
     (tmp_path / "merge.yaml").write_text("base: &b {lr: 1.0e-4, epochs: 2}\nover: {<<: *b, lr: 5.0e-5}\n")
     assert read_config_file(tmp_path / "merge.yaml")["over"] == {"lr": 5.0e-5, "epochs": 2}
@@ -171,7 +173,7 @@ def test_a_config_that_is_not_utf8_names_the_file(case, tmp_path, capsys):
 
 
 def test_a_utf8_byte_order_mark_is_fine(tmp_path):
-    from ws2s.config import read_config_file
+    from ws2s.configfile import read_config_file
 
     (tmp_path / "bom.yaml").write_bytes("seeds: [0]\n".encode("utf-8-sig"))
     assert read_config_file(tmp_path / "bom.yaml") == {"seeds": [0]}
@@ -739,7 +741,8 @@ def strong_setup(tmp_path):
 
 
 def strong_classify(tmp_path, split_dir, label_file) -> int:
-    params = {"model_name": "m", "model_spec": {"path": "x"}, "dataset": "cosmosqa", "method": "single", "source": "w",
+    params = {"model_name": "m", "model_spec": {"path": "x"}, "dataset": "cosmosqa", "method": "single", "target": "weak_labels",
+              "source": "w",
               "members": ["w"], "weights": [1.0], "loss": {"kind": "ce"}, "seed": 0, "epochs": 1, "batch_size": 4, "lr": 1e-3, "max_length": 16,
               "train_layers": 0}
     out = tmp_path / "run"

@@ -83,3 +83,15 @@ def test_comments_docstrings_and_layout_change_no_version_and_code_does(tmp_path
     config.write_text(original + '\nNOTE = "a string constant"\n')
     assert cv.code_version("ws2s.stages.strong_classify") != before
     cv.module_closure.cache_clear()
+
+
+STAGES = ("ws2s.stages.weak_classify", "ws2s.stages.strong_classify", "ws2s.stages.strong_features",
+          "ws2s.stages.label_models", "ws2s.stages.classification_splits", *GENERATION_STAGES)
+
+
+def test_no_stage_runs_the_config_files_validation():
+    """Stages read typed configs (ws2s.config); the config file's checks (ws2s.configfile) run
+    in the workflow and `ws2s validate` only, so editing a check or its message reruns nothing."""
+    for stage in STAGES:
+        files = {p.relative_to(cv.PACKAGE_ROOT).as_posix() for p in cv.module_closure(stage)}
+        assert "config.py" in files and "configfile.py" not in files, stage

@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from ws2s.config import canonical, load, validate
+from ws2s.config import canonical
+from ws2s.configfile import load, validate
 from ws2s.errors import Ws2sError
 
 CONFIGS = ROOT / "workflow" / "configs"
@@ -114,7 +115,8 @@ def test_cli_exit_code_and_one_line(tmp_path, paper):
 def test_nested_stage_configs_are_typed_and_a_bad_one_is_named():
     from ws2s.config import DecodingConfig, EngineConfig, LossConfig, SoftLabelConfig, StrongGenerationConfig
 
-    params = {"model_name": "m", "model_spec": {}, "seed": 0, "prompt": "short", "method": "bayesian", "source": "ws2",
+    params = {"model_name": "m", "model_spec": {}, "seed": 0, "prompt": "short", "method": "bayesian", "target": "mapped",
+              "source": "ws2",
               "members": ["a", "b"], "weighting": "average", "weights": [0.5, 0.5],
               "loss": {"kind": "edl", "kl_weight": 1e-5}, "soft_labels": {"kind": "full", "min_prob": 1e-4},
               "epochs": 1, "batch_size": 4, "lr": 1e-4, "train_layers": 4, "decoding": {"beams": 1, "max_new_tokens": 8},

@@ -7,7 +7,7 @@ import pytest
 from conftest import ROOT
 
 from ws2s import design
-from ws2s.config import load
+from ws2s.configfile import load
 
 
 @pytest.fixture
@@ -113,7 +113,9 @@ def test_strong_classify_params_bayesian_carry_edl_naive_not(smoke):
     bayesian = params(smoke, "strong_classify", method="bayesian", **run)
     assert bayesian["loss"] == {"kind": "edl", "aux": False, "activation": "exp", "kl_weight": 1.0,
                                 "kl_target": "eqn4", "centre_logits": False, "kl_clamp": None, "kl_top_k": None}
-    assert bayesian["dataset"] == "cosmosqa" and bayesian["source"] == "ws3"
+    assert bayesian["dataset"] == "cosmosqa" and bayesian["source"] == "ws3" and bayesian["target"] == "weak_labels"
+    assert params(smoke, "strong_classify", method="flyingsquid", **run)["target"] == "label_model"
+    assert params(smoke, "strong_classify", method="ceiling", **{**run, "source": "gold"})["target"] == "gold"
     assert bayesian["members"] == ["minilm-l1", "minilm-l2", "minilm-l3"]
     naive = params(smoke, "strong_classify", method="naive", **run)
     assert naive["loss"] == {"kind": "ce", "aux": False}
@@ -124,7 +126,9 @@ def test_strong_classify_params_bayesian_carry_edl_naive_not(smoke):
 
 def test_strong_generate_params(smoke):
     bayesian = params(smoke, "strong_generate", method="bayesian-onehot", source="ws2", aux="noaux", seed="0")
-    assert bayesian["method"] == "bayesian" and bayesian["source"] == "ws2"
+    assert bayesian["method"] == "bayesian" and bayesian["source"] == "ws2" and bayesian["target"] == "mapped"
+    assert params(smoke, "strong_generate", method="jointdecoding-m3", source="ws2", aux="noaux",
+                  seed="0")["target"] == "joint"
     assert bayesian["loss"] == {"kind": "edl", "aux": False, "balanced_threshold": False, "activation": "exp",
                                 "kl_weight": 1.0e-4, "kl_clamp": 2.0e5, "kl_target": "eqn4", "centre_logits": True,
                                 "kl_top_k": 16}
@@ -132,7 +136,7 @@ def test_strong_generate_params(smoke):
     assert bayesian["weighting"] == "average" and bayesian["weights"] == [0.5, 0.5]
     ceiling = params(smoke, "strong_generate", method="ceiling", source="gold", aux="noaux", seed="0")
     assert ceiling["loss"] == {"kind": "ce", "aux": False, "balanced_threshold": False}
-    assert ceiling["members"] == [] and ceiling["source"] == "gold"
+    assert ceiling["members"] == [] and ceiling["source"] == "gold" and ceiling["target"] == "gold"
     assert ceiling["soft_labels"] == {"kind": "onehot", "min_prob": 1.0e-4}  # smoke's own kind is full
 
 

@@ -119,7 +119,7 @@ def generate_argv(pipeline, model, out, engine, lora=None) -> list[str]:  # noqa
             "kl_weight": 1e-4, "centre_logits": True, "kl_top_k": 16, "kl_clamp": 2e5}
     # batch 3 over 6 utterances: ranks take 2 and 1; the top block trains on cached bottom states
     cfg = StrongGenerationConfig(model_name="tiny", model_spec={"path": model}, seed=0, prompt="short",
-                                 method="bayesian", source="ws2", members=["w0", "w1"], weighting="dynamic",
+                                 method="bayesian", target="mapped", source="ws2", members=["w0", "w1"], weighting="dynamic",
                                  weights=[0.5, 0.5], loss=loss, soft_labels={"kind": "full", "min_prob": 1e-4},
                                  batch_size=3, lr=1e-3, train_layers=1, decoding={"beams": 1, "max_new_tokens": 6},
                                  engine={**engine, **({"lora": lora} if lora else {})}, epochs=2)

@@ -1,10 +1,14 @@
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import ws2s.stages.strong_classify as strong
 from ws2s import schemas
 from ws2s.config import LabelModelConfig, SplitConfig, StrongTrainConfig
+from ws2s.design import METHODS
 from ws2s.errors import Ws2sError
 from ws2s.io import write_parquet
 from ws2s.label_models import LABEL_MODELS, soft_labels
@@ -45,6 +49,7 @@ def _cfg(method, members, train_layers=0, aux=False, seed=0):
     kind = "edl" if method == "bayesian" else "ce"
     source = "gold" if method == "ceiling" else members[0] if method == "single" else "ens"
     return StrongTrainConfig(model_name="tiny", model_spec={"path": "x"}, dataset="cosmosqa", method=method,
+                             target=METHODS[method].targets["classification"],
                              source=source, members=members,
                              weights=[1 / max(1, len(members))] * max(1, len(members)),
                              loss={"kind": kind, "aux": aux}, seed=seed, epochs=2, batch_size=8, lr=1e-2,
@@ -231,3 +236,19 @@ def test_inspect_shows_each_label_model_beside_the_votes(setup):
     assert out.startswith(f"{setup['label_models']}: label-model soft labels")
     assert f"votes {list(first['votes'])}" in out
     assert f"flyingsquid {first['flyingsquid']:.3f}" in out and f"majorityvote {first['majorityvote']:.3f}" in out
+
+
+def test_what_a_run_learns_from_is_its_target_kind_not_its_method_name(setup):
+    """A method is a design.METHODS entry: a new one (any name) with target gold reads gold,
+    with target label_model its column of the label-model file; an unknown target is one error."""
+    ids = pd.read_parquet(setup["split_dir"] / "strong_train.parquet")["id"]
+    gold = [str(setup["split_dir"] / f"{split}_gold.parquet") for split in ("strong_train", "val")]
+    mine = replace(_cfg("ceiling", []), method="mymethod")
+    want = strong.gold_targets(ids, gold[0])
+    assert torch.equal(strong.split_targets(mine, "strong_train", ids, [], gold), want)
+    as_label_model = replace(_cfg("naive", MEMBERS), method="majorityvote", target="label_model")
+    got = strong.split_targets(as_label_model, "strong_train", ids, [str(setup["label_models"])], [])
+    column = pd.read_parquet(setup["label_models"]).query("split == 'strong_train'").set_index("id").loc[ids, "majorityvote"]
+    assert np.allclose(got[:, 0, 1].numpy(), column.to_numpy())
+    with pytest.raises(Ws2sError, match="target 'joint' is not a classification target"):
+        strong.split_targets(replace(mine, target="joint"), "strong_train", ids, [], gold)

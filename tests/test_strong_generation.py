@@ -11,6 +11,7 @@ from ws2s import schemas
 from ws2s.config import (GenerationSplitConfig, JointDecodingConfig, MappingConfig, SoftLabelConfig,
                          StrongGenerationConfig, WeakGenerationConfig)
 from ws2s.data.slurp import PROMPTS, render_prompt
+from ws2s.design import METHODS
 from ws2s.objectives import LossConfig, soft_targets, utterance_weights
 from ws2s.stages.generation_splits import write_generation_splits
 from ws2s.stages.joint_decode import joint_decode, pooled_candidates
@@ -184,7 +185,8 @@ def test_strong_generation_methods(pipeline, tiny_llama, method, tmp_path):
     if method == "bayesian":
         loss.update(kl_weight=1e-4, centre_logits=True, kl_top_k=16, kl_clamp=2e5)
     cfg = StrongGenerationConfig(model_name="tiny", model_spec={"path": tiny_llama}, seed=0, prompt="short",
-                                 method=method, source="gold" if method == "ceiling" else "ws2", members=members,
+                                 method=method, target=METHODS[method].targets["generation"],
+                                 source="gold" if method == "ceiling" else "ws2", members=members,
                                  weighting="dynamic" if multi else "average",
                                  weights=[0.5, 0.5] if multi else [1.0], loss=loss,
                                  soft_labels={"kind": "full", "min_prob": 1e-4}, batch_size=4, lr=1e-3,

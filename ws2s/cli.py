@@ -11,6 +11,7 @@ import json
 import os
 import sys
 
+from ws2s import design
 from ws2s.errors import Ws2sError
 
 
@@ -24,7 +25,7 @@ def _threads() -> None:
 
 
 def cmd_validate(args) -> None:
-    from ws2s.config import check, load
+    from ws2s.configfile import check, load
 
     check(load(*args.configs))
     print("config ok")
@@ -284,12 +285,12 @@ COMMANDS = {
     "label-models": (cmd_label_models, "every configured label model's soft labels from an ensemble's votes",
                      ["params", "split-dir", "out"], {"weak_labels": {"nargs": "+"}}),
     "table-w2s": (cmd_table_w2s, "Table 2 or 7 from weak and strong metrics", ["params", "out-stem"],
-                  {"--dataset": {"required": True, "choices": ["sciq", "cosmosqa", "slurp", "slurp_intent"]},
+                  {"--dataset": {"required": True, "choices": [*design.W2S_TABLES.values(), "slurp"]},
                    "--weak": {"nargs": "+", "required": True}, "--strong": {"nargs": "+", "required": True}}),
     "table1": (cmd_table1, "Table 1 (or 3) from weak and ceiling metrics", ["params", "out-stem"],
                {"metrics": {"nargs": "+"}, "--metric": {"choices": ["accuracy", "slu_f1"], "default": "accuracy"}}),
     "table-ablation": (cmd_table_ablation, "Tables 8, 9 and 11 (generation ablations)", ["params", "out-stem"],
-                       {"--table": {"required": True, "choices": ["table8", "table9", "table10", "table11"]},
+                       {"--table": {"required": True, "choices": list(design.ABLATION_TABLES)},
                         "--weak": {"nargs": "+", "required": True}, "--ceiling": {"nargs": "+", "required": True}}),
     "generation-splits": (cmd_generation_splits, "SLURP splits for the generation track", ["params", "out-dir"], {}),
     "fig-agreement": (cmd_fig_agreement, "Figure 3: agreement between weak models", ["title", "out"],

@@ -118,7 +118,7 @@ def main() -> None:
     for variant, engine in engines(args.size).items():
         out = work / variant
         cfg = StrongTrainConfig(model_name="gpu-check", model_spec={"path": str(model)}, dataset="cosmosqa",
-                                method="bayesian", source="ens", members=MEMBERS, weights=[1 / 3] * 3,
+                                method="bayesian", target="weak_labels", source="ens", members=MEMBERS, weights=[1 / 3] * 3,
                                 loss={"kind": "edl", "aux": False}, seed=0, epochs=epochs, batch_size=batch,
                                 lr=1e-5, max_length=max_length, train_layers="all", engine=engine)
         command = [sys.executable, "-m", "ws2s.cli", "launch", "--gpus", str(args.gpus), "--", "strong-classify",

@@ -19,7 +19,8 @@ from dataclasses import replace
 import pandas as pd
 import torch
 
-from ws2s.config import StrongGenerationConfig, load
+from ws2s.config import StrongGenerationConfig
+from ws2s.configfile import load
 from ws2s.models import resolve
 from ws2s.objectives import LossConfig, edl_terms, soft_targets
 from ws2s.stages.strong_generate import build_sequences
@@ -41,7 +42,7 @@ def main() -> None:
     model.eval()
     val = pd.read_parquet("results/generation/splits/val.parquet").head(args.utterances)
     cfg = StrongGenerationConfig(model_name=strong, model_spec={}, seed=args.seed, prompt=gen["prompt"],
-                                 method="bayesian", source=ensemble, members=members, weighting="average",
+                                 method="bayesian", target="mapped", source=ensemble, members=members, weighting="average",
                                  weights=[1 / len(members)] * len(members), loss={"kind": "edl"}, soft_labels=gen["soft_labels"],
                                  epochs=1, batch_size=8, lr=1.0, train_layers="all", decoding={}, engine={})
     mapped = [f"results/generation/mapped/{m}/seed{args.seed}.parquet" for m in members]

@@ -211,7 +211,7 @@ class Workload:
 def read_config(path: Path) -> dict:
     """config.yaml with the schema's defaults (the project's own loader)."""
     sys.path.insert(0, str(ROOT))
-    from ws2s.config import load
+    from ws2s.configfile import load
     return load(str(path))
 
 

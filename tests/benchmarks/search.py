@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ws2s.config import StrongGenerationConfig, StrongTrainConfig, load
+from ws2s.config import StrongGenerationConfig, StrongTrainConfig
+from ws2s.configfile import load
 
 CONFIGS = ("config.yaml", "workflow/configs/small.yaml")
 
@@ -51,13 +52,13 @@ def classification(config: dict, seeds: list[int], epochs_grid: list[int], lr_gr
         ceiling, kept, w2s = [], {m: [] for m in weak}, {m: [] for m in weak}
         for seed in seeds:
             out = Path(f"results/search/classification/e{epochs}-lr{lr:g}/seed{seed}")
-            cfg = StrongTrainConfig(**base, method="ceiling", source="gold", members=[], seed=seed, epochs=epochs, lr=lr)
+            cfg = StrongTrainConfig(**base, method="ceiling", target="gold", source="gold", members=[], seed=seed, epochs=epochs, lr=lr)
             ceiling.append(run_strong_classification(cfg, None, split_dir, [], gold, features,
                                                       out / "ceiling" / "p.parquet", out / "ceiling" / "m.json")
                            ["val_accuracy"])
             for member in weak:
                 labels = [f"results/classification/{dataset}/weak/{member}/seed{seed}/labels.parquet"]
-                cfg = replace(cfg, method="single", source=member, members=[member])
+                cfg = replace(cfg, method="single", target="weak_labels", source=member, members=[member])
                 # the val gold is handed over for the record only: a W2S run's targets stay its weak labels
                 metrics = run_strong_classification(cfg, None, split_dir, labels, gold[1:], features,
                                                     out / member / "p.parquet", out / member / "m.json")
@@ -76,7 +77,7 @@ def generation(config: dict, seeds: list[int], *_) -> None:
     model = resolve(gen["strong_model"], config["models"][gen["strong_model"]], "results/models")
     split_dir = Path("results/generation/splits")
     gold = [str(split_dir / f"{s}_gold.parquet") for s in ("strong_train", "val")]
-    base = dict(model_name=gen["strong_model"], model_spec={}, prompt=gen["prompt"], method="ceiling", source="gold",
+    base = dict(model_name=gen["strong_model"], model_spec={}, prompt=gen["prompt"], method="ceiling", target="gold", source="gold",
                 members=[],
                 weighting="average", weights=[1.0], loss={"kind": "ce"}, soft_labels={"kind": "onehot", "min_prob": 1e-4},
                 batch_size=gen["strong_training"]["batch_size"], decoding=gen["decoding"],

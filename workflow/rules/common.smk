@@ -7,7 +7,7 @@ from snakemake.settings.types import DeploymentMethod
 
 from ws2s import design
 from ws2s.codeversion import code_version
-from ws2s.config import check
+from ws2s.configfile import check
 from ws2s.errors import Ws2sError
 from ws2s.guards import hold_run_lock, ws2s_command
 from ws2s.models import needs_preparation
@@ -51,7 +51,7 @@ def logged(command):
 
 
 wildcard_constraints:
-    dataset="sciq|cosmosqa|slurp_intent",
+    dataset="|".join(design.DATASET_TITLES),
     model="[A-Za-z0-9][A-Za-z0-9._-]*",
     seed=r"\d+",
 

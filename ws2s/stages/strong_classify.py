@@ -31,7 +31,6 @@ from ws2s.config import StrongTrainConfig, canonical
 from ws2s.errors import Ws2sError
 from ws2s.frames import PAIR_COLUMNS, aligned, gold_by_split, probabilities, probs_frame
 from ws2s.io import read_json, read_parquet, write_json, write_parquet
-from ws2s.label_models import LABEL_MODELS
 from ws2s.metrics.classification import accuracy, expected_calibration_error
 from ws2s.objectives import dirichlet_log_strength, training_summary, weak_ensemble_loss
 from ws2s.train.backbone import add_lora, freeze_for, seed_everything
@@ -48,7 +47,7 @@ CHECKPOINT_MINUTES = 30
 def weak_targets(cfg: StrongTrainConfig, ids: pd.Series, weak_label_files: list[str], split: str) -> torch.Tensor:
     """[B, N, K] soft targets of the method on `split`: its members' weak labels, or (a label
     model's method) that model's posterior from the label-model file."""
-    if cfg.method in LABEL_MODELS:
+    if cfg.target == "label_model":
         if len(weak_label_files) != 1:
             raise Ws2sError(f"method {cfg.method} reads one label-model file; got {len(weak_label_files)}")
         path, = weak_label_files
@@ -69,11 +68,13 @@ def gold_targets(ids: pd.Series, gold_file: str) -> torch.Tensor:
 
 def split_targets(cfg: StrongTrainConfig, split: str, ids: pd.Series, weak_label_files: list[str],
                   gold_files: list[str]) -> torch.Tensor:
-    """What a run learns from on `split`: gold for the ceiling (the only reader of it), else
-    the method's targets from its members' weak labels."""
-    if cfg.method == "ceiling":
+    """What a run learns from on `split`, by its target kind (design.METHODS): gold (the
+    ceiling, the only reader of it), or the method's targets from its members' weak labels."""
+    if cfg.target == "gold":
         return gold_targets(ids, gold_by_split(gold_files)[split])
-    return weak_targets(cfg, ids, weak_label_files, split)
+    if cfg.target in ("weak_labels", "label_model"):
+        return weak_targets(cfg, ids, weak_label_files, split)
+    raise Ws2sError(f"--params: target {cfg.target!r} is not a classification target (gold, weak_labels, label_model)")
 
 
 def _feature_matrix(features: pd.DataFrame, ids: pd.Series, split: str, path: str) -> torch.Tensor:

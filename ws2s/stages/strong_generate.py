@@ -44,7 +44,8 @@ from ws2s.train.generate import (GENERATION_BATCH_SIZE, FrozenBottom, Sequence, 
 
 def build_sequences(cfg: StrongGenerationConfig, tokenizer, frame: pd.DataFrame, mapped_files: list[str],
                     joint_file: str | None, gold_file: str | None) -> tuple[list[list[Sequence]], np.ndarray]:
-    """Per member (or the one target of ceiling / Joint Decoding), each utterance's sequence; and λ [B, N]."""
+    """Per member (or the one target of a gold or Joint Decoding run), each utterance's sequence;
+    and λ [B, N]. What a run learns from is its target kind (design.METHODS), not its method's name."""
     ids = frame["id"]
     prompts = [tokenizer(render_prompt(PROMPTS[cfg.prompt], s), add_special_tokens=True)["input_ids"]
                for s in frame["sentence"]]
@@ -54,12 +55,14 @@ def build_sequences(cfg: StrongGenerationConfig, tokenizer, frame: pd.DataFrame,
         targets = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return [(p + t + eos, len(p), None) for p, t in zip(prompts, targets)]
 
-    if cfg.method == "ceiling":
+    if cfg.target == "gold":
         gold = align_by_id(read_parquet(gold_file, ["id", "target"]), ids, gold_file)
         return [from_texts(gold["target"])], np.ones((len(ids), 1))
-    if cfg.method == "jointdecoding":
+    if cfg.target == "joint":
         joint = align_by_id(read_parquet(joint_file, ["id", "chosen"]), ids, joint_file)
         return [from_texts(joint["chosen"])], np.ones((len(ids), 1))
+    if cfg.target != "mapped":
+        raise Ws2sError(f"--params: target {cfg.target!r} is not a generation target (gold, mapped, joint)")
     members, confidence = [], []
     for path in mapped_files:
         mapped = align_by_id(read_parquet(path, [f.name for f in schemas.MAPPED_HYPOTHESES]), ids, path)
@@ -166,7 +169,7 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
         **training_summary(result.stats, loss_cfg), **uncertainty,
     }
     if "val" in data:
-        if cfg.method == "ceiling":  # gold validation: what the paper's protocol tunes the ceiling on
+        if cfg.target == "gold":  # gold validation: what the paper's protocol tunes the ceiling on
             val = align_by_id(read_parquet(gold["val"], ["id", "gold_entities"]), frames["val"]["id"], gold["val"]).reset_index()
             metrics["val_slu_f1"] = slu_scores(val, decode(model, tokenizer, [
                 render_prompt(PROMPTS[cfg.prompt], s) for s in frames["val"]["sentence"]], beams=cfg.decoding.beams,
