@@ -91,10 +91,10 @@ def with_official_slurp_train(workdir: Path) -> Path:
     return workdir
 
 
-def snakemake(workdir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`snakemake all ARGS` in `workdir`, offline."""
+def snakemake(workdir: Path, *args: str, env: dict | None = None, target: str = "all") -> subprocess.CompletedProcess:
+    """`snakemake TARGET ARGS` in `workdir`, offline."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "snakemake", "all", *args], cwd=workdir, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "snakemake", target, *args], cwd=workdir, capture_output=True,
                           text=True, env=env)
 
 

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -157,11 +156,9 @@ def test_a_strong_run_over_two_nodes_writes_the_one_process_result(smoke_run, tm
         (run_dir / name).unlink()
     (workdir / "nodes.yaml").write_text("resources: {strong: {nodes: 2, cpus: 1}}\n")
     first = last_job_id()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WS2S_SLURM_PARTITION": "cpu", "WS2S_SLURM_ONE_HOST": "1",
-           "HOME": str(tmp_path / "home")}
-    target = str((run_dir / "metrics.json").relative_to(workdir))
-    run = subprocess.run([sys.executable, "-m", "snakemake", target, "--profile", "slurm", *SMOKE, "nodes.yaml",
-                          *TEST_CLUSTER_FLAGS], cwd=workdir, capture_output=True, text=True, env=env)
+    env = {"WS2S_SLURM_PARTITION": "cpu", "WS2S_SLURM_ONE_HOST": "1", "HOME": str(tmp_path / "home")}
+    run = snakemake(workdir, "--profile", "slurm", *SMOKE, "nodes.yaml", *TEST_CLUSTER_FLAGS, env=env,
+                    target=str((run_dir / "metrics.json").relative_to(workdir)))
     assert run.returncode == 0, run.stderr[-3000:]
     jobs = jobs_after(first)
     assert [job["Comment"].split("_wildcards_")[0] for job in jobs] == ["rule_strong_classify"]

@@ -127,7 +127,7 @@ def job_resources(kind):
         if not ONE_HOST_NODES:
             request["nodes"] = nodes
         if gpus:
-            request["gres"] = f"gpu:{res['gpu_model'] + ':' if res['gpu_model'] else ''}{gpus}"
+            request["gres"] = ":".join(["gpu", *filter(None, [res["gpu_model"]]), str(gpus)])
     if gpus:
         request["slurm_partition"] = GPU_PARTITION
         if res["gpu_model"] and nodes == 1:
