@@ -10,7 +10,7 @@ SIZES = {"weak_train": 200, "strong_train": 200, "test": 100, "val": 60}
 
 @pytest.fixture(scope="module")
 def cosmos(data_dir):
-    return CLASSIFICATION_DATASETS["cosmosqa"]({"source": str(data_dir / "cosmosqa" / "valid.csv")}, "data.cosmosqa")
+    return CLASSIFICATION_DATASETS["cosmosqa"].loader({"source": str(data_dir / "cosmosqa" / "valid.csv")}, "data.cosmosqa")
 
 
 def test_cosmosqa_reads_the_labelled_answer_as_correct(cosmos, data_dir):
@@ -81,10 +81,10 @@ def test_odd_size_rejected():
 def test_sciq_fixture_in_hub_schema():
     from conftest import FIXTURES
 
-    questions = CLASSIFICATION_DATASETS["sciq"]({"source": str(FIXTURES / "sciq")}, "data.sciq")
+    questions = CLASSIFICATION_DATASETS["sciq"].loader({"source": str(FIXTURES / "sciq")}, "data.sciq")
     assert len(questions) == 60
     assert questions[0].text.startswith("Q: ") and questions[0].correct == "carbon dioxide"
-    with_support = CLASSIFICATION_DATASETS["sciq"]({"source": str(FIXTURES / "sciq"), "use_support": True}, "data.sciq")
+    with_support = CLASSIFICATION_DATASETS["sciq"].loader({"source": str(FIXTURES / "sciq"), "use_support": True}, "data.sciq")
     assert with_support[0].text.startswith("Support paragraph")
     splits = make_splits("sciq", questions, {"weak_train": 40, "strong_train": 40, "test": 20}, seed=0)
     assert sum(len(s) for s in splits.values()) == 100
@@ -93,7 +93,7 @@ def test_sciq_fixture_in_hub_schema():
 def test_slurp_intent_pairs_each_utterance_with_its_intent_and_the_others_as_distractors(data_dir):
     import json
 
-    questions = CLASSIFICATION_DATASETS["slurp_intent"]({"source": str(data_dir / "slurp")}, "data.slurp_intent")
+    questions = CLASSIFICATION_DATASETS["slurp_intent"].loader({"source": str(data_dir / "slurp")}, "data.slurp_intent")
     records = [json.loads(line) for name in ("devel", "test") for line in (data_dir / "slurp" / f"{name}.jsonl").open()]
     assert len(questions) == len(records)
     intents = {r["intent"] for r in records}

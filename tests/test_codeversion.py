@@ -95,3 +95,50 @@ def test_no_stage_runs_the_config_files_validation():
     for stage in STAGES:
         files = {p.relative_to(cv.PACKAGE_ROOT).as_posix() for p in cv.module_closure(stage)}
         assert "config.py" in files and "configfile.py" not in files, stage
+
+
+def test_the_bench_dry_run_follows_code_not_comments(tmp_path):
+    """The bench with every output in place and its provenance recorded (`--touch`): a reworded
+    docstring or a new comment in ws2s/objectives.py and ws2s/config.py leaves it at "Nothing
+    to be done"; an edit of a loss reruns the runs that use it, and not the data splits.
+    The edited package is a copy put first on PYTHONPATH, so the checkout stays as it is."""
+    from conftest import copy_repo, snakemake
+    from test_workflow import job_counts
+
+    (tmp_path / "bench").mkdir()
+    workdir = copy_repo(tmp_path / "bench")
+    bench = ("--configfile", "workflow/configs/small.yaml", "workflow/configs/bench.yaml")
+    summary = snakemake(workdir, "-n", "--summary", *bench)
+    assert summary.returncode == 0, summary.stderr[-2000:]
+    for line in summary.stdout.splitlines()[1:]:
+        path = workdir / line.split("\t")[0]
+        if line.startswith("results/models/") or path.name == "model":  # directory() outputs
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+    touched = snakemake(workdir, "--touch", "--forceall", "--cores", "1", *bench)
+    assert touched.returncode == 0, touched.stderr[-2000:]
+
+    package = tmp_path / "package"
+    shutil.copytree(cv.PACKAGE_ROOT, package / "ws2s", ignore=shutil.ignore_patterns("__pycache__"))
+    edited = {"objectives.py": None, "config.py": None}
+    for name in edited:
+        path = package / "ws2s" / name
+        edited[name] = path.read_text()
+        text = edited[name].replace('"""', '"""Reworded. ', 1).replace("\ndef ", "\n# a new comment\n\ndef ", 1)
+        assert text != edited[name]
+        path.write_text(text)
+    env = {"PYTHONPATH": str(package)}
+    run = snakemake(workdir, "-n", *bench, env=env)
+    assert run.returncode == 0 and "Nothing to be done" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
+
+    objectives = package / "ws2s" / "objectives.py"
+    loss = "    return soft_cross_entropy(logits, targets), LossStats("
+    assert loss in edited["objectives.py"]
+    objectives.write_text(edited["objectives.py"].replace(loss, "    logits = logits * 1.0\n" + loss, 1))
+    counts = job_counts(snakemake(workdir, "-n", *bench, env=env).stdout)
+    assert counts["strong_classify"] == 5 * (1 + 2 * (5 + 2 * 8)) and counts["strong_generate"] > 0
+    # code versions are per module: every step whose code imports ws2s.objectives reruns (the weak
+    # runs too: they train with its cross-entropy), the data splits and prepared models do not
+    assert not {"classification_splits", "generation_splits", "prepare_model"} & set(counts)

@@ -37,7 +37,7 @@ def setup(tmp_path_factory, data_dir, tiny_bert):
         labels[name] = root / f"{name}.parquet"
         write_parquet(frame, labels[name], schemas.CLASS_PROBS)
     features = root / "features" / "tiny.parquet"
-    write_features(tiny_bert, "cosmosqa", split_dir, 48, "random", False, features, features.with_suffix(".json"))
+    write_features(tiny_bert, None, split_dir, 48, "random", False, features, features.with_suffix(".json"))
     label_models = root / "label_models.parquet"
     run_label_models(LabelModelConfig(MEMBERS, ["flyingsquid", "majorityvote"], None, 0), split_dir,
                      [str(labels[m]) for m in MEMBERS], label_models)
@@ -178,17 +178,17 @@ def test_prompted_states_are_the_last_position_of_each_yes_no_question(tiny_llam
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ws2s.data.classification import YES_NO_PROMPTS
+    from ws2s.data.classification import CLASSIFICATION_DATASETS
     from ws2s.stages.strong_features import prompted_states, yes_no_prompts
 
     split_dir = tmp_path / "splits"
     write_classification_splits(SplitConfig("slurp_intent", {"source": str(data_dir / "slurp")},
                                             {"weak_train": 2, "strong_train": 6, "test": 4}, 0), split_dir)
     frame = pd.read_parquet(split_dir / "strong_train.parquet")
-    features, readout = prompted_states(tiny_llama, {"strong_train": frame}, YES_NO_PROMPTS["slurp_intent"], 64, False)
+    features, readout = prompted_states(tiny_llama, {"strong_train": frame}, CLASSIFICATION_DATASETS["slurp_intent"].prompt, 64, False)
     model = AutoModelForCausalLM.from_pretrained(tiny_llama)
     tokenizer = AutoTokenizer.from_pretrained(tiny_llama)
-    prompts, answers = yes_no_prompts(tokenizer, frame, YES_NO_PROMPTS["slurp_intent"], 64)
+    prompts, answers = yes_no_prompts(tokenizer, frame, CLASSIFICATION_DATASETS["slurp_intent"].prompt, 64)
     assert frame["text"].iloc[0] in prompts[0] and frame["candidate"].iloc[0] in prompts[0]
     assert [tokenizer.decode([a]).strip() for a in answers] == ["no", "yes"]
     with torch.no_grad():

@@ -74,7 +74,7 @@ def cmd_strong_features(args) -> None:
 
     _threads()
     params = json.loads(args.params)
-    write_features(resolve(args.name, params["model_spec"], args.models_root), params["dataset"], args.split_dir,
+    write_features(resolve(args.name, params["model_spec"], args.models_root), params.get("prompt"), args.split_dir,
                    params["max_length"], params["head"], params["bf16"], args.out, args.out_info)
 
 
@@ -104,8 +104,7 @@ def cmd_table_w2s(args) -> None:
 
     from ws2s.tables import NO_VALIDATION, validated, w2s_notes, w2s_results, w2s_table, write_table
 
-    title = {"sciq": "Table 2", "cosmosqa": "Table 7", "slurp": "Table 4",
-             "slurp_intent": "Table (not in the paper)"}[args.dataset]
+    title = args.heading
     layout = json.loads(args.params)
     metric = "SLU-F1" if args.dataset == "slurp" else "test accuracy"
     write_table(w2s_table(w2s_results(args.weak, args.strong, layout), layout), args.out_stem,
@@ -284,8 +283,9 @@ COMMANDS = {
                          "--features": {"default": ""}}),
     "label-models": (cmd_label_models, "every configured label model's soft labels from an ensemble's votes",
                      ["params", "split-dir", "out"], {"weak_labels": {"nargs": "+"}}),
-    "table-w2s": (cmd_table_w2s, "Table 2 or 7 from weak and strong metrics", ["params", "out-stem"],
-                  {"--dataset": {"required": True, "choices": [*design.W2S_TABLES.values(), "slurp"]},
+    "table-w2s": (cmd_table_w2s, "a Weak(S)-to-Strong table (2, 4, 7, a data set's own) from weak and strong metrics",
+                  ["params", "out-stem", "heading"],
+                  {"--dataset": {"required": True, "help": "a classification data set, or slurp (SLU-F1)"},
                    "--weak": {"nargs": "+", "required": True}, "--strong": {"nargs": "+", "required": True}}),
     "table1": (cmd_table1, "Table 1 (or 3) from weak and ceiling metrics", ["params", "out-stem"],
                {"metrics": {"nargs": "+"}, "--metric": {"choices": ["accuracy", "slu_f1"], "default": "accuracy"}}),

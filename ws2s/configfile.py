@@ -100,11 +100,49 @@ def _schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
 
 
+def _registry_names(config: dict) -> dict[str, object]:
+    """What each `x-registry` mark of the schema stands for: enum lists, or properties."""
+    from ws2s import design
+    from ws2s.data.classification import CLASSIFICATION_DATASETS
+
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    own_tables = [f"table_{name}" for name, source in data.items() if isinstance(source, dict) and "format" in source]
+    return {
+        "classification_methods": design.methods_of("classification"),
+        "generation_methods": design.methods_of("generation"),
+        "ensemble_generation_methods": design.methods_of("generation", "ensemble"),
+        "ablations": list(design.VARIANTS),
+        "classification_datasets": {name: {"$ref": "#/$defs/source"} for name in CLASSIFICATION_DATASETS},
+        "tables": {name: {"$ref": "#/$defs/table_format"} for name in [*design.TABLES, *own_tables]},
+    }
+
+
+def schema_for(config: dict) -> dict:
+    """The schema with the registries' names filled in where it marks them (`x-registry`): an
+    enum of names, or properties (a built-in data set's source, each table's format); a user's
+    data set from a file adds its table, table_NAME."""
+    names = _registry_names(config)
+
+    def fill(node):
+        if isinstance(node, dict):
+            node = {key: fill(value) for key, value in node.items()}
+            if (mark := node.pop("x-registry", None)) is not None:
+                filled = names[mark]
+                if isinstance(filled, dict):
+                    node["properties"] = {**filled, **node.get("properties", {})}
+                else:
+                    node["enum"] = filled
+            return node
+        return [fill(item) for item in node] if isinstance(node, list) else node
+
+    return fill(_schema())
+
+
 def validate(config: dict) -> dict:
     """Fill defaults in place, check the schema and cross-references; raise Ws2sError on the first problem."""
     _drop_removed(config)
     _check_finite(config)
-    errors = list(_Validator(_schema()).iter_errors(config))
+    errors = list(_Validator(schema_for(config)).iter_errors(config))
     if errors:
         # The most specific error is the deepest one; ties go to schema order.
         raise Ws2sError(_one_line(max(errors, key=lambda e: len(e.absolute_path))))
@@ -141,6 +179,9 @@ def _drop_removed(config: dict) -> None:
 
 
 def _check_references(config: dict) -> None:
+    from ws2s import design
+    from ws2s.data.classification import CLASSIFICATION_DATASETS
+
     models = config["models"]
 
     def need_model(name: str, key: str) -> None:
@@ -171,9 +212,19 @@ def _check_references(config: dict) -> None:
             if ens not in cls["ensembles"].get(dataset, {}):
                 raise Ws2sError(f"config key 'classification.fixed_weights.{dataset}.{ens}' names no ensemble "
                                 f"of classification.ensembles.{dataset}")
-    for dataset in cls["datasets"]:
-        if dataset not in config["data"]:
-            raise Ws2sError(f"config key 'data.{dataset}' is missing; classification.datasets lists {dataset}")
+    _check_own_data(config["data"])
+    classification_data = design.classification_data(config)
+    for key in ("weak_models", "ensembles", "fixed_weights"):
+        for dataset in cls[key]:
+            if dataset not in classification_data:
+                raise Ws2sError(f"config key 'classification.{key}.{dataset}' names no classification data set of "
+                                f"data ({', '.join(classification_data) or 'none'})")
+    for i, dataset in enumerate(cls["datasets"]):
+        if dataset not in classification_data:
+            raise Ws2sError(
+                f"config key 'classification.datasets.{i}' names '{dataset}', which is no classification data set of data "
+                f"({', '.join(classification_data) or 'none'}); add data.{dataset}: a built-in data set's source "
+                f"({', '.join(CLASSIFICATION_DATASETS)}) or your own file ({{source, format}}, README \"Add your own data set\")")
         weak = cls["weak_models"].get(dataset)
         if not weak:
             raise Ws2sError(f"config key 'classification.weak_models.{dataset}' is missing; classification.datasets lists {dataset}")
@@ -199,6 +250,21 @@ def _check_references(config: dict) -> None:
                         f"config key 'classification.fixed_weights.{dataset}.{ens}' must give {len(members)} "
                         f"weights with a positive sum (classification.weighting is fixed); got {weights}"
                     )
+
+
+def _check_own_data(data: dict) -> None:
+    """A user's data set from a file: its prompt can be filled with a pair, and only the
+    classes format has classes."""
+    from ws2s.data.classification import prompt_problem
+
+    for name, source in data.items():
+        if "format" not in source:
+            continue
+        if "prompt" in source and (problem := prompt_problem(source["prompt"])):
+            raise Ws2sError(f"config key 'data.{name}.prompt' {problem}")
+        if "classes" in source and source["format"] != "classes":
+            raise Ws2sError(f"config key 'data.{name}.classes' is for format: classes; data.{name}.format is "
+                            f"{source['format']} (its candidates are in the file)")
 
 
 def _check_from_cycles(models: dict) -> None:

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from ws2s.config import canonical
+from ws2s.data.classification import CLASSIFICATION_DATASETS, ClassificationDataset, dataset_of
 from ws2s.label_models import LABEL_MODELS
 
 # ---- methods ------------------------------------------------------------------------------
@@ -30,6 +31,7 @@ class Method:
 
     source: str  # what a run's source wildcard names: "gold", a "weak_model" or an "ensemble"
     targets: dict[str, str]  # track -> what its strong run learns from: gold, weak_labels, label_model, mapped, joint
+    label: str  # its rows' label in tables and figures; {} is the source
     loss: str = "ce"  # "ce" (Eqns 1-2) or "edl" (Eqns 3-5)
     weights: str = "one"  # "one": a single target, λ = 1; "members": λ_i over its members, by the weighting
     ablations: tuple[str, ...] = ()  # the generation settings its variants override (keys of VARIANTS)
@@ -41,16 +43,23 @@ _WEAK_TARGETS = {"classification": "weak_labels", "generation": "mapped"}
 # In the paper's row order: the ceiling, single weak models, then an ensemble's rows: the
 # paper's baselines, the label models, the paper's method.
 METHODS = {
-    "ceiling": Method("gold", {"classification": "gold", "generation": "gold"}),
-    "single": Method("weak_model", _WEAK_TARGETS),
-    "naive": Method("ensemble", _WEAK_TARGETS, weights="members"),
-    **{name: Method("ensemble", {"classification": "label_model"}) for name in LABEL_MODELS},
-    "jointdecoding": Method("ensemble", {"generation": "joint"}, ablations=("jd_m",)),
-    "bayesian": Method("ensemble", _WEAK_TARGETS, loss="edl", weights="members",
+    "ceiling": Method("gold", {"classification": "gold", "generation": "gold"}, "Strong ceiling (gold)"),
+    "single": Method("weak_model", _WEAK_TARGETS, "Weak-to-Strong ({})"),
+    "naive": Method("ensemble", _WEAK_TARGETS, "Naive Multi-Weak ({})", weights="members"),
+    **{name: Method("ensemble", {"classification": "label_model"}, f"{label} ({{}})")
+       for name, (label, _) in LABEL_MODELS.items()},
+    "jointdecoding": Method("ensemble", {"generation": "joint"}, "Joint Decoding ({})", ablations=("jd_m",)),
+    "bayesian": Method("ensemble", _WEAK_TARGETS, "Bayesian Multi-Weak ({})", loss="edl", weights="members",
                        ablations=("soft_labels", "weighting")),
 }
 
-ENSEMBLE_METHODS = tuple(name for name, method in METHODS.items() if method.source == "ensemble")
+
+
+def methods_of(track: str, source: str | None = None) -> list[str]:
+    """The methods a track's config may name (the ceiling always runs), or those drawing on `source`."""
+    return [name for name, method in METHODS.items() if track in method.targets and name != "ceiling"
+            and source in (None, method.source)]
+
 
 # A generation run's method wildcard is a method, or method-variant for an ablation: the
 # variant overrides one setting of the config. Each setting's variants, in its table's row order.
@@ -173,14 +182,13 @@ class Table:
     varies: str | None = None  # an ablation's setting (a key of VARIANTS); Table 10 varies the Joint Decoding roles
 
 
-# Table 2 is SciQ's and Table 7 Cosmos QA's, as in the paper; SLURP intents (the CPU-sized
-# classification task, not in the paper) get a table of the same layout. Ablations run on the
-# largest ensemble, without the auxiliary loss.
+# The paper's fixed tables, and each built-in classification data set's Weak(S)-to-Strong table
+# from its registry entry (Table 2 SciQ's, Table 7 Cosmos QA's; SLURP intents, the CPU-sized
+# task not in the paper, one of the same layout). A user's data set from a file gets
+# table_NAME (tables_of). Ablations run on the largest ensemble, without the auxiliary loss.
 TABLES = {
     "table1": Table("classification", "gold"),
-    "table2": Table("classification", "w2s", "sciq"),
-    "table7": Table("classification", "w2s", "cosmosqa"),
-    "table_slurp_intent": Table("classification", "w2s", "slurp_intent"),
+    **{entry.table: Table("classification", "w2s", name) for name, entry in CLASSIFICATION_DATASETS.items()},
     "table3": Table("generation", "gold"),
     "table4": Table("generation", "w2s"),
     "table5": Table("generation", "cdpo"),
@@ -189,9 +197,30 @@ TABLES = {
     "table10": Table("generation", "ablation"),
     "table11": Table("generation", "ablation", varies="jd_m"),
 }
-W2S_TABLES = {name: table.dataset for name, table in TABLES.items() if table.dataset}
 ABLATION_TABLES = tuple(name for name, table in TABLES.items() if table.shows == "ablation")
-DATASET_TITLES = {"sciq": "SciQ", "cosmosqa": "Cosmos QA", "slurp_intent": "SLURP intents"}
+
+
+def classification_data(config: dict) -> list[str]:
+    """The classification data sets `data` configures (data.slurp is the generation track's)."""
+    return [name for name in config["data"] if name != "slurp"]
+
+
+def dataset_entry(config: dict, dataset: str) -> ClassificationDataset:
+    """The registry entry of a classification data set of the config (a user's file's is made from its config)."""
+    return dataset_of(dataset, config["data"][dataset])
+
+
+def tables_of(config: dict) -> dict[str, Table]:
+    """Every table the config can make: the fixed ones and its data sets' W2S tables."""
+    datasets = config["classification"]["datasets"]
+    return {**TABLES, **{dataset_entry(config, d).table: Table("classification", "w2s", d) for d in datasets}}
+
+
+def w2s_heading(config: dict, dataset: str | None) -> str:
+    """A W2S table's heading: the paper's table it reproduces, else that it is not the paper's."""
+    if dataset is None:
+        return "Table 4"
+    return dataset_entry(config, dataset).paper_table or "Table (not in the paper)"
 
 
 def cdpo_enabled(config: dict) -> bool:
@@ -200,7 +229,7 @@ def cdpo_enabled(config: dict) -> bool:
 
 def makes_table(config: dict, name: str) -> bool:
     """Whether the config makes a table: its track runs and it has runs to report."""
-    table = TABLES[name]
+    table = tables_of(config)[name]
     if table.track not in config["tracks"]:
         return False
     if table.dataset:
@@ -216,12 +245,13 @@ def makes_table(config: dict, name: str) -> bool:
 
 def w2s_tables(config: dict) -> dict[str, str]:
     """The classification W2S tables the config makes, with their data sets."""
-    return {name: dataset for name, dataset in W2S_TABLES.items() if makes_table(config, name)}
+    return {name: table.dataset for name, table in tables_of(config).items() if table.dataset and makes_table(config, name)}
 
 
 def all_targets(config: dict) -> list[str]:
     """Every table and figure the config makes: what `snakemake all` builds."""
-    targets = [f"results/tables/{name}.{ext}" for name in TABLES if makes_table(config, name) for ext in ("csv", "md")]
+    targets = [f"results/tables/{name}.{ext}" for name in tables_of(config) if makes_table(config, name)
+               for ext in ("csv", "md")]
     if "classification" in config["tracks"]:
         targets += [f"results/figures/fig3_{dataset}.png" for dataset in config["classification"]["datasets"]]
         targets += [f"results/figures/{kind}_{dataset}.png" for dataset in w2s_tables(config).values()
@@ -248,7 +278,7 @@ def w2s_rows(layout: dict) -> list[tuple[str, str]]:
     if "single" in layout["methods"]:
         rows += [("single", m) for m in layout["weak_models"]]
     for ensemble in layout["ensembles"]:
-        rows += [(m, ensemble) for m in ENSEMBLE_METHODS if m in layout["methods"]]
+        rows += [(m, ensemble) for m, spec in METHODS.items() if spec.source == "ensemble" and m in layout["methods"]]
     return rows
 
 
@@ -275,7 +305,7 @@ def _w2s_slice(config: dict, dataset: str | None) -> dict:
 
 def table_params(config: dict, name: str) -> str:
     """A table's params: its format, and the rows it has where the config decides them."""
-    table, table_format = TABLES[name], config["tables"][name]
+    table, table_format = tables_of(config)[name], config["tables"][name]
     if table.shows == "w2s":
         return canonical({"format": table_format, **_w2s_slice(config, table.dataset)})
     if table.shows == "ablation":
@@ -412,7 +442,9 @@ def _prepare_model(config, model):
 
 
 def _classification_splits(config, dataset):
-    return {"dataset": dataset, "source": config["data"][dataset],
+    # its prompt and title change no split: an edit of them reruns only what uses them
+    source = {key: value for key, value in config["data"][dataset].items() if key not in ("prompt", "title")}
+    return {"dataset": dataset, "source": source,
             "sizes": config["classification"]["split_sizes"], "split_seed": config["split_seed"]}
 
 
@@ -434,8 +466,11 @@ def _weak_classify(config, dataset, model, seed):
 
 def _strong_features(config, dataset, model):
     cls = config["classification"]
+    head = cls["strong_training"]["head"]
+    # the yes/no prompt where the head reads the answer off the model's output layer
+    prompt = {"prompt": dataset_entry(config, dataset).prompt} if head == "readout" else {}
     return {"model_spec": config["models"][model], "max_length": cls["max_length"], "dataset": dataset,
-            "head": cls["strong_training"]["head"], "bf16": config["engine"]["bf16"]}
+            "head": head, "bf16": config["engine"]["bf16"], **prompt}
 
 
 def _strong_classify(config, dataset, method, source, aux, seed):

@@ -77,11 +77,13 @@ def flying_squid(votes: np.ndarray, prior_positive: float | None = None, seed: i
     return np.stack([1.0 - p1, p1], axis=1)
 
 
-def _crowd_kit(model_class, **options):
+def _crowd_kit(model_name: str, **options):
     """A crowd-kit aggregator as a label model: votes become (task, worker, label) rows."""
     def soft_labels(votes: np.ndarray, prior_positive: float | None = None, seed: int = 0) -> np.ndarray:
+        import crowdkit.aggregation
         import pandas as pd
 
+        model_class = getattr(crowdkit.aggregation, model_name)
         tasks, workers = np.meshgrid(np.arange(votes.shape[0]), np.arange(votes.shape[1]), indexing="ij")
         rows = pd.DataFrame({"task": tasks.ravel(), "worker": workers.ravel(), "label": votes.ravel().astype(int)})
         if "random_state" in options:
@@ -101,22 +103,18 @@ def snorkel(votes: np.ndarray, prior_positive: float | None = None, seed: int = 
     return model.predict_proba(votes.astype(int)).astype(np.float64)
 
 
-def _registry() -> dict:
-    from crowdkit.aggregation import GLAD, MACE, DawidSkene, MajorityVote
-
-    return {
-        "majorityvote": _crowd_kit(MajorityVote),
-        "dawidskene": _crowd_kit(DawidSkene, n_iter=100),
-        "glad": _crowd_kit(GLAD, n_iter=100),
-        "mace": _crowd_kit(MACE, n_iter=100, random_state=0),
-        "snorkel": snorkel,
-        "flyingsquid": flying_squid,
-    }
-
-
-LABEL_MODELS = ("majorityvote", "dawidskene", "glad", "mace", "snorkel", "flyingsquid")
+# The label-model registry: method name -> (its label in tables, its soft labels).
+# crowd-kit and Snorkel are imported when a model runs, not when the registry is read.
+LABEL_MODELS = {
+    "majorityvote": ("Majority vote", _crowd_kit("MajorityVote")),
+    "dawidskene": ("Dawid-Skene", _crowd_kit("DawidSkene", n_iter=100)),
+    "glad": ("GLAD", _crowd_kit("GLAD", n_iter=100)),
+    "mace": ("MACE", _crowd_kit("MACE", n_iter=100, random_state=0)),
+    "snorkel": ("Snorkel LabelModel", snorkel),
+    "flyingsquid": ("Flying Squid", flying_squid),
+}
 
 
 def soft_labels(method: str, votes: np.ndarray, prior_positive: float | None = None, seed: int = 0) -> np.ndarray:
     """P(class) [B, 2] of label model `method` from hard votes [B, N] in {0, 1}."""
-    return _registry()[method](votes, prior_positive, seed)
+    return LABEL_MODELS[method][1](votes, prior_positive, seed)

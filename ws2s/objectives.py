@@ -16,7 +16,7 @@ that value by its config name (`LossConfig.kind`, `soft_labels.kind`, `weighting
 | Eqn 4 (Σ_i λ_i Σ_k p_k^(i) L_EDL)            | `eqn4_kl` (exact, O(K)), `edl_loss`, `member_sum` |
 | Eqn 5 (auxiliary confidence term)            | `aux_weight`, `harden`, `aux_targets`             |
 | Section 4.1 (KL scale and clamping)          | `LossConfig.kl_weight`, `LossConfig.kl_clamp`     |
-| one strong step, either track                | `example_loss`, `weak_ensemble_loss`              |
+| one strong step, either track                | `LOSSES`, `example_loss`, `weak_ensemble_loss`    |
 | Stage 3 (soft labels from mapped P(s_i))     | `soft_label_rows`, `soft_targets`                 |
 | λ_i per utterance: dynamic (Table 9)         | `utterance_weights`                               |
 | Eqn 8 (ensemble score; Joint Decoding, cDPO) | `preference_scores`, `select_pairs`               |
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -291,9 +291,7 @@ def dirichlet_log_strength(logits: torch.Tensor, cfg: LossConfig) -> torch.Tenso
 
 def predict(logits: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
     """Class probabilities of a model trained with `cfg`: softmax, or α/α_0 after EDL."""
-    if cfg.kind == "edl":
-        return dirichlet_mean(logits, cfg.activation, cfg.centre_logits)
-    return torch.softmax(logits.float(), dim=-1)
+    return LOSSES[cfg.kind].predict(logits, cfg)
 
 
 def aux_targets(logits: torch.Tensor, targets: torch.Tensor, step_frac: float, cfg: LossConfig,
@@ -315,15 +313,38 @@ class LossStats(NamedTuple):
     log_strength: float | None
 
 
+def _ce_example(logits: torch.Tensor, targets: torch.Tensor, step_frac: float,
+                cfg: LossConfig) -> tuple[torch.Tensor, LossStats]:
+    return soft_cross_entropy(logits, targets), LossStats(float(logits.detach().float().mean()), None, None, None)
+
+
+def _edl_example(logits: torch.Tensor, targets: torch.Tensor, step_frac: float,
+                 cfg: LossConfig) -> tuple[torch.Tensor, LossStats]:
+    loss, terms = edl_objective(logits, targets, step_frac, cfg)
+    return loss, LossStats(float(logits.detach().float().mean()), float(terms.nll.detach().mean()),
+                           float(terms.kl.detach().mean()), float(terms.log_strength.mean()))
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss kind (`LossConfig.kind`, `design.Method.loss`): its per-example loss [B] with
+    its statistics, and the class probabilities of a model trained with it."""
+
+    example: Callable[[torch.Tensor, torch.Tensor, float, LossConfig], tuple[torch.Tensor, LossStats]]
+    predict: Callable[[torch.Tensor, LossConfig], torch.Tensor]
+
+
+# The loss registry: a method with a loss of its own adds one entry.
+LOSSES = {
+    "ce": Loss(_ce_example, lambda logits, cfg: torch.softmax(logits.float(), dim=-1)),  # Eqns 1-2
+    "edl": Loss(_edl_example, lambda logits, cfg: dirichlet_mean(logits, cfg.activation, cfg.centre_logits)),  # 3-5
+}
+
+
 def example_loss(logits: torch.Tensor, targets: torch.Tensor, step_frac: float,
                  cfg: LossConfig) -> tuple[torch.Tensor, LossStats]:
     """Per-example loss [B] of `cfg.kind` (cross-entropy or EDL), and its statistics."""
-    mean_logit = float(logits.detach().float().mean())
-    if cfg.kind == "ce":
-        return soft_cross_entropy(logits, targets), LossStats(mean_logit, None, None, None)
-    loss, terms = edl_objective(logits, targets, step_frac, cfg)
-    return loss, LossStats(mean_logit, float(terms.nll.detach().mean()), float(terms.kl.detach().mean()),
-                           float(terms.log_strength.mean()))
+    return LOSSES[cfg.kind].example(logits, targets, step_frac, cfg)
 
 
 def weak_ensemble_loss(logits: torch.Tensor, weak_probs: torch.Tensor, weights: torch.Tensor,

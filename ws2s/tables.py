@@ -9,24 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ws2s.design import aux_variants_of, w2s_rows
+from ws2s.design import METHODS, aux_variants_of, w2s_rows
 from ws2s.io import read_json, write_text
 from ws2s.objectives import MIN_GAP, multi_weak_pgr
 
 GAP_TOO_SMALL = "n/a (gap too small)"
-METHOD_LABELS = {
-    "ceiling": "Strong ceiling (gold)",
-    "single": "Weak-to-Strong ({})",
-    "naive": "Naive Multi-Weak ({})",
-    "flyingsquid": "Flying Squid ({})",
-    "majorityvote": "Majority vote ({})",
-    "dawidskene": "Dawid-Skene ({})",
-    "glad": "GLAD ({})",
-    "mace": "MACE ({})",
-    "snorkel": "Snorkel LabelModel ({})",
-    "jointdecoding": "Joint Decoding ({})",
-    "bayesian": "Bayesian Multi-Weak ({})",
-}
+# each method's row label, from its registry entry ({} is the source)
+METHOD_LABELS = {name: method.label for name, method in METHODS.items()}
 
 
 def mean_std(values, decimals: int, scale: float = 100.0) -> str:

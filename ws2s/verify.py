@@ -48,7 +48,7 @@ REDO = "not what a ws2s step writes: delete it and rerun the workflow, which mak
 def _label_model_names() -> tuple[str, ...]:
     from ws2s.label_models import LABEL_MODELS
 
-    return LABEL_MODELS
+    return tuple(LABEL_MODELS)
 
 
 def kind_of(path: Path) -> tuple[str, pa.Schema]:

@@ -51,7 +51,7 @@ def logged(command):
 
 
 wildcard_constraints:
-    dataset="|".join(design.DATASET_TITLES),
+    dataset="|".join(design.classification_data(config)),
     model="[A-Za-z0-9][A-Za-z0-9._-]*",
     seed=r"\d+",
 

@@ -9,7 +9,7 @@ rule fig3_classification:
     conda:
         "../../envs/ws2s-data.yaml"
     params:
-        title=lambda wildcards: design.DATASET_TITLES[wildcards.dataset],
+        title=lambda wildcards: design.dataset_entry(config, wildcards.dataset).title,
         code=code_version("ws2s.figures"),
     shell:
         logged("ws2s fig-agreement --kind classification --title {params.title:q} --out {output} {input}")
@@ -47,11 +47,12 @@ for _name, _dataset in design.w2s_tables(config).items():
         conda:
             "../../envs/ws2s-data.yaml"
         params:
+            title=design.dataset_entry(config, _dataset).title,
             slice=design.pgr_params(config, _dataset),
             code=code_version("ws2s.figures", "ws2s.tables"),
         shell:
             logged(
-                f"ws2s fig-pgr --title {design.DATASET_TITLES[_dataset]!r} --params {{params.slice:q}} --out {{output}} "
+                "ws2s fig-pgr --title {params.title:q} --params {params.slice:q} --out {output} "
                 "--weak {input.weak} --strong {input.strong}"
             )
 
@@ -74,10 +75,11 @@ for _name, _dataset in design.w2s_tables(config).items():
         conda:
             "../../envs/ws2s-data.yaml"
         params:
+            title=design.dataset_entry(config, _dataset).title,
             code=code_version("ws2s.figures", "ws2s.tables"),
         shell:
             logged(
-                f"ws2s fig-reliability --title {design.DATASET_TITLES[_dataset]!r} --test {{input.test}} --out {{output}} "
+                "ws2s fig-reliability --title {params.title:q} --test {input.test} --out {output} "
                 "--predictions {input.predictions}"
             )
 

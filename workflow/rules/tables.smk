@@ -19,7 +19,7 @@ rule table1:
 for _name, _dataset in design.w2s_tables(config).items():
 
     rule:
-        """Tables 2 (SciQ), 7 (Cosmos QA) and the SLURP-intents table: every Weak(S)-to-Strong method, accuracy and PGR."""
+        """A classification data set's table (2: SciQ, 7: Cosmos QA, and those not in the paper): every Weak(S)-to-Strong method, accuracy and PGR."""
         name:
             f"{_name}"
         input:
@@ -37,11 +37,13 @@ for _name, _dataset in design.w2s_tables(config).items():
         conda:
             "../../envs/ws2s-data.yaml"
         params:
+            heading=design.w2s_heading(config, _dataset),
             slice=design.table_params(config, _name),
             code=code_version("ws2s.tables"),
         shell:
             logged(
-                f"ws2s table-w2s --dataset {_dataset} --params {{params.slice:q}} --out-stem results/tables/{_name} "
+                f"ws2s table-w2s --dataset {_dataset} --heading {{params.heading:q}} "
+                f"--params {{params.slice:q}} --out-stem results/tables/{_name} "
                 "--weak {input.weak} --strong {input.strong}"
             )
 
@@ -89,7 +91,7 @@ rule table4:
         code=code_version("ws2s.tables"),
     shell:
         logged(
-            "ws2s table-w2s --dataset slurp --params {params.slice:q} --out-stem results/tables/table4 "
+            "ws2s table-w2s --dataset slurp --heading 'Table 4' --params {params.slice:q} --out-stem results/tables/table4 "
             "--weak {input.weak} --strong {input.strong}"
         )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from ws2s import schemas
 from ws2s.config import SplitConfig
 from ws2s.data.binary import make_splits
-from ws2s.data.classification import CLASSIFICATION_DATASETS
+from ws2s.data.classification import dataset_of
 from ws2s.data.leakage import Part, check_disjoint
 from ws2s.io import write_parquet
 
@@ -15,7 +15,7 @@ from ws2s.io import write_parquet
 def write_classification_splits(cfg: SplitConfig, out_dir: str | Path) -> dict[str, int]:
     """Write weak_train, strong_train and val (no gold), their gold files, and test; return row counts.
     Nothing is written when a training split shares a question with val or test."""
-    questions = CLASSIFICATION_DATASETS[cfg.dataset](cfg.source, f"data.{cfg.dataset}")
+    questions = dataset_of(cfg.dataset, cfg.source).loader(cfg.source, f"data.{cfg.dataset}")
     splits = make_splits(cfg.dataset, questions, cfg.sizes, cfg.split_seed)
     origin = f"data.{cfg.dataset}: {cfg.source['source']}"
     check_disjoint([Part(s, splits[s], origin) for s in ("weak_train", "strong_train")],

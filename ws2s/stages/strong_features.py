@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from ws2s import schemas
-from ws2s.data.classification import YES_NO_PROMPTS
 from ws2s.frames import PAIR_COLUMNS
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.train.backbone import load_tokenizer
@@ -109,16 +108,17 @@ def prompted_states(model_path: str, frames: dict[str, pd.DataFrame], template: 
     return pd.concat(rows, ignore_index=True), readout
 
 
-def write_features(model_path: str, dataset: str, split_dir: str | Path, max_length: int, head: str, bf16: bool,
+def write_features(model_path: str, prompt: str | None, split_dir: str | Path, max_length: int, head: str, bf16: bool,
                    out: str | Path, out_info: str | Path) -> None:
-    """The features Parquet, and beside it the backbone's size for Table 1 (and the readout rows)."""
+    """The features Parquet, and beside it the backbone's size for Table 1 (and the readout rows);
+    `prompt` is the data set's yes/no question (readout head only)."""
     from transformers import AutoConfig, AutoModel
 
     split_dir = Path(split_dir)
     frames = {s: read_parquet(split_dir / f"{s}.parquet", PAIR_COLUMNS) for s in SPLITS}
     info = {}
     if head == "readout":
-        features, readout = prompted_states(model_path, frames, YES_NO_PROMPTS[dataset], max_length, bf16)
+        features, readout = prompted_states(model_path, frames, prompt, max_length, bf16)
         info["readout"] = readout.tolist()
     else:
         features = extract_features(model_path, frames, max_length)
