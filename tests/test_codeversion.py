@@ -60,8 +60,8 @@ def test_an_edit_of_a_classification_module_leaves_every_generation_step_as_it_w
 
 
 def test_a_module_that_does_not_exist_is_an_error():
-    with pytest.raises(ValueError, match="ws2s.train.strong"):
-        cv.code_version("ws2s.train.strong")
+    with pytest.raises(ValueError, match="ws2s.train.nowhere"):
+        cv.code_version("ws2s.train.nowhere")
 
 
 def test_comments_docstrings_and_layout_change_no_version_and_code_does(tmp_path, monkeypatch):

@@ -181,6 +181,7 @@ def _drop_removed(config: dict) -> None:
 def _check_references(config: dict) -> None:
     from ws2s import design
     from ws2s.data.classification import CLASSIFICATION_DATASETS
+    from ws2s.label_models import LABEL_MODELS
 
     models = config["models"]
 
@@ -237,11 +238,12 @@ def _check_references(config: dict) -> None:
                         f"config key 'classification.ensembles.{dataset}.{ens}' names '{name}', "
                         f"which is not among classification.weak_models.{dataset}"
                     )
-            triplets = [m for m in ("flyingsquid", "snorkel") if m in cls["methods"]]
-            if triplets and len(members) < 3:
+            needing = [m for m in cls["methods"] if len(members) < getattr(LABEL_MODELS.get(m), "min_members", 0)]
+            if needing:
                 raise Ws2sError(
                     f"config key 'classification.ensembles.{dataset}.{ens}' has {len(members)} members; "
-                    f"{' and '.join(triplets)} (classification.methods) need three or more"
+                    f"{' and '.join(needing)} (classification.methods) need "
+                    f"{max(LABEL_MODELS[m].min_members for m in needing)} or more"
                 )
             if cls["weighting"] == "fixed":
                 weights = cls["fixed_weights"].get(dataset, {}).get(ens)

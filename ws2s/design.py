@@ -46,8 +46,8 @@ METHODS = {
     "ceiling": Method("gold", {"classification": "gold", "generation": "gold"}, "Strong ceiling (gold)"),
     "single": Method("weak_model", _WEAK_TARGETS, "Weak-to-Strong ({})"),
     "naive": Method("ensemble", _WEAK_TARGETS, "Naive Multi-Weak ({})", weights="members"),
-    **{name: Method("ensemble", {"classification": "label_model"}, f"{label} ({{}})")
-       for name, (label, _) in LABEL_MODELS.items()},
+    **{name: Method("ensemble", {"classification": "label_model"}, f"{model.label} ({{}})")
+       for name, model in LABEL_MODELS.items()},
     "jointdecoding": Method("ensemble", {"generation": "joint"}, "Joint Decoding ({})", ablations=("jd_m",)),
     "bayesian": Method("ensemble", _WEAK_TARGETS, "Bayesian Multi-Weak ({})", loss="edl", weights="members",
                        ablations=("soft_labels", "weighting")),
@@ -273,19 +273,22 @@ def w2s_layout(config: dict, dataset: str | None = None) -> dict:
 
 
 def w2s_rows(layout: dict) -> list[tuple[str, str]]:
-    """(method, source) of each row, in the paper's order: ceiling, single weak models, then per ensemble."""
+    """(method, source) of each row, in the paper's order: the ceiling, the methods on one weak
+    model (per weak model), then per ensemble its methods."""
+    def chosen(source: str) -> list[str]:
+        return [m for m, spec in METHODS.items() if spec.source == source and m in layout["methods"]]
+
     rows = [("ceiling", "gold")]
-    if "single" in layout["methods"]:
-        rows += [("single", m) for m in layout["weak_models"]]
+    rows += [(m, model) for m in chosen("weak_model") for model in layout["weak_models"]]
     for ensemble in layout["ensembles"]:
-        rows += [(m, ensemble) for m, spec in METHODS.items() if spec.source == "ensemble" and m in layout["methods"]]
+        rows += [(m, ensemble) for m in chosen("ensemble")]
     return rows
 
 
 def aux_variants_of(layout: dict, method: str) -> list[str]:
     """The aux variants `method` runs: none for the ceiling; `aux` only for the methods in
     `aux_methods` where the layout names them (a CPU budget may afford aux for a few)."""
-    if method == "ceiling":
+    if METHODS[method].source == "gold":
         return ["noaux"]
     only = layout.get("aux_methods")
     return [aux for aux in layout["aux_variants"] if aux == "noaux" or only is None or method in only]

@@ -27,6 +27,7 @@ toward 1/2 whenever the voters err).
 from __future__ import annotations
 
 from itertools import combinations
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -103,18 +104,24 @@ def snorkel(votes: np.ndarray, prior_positive: float | None = None, seed: int = 
     return model.predict_proba(votes.astype(int)).astype(np.float64)
 
 
-# The label-model registry: method name -> (its label in tables, its soft labels).
-# crowd-kit and Snorkel are imported when a model runs, not when the registry is read.
+class LabelModel(NamedTuple):
+    label: str  # in tables
+    soft_labels: Callable[..., np.ndarray]  # (votes, prior_positive, seed) -> P(class) [B, 2]
+    min_members: int = 2  # the votes it needs per example
+
+
+# The label-model registry. crowd-kit and Snorkel are imported when a model runs, not when
+# the registry is read. Flying Squid's triplets, and Snorkel's matrix completion, need three voters.
 LABEL_MODELS = {
-    "majorityvote": ("Majority vote", _crowd_kit("MajorityVote")),
-    "dawidskene": ("Dawid-Skene", _crowd_kit("DawidSkene", n_iter=100)),
-    "glad": ("GLAD", _crowd_kit("GLAD", n_iter=100)),
-    "mace": ("MACE", _crowd_kit("MACE", n_iter=100, random_state=0)),
-    "snorkel": ("Snorkel LabelModel", snorkel),
-    "flyingsquid": ("Flying Squid", flying_squid),
+    "majorityvote": LabelModel("Majority vote", _crowd_kit("MajorityVote")),
+    "dawidskene": LabelModel("Dawid-Skene", _crowd_kit("DawidSkene", n_iter=100)),
+    "glad": LabelModel("GLAD", _crowd_kit("GLAD", n_iter=100)),
+    "mace": LabelModel("MACE", _crowd_kit("MACE", n_iter=100, random_state=0)),
+    "snorkel": LabelModel("Snorkel LabelModel", snorkel, min_members=3),
+    "flyingsquid": LabelModel("Flying Squid", flying_squid, min_members=3),
 }
 
 
 def soft_labels(method: str, votes: np.ndarray, prior_positive: float | None = None, seed: int = 0) -> np.ndarray:
     """P(class) [B, 2] of label model `method` from hard votes [B, N] in {0, 1}."""
-    return LABEL_MODELS[method][1](votes, prior_positive, seed)
+    return LABEL_MODELS[method].soft_labels(votes, prior_positive, seed)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +19,15 @@ import pandas as pd
 import torch
 
 from ws2s import schemas
-from ws2s.config import CdpoConfig, canonical
+from ws2s.config import CdpoConfig
 from ws2s.data.slurp import PROMPTS, render_prompt, slu_scores
 from ws2s.errors import Ws2sError
 from ws2s.frames import UTTERANCE_COLUMNS
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.objectives import Pair, cdpo_loss, preference_scores, select_pairs
 from ws2s.train.backbone import add_lora, freeze_for, seed_everything
-from ws2s.train.engine import checkpoint_dir_for, device, is_main_process, train_loop
+from ws2s.train.engine import device, is_main_process
+from ws2s.train.strong import train_strong
 from ws2s.train.generate import (GENERATION_BATCH_SIZE, SCORING_BATCH_SIZE, completion_logprobs, decode, decode_texts,
                                  encode_pairs, judge, load_causal, sequence_logprobs)
 
@@ -86,43 +86,26 @@ def disable_dropout(model) -> None:
             module.attention_dropout = 0.0
 
 
-def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], split_dir: str | Path,
-             out_pairs: str | Path, out_metrics: str | Path) -> dict:
-    if len(weak_model_dirs) != len(cfg.members) or len(cfg.weights) != len(cfg.members):
-        raise Ws2sError(f"cdpo: {len(weak_model_dirs)} weak model folders, {len(cfg.members)} members "
-                        f"({', '.join(cfg.members)}) and {len(cfg.weights)} weights must match")
-    split_dir = Path(split_dir)
-    strong_train = read_parquet(split_dir / "strong_train.parquet", ["id", "sentence"])
-    test = read_parquet(split_dir / "test.parquet", UTTERANCE_COLUMNS)
-    template = PROMPTS[cfg.prompt]
-    seconds: dict[str, float] = {}
-    clock = time.time()
+class Clock:
+    """Seconds per phase of a run, for its metrics."""
 
-    def lap(phase: str) -> None:
-        nonlocal clock
-        seconds[phase] = round(time.time() - clock, 1)
-        clock = time.time()
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.start = time.time()
 
-    generator = seed_everything(cfg.seed)
-    model, tokenizer = load_causal(start_model_dir)
-    model.to(device())
-    test_prompts = [render_prompt(template, s) for s in test["sentence"]]
+    def lap(self, phase: str) -> None:
+        self.seconds[phase] = round(time.time() - self.start, 1)
+        self.start = time.time()
 
-    def evaluate(when: str) -> dict:
-        texts = decode(model, tokenizer, test_prompts, beams=cfg.test_beams, max_new_tokens=cfg.max_new_tokens,
-                       batch_size=GENERATION_BATCH_SIZE, desc=f"test {when}")
-        return slu_scores(test, texts)
 
-    before = evaluate("before")
-    lap("test_before")
-
-    prompts = [render_prompt(template, s) for s in strong_train["sentence"]]
-    candidates = draw_candidates(model, tokenizer, prompts, m=cfg.candidates, decoding=cfg.decoding,
-                                 temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-                                 batch_size=GENERATION_BATCH_SIZE)
-    lap("candidates")
-
+def judged_pairs(cfg: CdpoConfig, model, tokenizer, weak_model_dirs: list[str], strong_train: pd.DataFrame,
+                 prompts: list[str], clock: Clock) -> tuple[pd.DataFrame, list[Pair], int, int]:
+    """The preference pairs (Eqn 8): M candidates per prompt from the start model, scored by the
+    weak ensemble; with how many prompts were dropped for identical or tied candidates."""
     m = cfg.candidates
+    candidates = draw_candidates(model, tokenizer, prompts, m=m, decoding=cfg.decoding, temperature=cfg.temperature,
+                                 max_new_tokens=cfg.max_new_tokens, batch_size=GENERATION_BATCH_SIZE)
+    clock.lap("candidates")
     flat_prompts = [p for p in prompts for _ in range(m)]
     logp, lengths = judge(weak_model_dirs, flat_prompts, [t for texts in candidates for t in texts])
     per_prompt = [slice(i * m, (i + 1) * m) for i in range(len(prompts))]
@@ -131,51 +114,77 @@ def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], 
     pairs, n_identical, n_tied = select_pairs(candidates, scores)
     print(f"cdpo: {len(pairs)} pairs from {len(prompts)} prompts; {n_identical} dropped (all candidates "
           f"identical), {n_tied} dropped (all candidates scored the same)", flush=True)
-    lap("judging")
-
+    clock.lap("judging")
     frame = pairs_frame(strong_train, candidates, scores, per_weak.reshape(len(cfg.members), len(prompts), m), pairs, cfg)
-    pair_prompts = [prompts[p.prompt] for p in pairs]
-    chosen_items = encode_pairs(tokenizer, pair_prompts, list(frame["chosen"]))
-    rejected_items = encode_pairs(tokenizer, pair_prompts, list(frame["rejected"]))
+    return frame, pairs, n_identical, n_tied
+
+
+def policy_with_reference(cfg: CdpoConfig, model, tokenizer, frame: pd.DataFrame, pair_prompts: list[str]):
+    """The policy to train (no dropout, its top blocks or LoRA adapters trainable), and in
+    `frame` the reference's log-probabilities of each pair: the start model, or with LoRA
+    this model with its adapters switched off."""
     disable_dropout(model)
     freeze_for(model, cfg.train_layers)
     if cfg.engine.lora.rank:
         model = add_lora(model, cfg.engine.lora, cfg.train_layers)
-    # the reference is the start model: with LoRA, this model with its adapters switched off
     with model.disable_adapter() if cfg.engine.lora.rank else contextlib.nullcontext():
         for side in ("chosen", "rejected"):
             frame[f"ref_{side}"] = sequence_logprobs(model, tokenizer, pair_prompts, list(frame[side]),
                                                      SCORING_BATCH_SIZE)[0]
+    return model
+
+
+def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], split_dir: str | Path,
+             out_pairs: str | Path, out_metrics: str | Path) -> dict:
+    """cDPO (Eqns 9-10) from a strong run's weights on the weak ensemble's preferences, trained
+    as every strong run is (ws2s.train.strong); the test SLU-F1 before and after."""
+    if len(weak_model_dirs) != len(cfg.members) or len(cfg.weights) != len(cfg.members):
+        raise Ws2sError(f"cdpo: {len(weak_model_dirs)} weak model folders, {len(cfg.members)} members "
+                        f"({', '.join(cfg.members)}) and {len(cfg.weights)} weights must match")
+    split_dir = Path(split_dir)
+    strong_train = read_parquet(split_dir / "strong_train.parquet", ["id", "sentence"])
+    test = read_parquet(split_dir / "test.parquet", UTTERANCE_COLUMNS)
+    clock = Clock()
+    generator = seed_everything(cfg.seed)
+    model, tokenizer = load_causal(start_model_dir)
+    model.to(device())
+    test_prompts = [render_prompt(PROMPTS[cfg.prompt], s) for s in test["sentence"]]
+
+    def evaluate(when: str) -> dict:
+        texts = decode(model, tokenizer, test_prompts, beams=cfg.test_beams, max_new_tokens=cfg.max_new_tokens,
+                       batch_size=GENERATION_BATCH_SIZE, desc=f"test {when}")
+        clock.lap(f"test_{when}")
+        return slu_scores(test, texts)
+
+    before = evaluate("before")
+    prompts = [render_prompt(PROMPTS[cfg.prompt], s) for s in strong_train["sentence"]]
+    frame, pairs, n_identical, n_tied = judged_pairs(cfg, model, tokenizer, weak_model_dirs, strong_train, prompts, clock)
+    pair_prompts = [prompts[p.prompt] for p in pairs]
+    chosen_items, rejected_items = (encode_pairs(tokenizer, pair_prompts, list(frame[side])) for side in ("chosen", "rejected"))
+    model = policy_with_reference(cfg, model, tokenizer, frame, pair_prompts)
     if is_main_process():
         write_parquet(frame, out_pairs, schemas.PREFERENCE_PAIRS)
-    lap("reference")
-
+    clock.lap("reference")
     loss_for_batch = cdpo_batch_loss(model, tokenizer, chosen_items, rejected_items,
                                      torch.tensor(frame["ref_chosen"].to_numpy()),
                                      torch.tensor(frame["ref_rejected"].to_numpy()), cfg.beta, cfg.epsilon)
     # Adam with no weight decay and a linear schedule, as TRL's DPO trainer defaults.
-    result = train_loop([model], loss_for_batch, len(pairs), epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                        generator=generator, optimizer="adam", schedule="linear",
-                        engine=cfg.engine, checkpoint_dir=checkpoint_dir_for(out_metrics),
-                        run_key=canonical(asdict(cfg)),
-                        desc=f"cdpo {cfg.ensemble} seed {cfg.seed}")
-    lap("train")
+    result = train_strong(cfg, [model], loss_for_batch, len(pairs), out_metrics, generator=generator,
+                          optimizer="adam", schedule="linear", desc=f"cdpo {cfg.ensemble} seed {cfg.seed}")
+    clock.lap("train")
     if not is_main_process():  # every rank trained; rank 0 scores and writes
         return {}
-
     after = evaluate("after")
-    lap("test_after")
     metrics = {
         "seed": cfg.seed, "ensemble": cfg.ensemble, "members": list(cfg.members), "weights": list(cfg.weights),
         "start": f"{cfg.start_method}/{cfg.ensemble}/{'aux' if cfg.start_aux else 'noaux'}",
         "slu_f1_before": before["slu_f1"], "slu_f1_after": after["slu_f1"],
         "invalid_json_before": before["invalid_json"], "invalid_json_after": after["invalid_json"],
         "n_test": len(test), "n_prompts": len(prompts), "n_pairs": len(pairs),
-        "n_dropped_identical": n_identical, "n_dropped_tied": n_tied,
-        "score": cfg.score, "decoding": cfg.decoding, "candidates": m, "beta": cfg.beta, "epsilon": cfg.epsilon,
-        "first_loss": result.losses[0] if result.losses else None,
-        "losses": result.epoch_means(cfg.epochs),
-        "train_seconds": seconds["train"], "seconds": seconds,
+        "n_dropped_identical": n_identical, "n_dropped_tied": n_tied, "score": cfg.score, "decoding": cfg.decoding,
+        "candidates": cfg.candidates, "beta": cfg.beta, "epsilon": cfg.epsilon,
+        "first_loss": result.losses[0] if result.losses else None, "losses": result.epoch_means(cfg.epochs),
+        "train_seconds": clock.seconds["train"], "seconds": clock.seconds,
     }
     write_json(metrics, out_metrics)
     return metrics

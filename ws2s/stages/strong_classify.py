@@ -18,7 +18,7 @@ from its checkpoint (`ws2s.train.engine`).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +32,12 @@ from ws2s.errors import Ws2sError
 from ws2s.frames import PAIR_COLUMNS, aligned, gold_by_split, probabilities, probs_frame
 from ws2s.io import read_json, read_parquet, write_json, write_parquet
 from ws2s.metrics.classification import accuracy, expected_calibration_error
-from ws2s.objectives import dirichlet_log_strength, training_summary, weak_ensemble_loss
+from ws2s.objectives import dirichlet_log_strength
 from ws2s.train.backbone import add_lora, freeze_for, seed_everything
-from ws2s.train.classify import (EVAL_BATCH_SIZE, NUM_CLASSES, encode, fit, forward_all, head_name,
+from ws2s.train.classify import (EVAL_BATCH_SIZE, NUM_CLASSES, encode, ensemble_objective, forward_all, head_name,
                                  load_classifier, one_hot_targets, predict_probs, token_forward)
-from ws2s.train.engine import checkpoint_dir_for, is_main_process
-
-# Periodic checkpoints besides the one SIGTERM triggers bound the work a SIGKILL loses; by
-# time, since a 7B ZeRO checkpoint (weights and fp32 optimizer state) is about 100 GB.
-CHECKPOINT_MINUTES = 30
-
+from ws2s.train.engine import is_main_process
+from ws2s.train.strong import nogold_epoch, run_record, train_strong, validation_loss, validation_objective
 
 
 def weak_targets(cfg: StrongTrainConfig, ids: pd.Series, weak_label_files: list[str], split: str) -> torch.Tensor:
@@ -105,109 +101,93 @@ def _run_key(cfg: StrongTrainConfig, model_path: str | None, targets: torch.Tens
     return digest.hexdigest()
 
 
+# ---- the strong model: a probe on cached features, or the model itself ------------------
+
+
+def probe(cfg: StrongTrainConfig, features_file: str, frames: dict[str, pd.DataFrame]):
+    """(modules, forward per split, parameter count, the features the run key covers) of a
+    linear probe on the strong model's cached features (`train_layers: 0`)."""
+    features = read_parquet(features_file, ["id", "split", "features"])
+    info = read_json(Path(features_file).with_suffix(".json"))
+    x = {split: _feature_matrix(features, frame["id"], split, features_file)
+         for split, frame in frames.items() if len(frame)}
+    head = readout_head(info["readout"], x["strong_train"]) if cfg.head == "readout" else \
+        nn.Linear(x["strong_train"].shape[1], NUM_CLASSES)
+    forward = {split: (lambda idx, m=m: head(m[idx].to(head.weight.device))) for split, m in x.items()}
+    return [head], forward, info["params"] + sum(p.numel() for p in head.parameters()), x["strong_train"]
+
+
+def finetuned(cfg: StrongTrainConfig, model_path: str, frames: dict[str, pd.DataFrame]):
+    """The same for the strong model finetuned whole, or its top blocks (with LoRA where set)."""
+    if cfg.head == "readout":
+        raise Ws2sError("classification.strong_training.head: readout needs the linear-probe setting (train_layers: 0)")
+    model, tokenizer = load_classifier(model_path)
+    freeze_for(model, cfg.train_layers)
+    if cfg.engine.lora.rank:  # the new head trains whole beside the adapters
+        model = add_lora(model, cfg.engine.lora, cfg.train_layers, keep=[head_name(model)])
+    forward = {split: token_forward(model, tokenizer, encode(tokenizer, frame, cfg.max_length))
+               for split, frame in frames.items() if len(frame)}
+    return [model], forward, sum(p.numel() for p in model.parameters()), None
+
+
 # ---- one strong run --------------------------------------------------------------------
 
 
 def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, split_dir: str | Path,
                               weak_label_files: list[str], gold_files: list[str], features_file: str | None,
                               out_predictions: str | Path, out_metrics: str | Path) -> dict:
-    """One strong run. Every epoch it scores the validation split against its own targets (the
-    weak labels; gold for the ceiling): the no-gold protocol keeps the epoch of the lowest
-    validation loss, the paper's protocol the last (its settings chosen for the ceiling)."""
+    """One strong run (ws2s.train.strong): trained on its targets, validated after every
+    epoch against them with that epoch's test predictions kept, so both protocols' test
+    scores come from one run."""
     split_dir = Path(split_dir)
     # strong_train.parquet and val.parquet have no label column: the strong stage cannot read
     # their gold from there; only the ceiling is handed their gold files.
     frames = {split: read_parquet(split_dir / f"{split}.parquet", PAIR_COLUMNS) for split in ("strong_train", "val")}
-    test = read_parquet(split_dir / "test.parquet", PAIR_COLUMNS + ["label"])
-    frames["test"] = test
+    frames["test"] = test = read_parquet(split_dir / "test.parquet", PAIR_COLUMNS + ["label"])
     targets = split_targets(cfg, "strong_train", frames["strong_train"]["id"], weak_label_files, gold_files)
-    has_val = len(frames["val"]) > 0
-    val_targets = split_targets(cfg, "val", frames["val"]["id"], weak_label_files, gold_files) if has_val else None
+    n_val = len(frames["val"])
+    val_targets = split_targets(cfg, "val", frames["val"]["id"], weak_label_files, gold_files) if n_val else None
     weights = torch.tensor(cfg.weights, dtype=torch.float32)
-    loss_cfg = cfg.loss
-
     generator = seed_everything(cfg.seed)
-    if cfg.train_layers == 0:
-        features = read_parquet(features_file, ["id", "split", "features"])
-        info = read_json(Path(features_file).with_suffix(".json"))
-        x = {split: _feature_matrix(features, frame["id"], split, features_file)
-             for split, frame in frames.items() if len(frame)}
-        head = readout_head(info["readout"], x["strong_train"]) if cfg.head == "readout" else \
-            nn.Linear(x["strong_train"].shape[1], NUM_CLASSES)
-        modules = [head]
-        backbone_params = info["params"] + sum(p.numel() for p in head.parameters())
-        forward = {split: (lambda idx, m=m: head(m[idx].to(head.weight.device))) for split, m in x.items()}
-    else:
-        if cfg.head == "readout":
-            raise Ws2sError("classification.strong_training.head: readout needs the linear-probe setting (train_layers: 0)")
-        model, tokenizer = load_classifier(model_path)
-        freeze_for(model, cfg.train_layers)
-        if cfg.engine.lora.rank:  # the new head trains whole beside the adapters
-            model = add_lora(model, cfg.engine.lora, cfg.train_layers, keep=[head_name(model)])
-        modules = [model]
-        backbone_params = sum(p.numel() for p in model.parameters())
-        forward = {split: token_forward(model, tokenizer, encode(tokenizer, frame, cfg.max_length))
-                   for split, frame in frames.items() if len(frame)}
-
-    val_cfg = replace(loss_cfg, aux=False)  # the objective itself, at the end of its KL annealing
-
-    def val_batch_loss(begin: int) -> float:
-        indices = list(range(begin, min(begin + EVAL_BATCH_SIZE, len(frames["val"]))))
-        logits = forward["val"](indices)
-        loss = weak_ensemble_loss(logits, val_targets[indices].to(logits.device), weights.to(logits.device), 1.0,
-                                  val_cfg)[0]
-        return loss.item() * len(indices)
+    modules, forward, params, features = (probe(cfg, features_file, frames) if cfg.train_layers == 0
+                                          else finetuned(cfg, model_path, frames))
+    val_loss = ensemble_objective(forward.get("val"), val_targets, weights, validation_objective(cfg.loss))
 
     def validate(epoch: int) -> dict:
-        losses = [val_batch_loss(b) for b in range(0, len(frames["val"]), EVAL_BATCH_SIZE)]
-        return {"epoch": epoch, "val_loss": sum(losses) / len(frames["val"]),
-                "test_probs": predict_probs(forward["test"], modules, len(test), loss_cfg)}
+        return {"epoch": epoch, "val_loss": validation_loss(lambda idx: val_loss(idx, 1.0)[0], n_val, EVAL_BATCH_SIZE),
+                "test_probs": predict_probs(forward["test"], modules, len(test), cfg.loss)}
 
-    result = fit(forward["strong_train"], modules, targets, weights, loss_cfg, epochs=cfg.epochs,
-                 batch_size=cfg.batch_size, lr=cfg.lr, generator=generator,
-                 desc=f"{cfg.method} seed {cfg.seed}", engine=cfg.engine,
-                 checkpoint_dir=checkpoint_dir_for(out_metrics), checkpoint_minutes=CHECKPOINT_MINUTES,
-                 run_key=_run_key(cfg, model_path, targets, x["strong_train"] if cfg.train_layers == 0 else None),
-                 on_epoch_end=validate if has_val else None)
+    result = train_strong(cfg, modules, ensemble_objective(forward["strong_train"], targets, weights, cfg.loss),
+                          len(targets), out_metrics, generator=generator, optimizer="adam", schedule="cosine",
+                          desc=f"{cfg.method} seed {cfg.seed}", run_key=_run_key(cfg, model_path, targets, features),
+                          on_epoch_end=validate if n_val else None)
     if not is_main_process():
         return {}
+    predictions, test_probs = test_predictions(cfg, forward["test"], modules, test)
     labels = test["label"].to_numpy()
-    test_probs = predict_probs(forward["test"], modules, len(test), loss_cfg)
+    metrics = {"dataset": cfg.dataset, **run_record(cfg, result, cfg.loss, params, last_steps=10),
+               "test_accuracy": accuracy(test_probs, labels), "test_ece": expected_calibration_error(test_probs, labels)}
+    if n_val:
+        best = result.epochs[nogold_epoch([record["val_loss"] for record in result.epochs], str(out_metrics))]
+        metrics.update(val_losses=[record["val_loss"] for record in result.epochs], selected_epoch=best["epoch"] + 1,
+                       test_accuracy_nogold=accuracy(best["test_probs"], labels),
+                       test_ece_nogold=expected_calibration_error(best["test_probs"], labels))
+        if val_gold := gold_by_split(gold_files).get("val"):  # the ceiling's (what the paper's protocol tunes on)
+            labels_val = aligned(read_parquet(val_gold, ["id", "label"]), frames["val"]["id"], ["label"], val_gold)
+            metrics["val_accuracy"] = accuracy(predict_probs(forward["val"], modules, n_val, cfg.loss), labels_val[:, 0])
+    write_parquet(predictions, out_predictions, schemas.STRONG_PREDICTIONS)
+    write_json(metrics, out_metrics)
+    return metrics
+
+
+def test_predictions(cfg: StrongTrainConfig, forward, modules, test: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The test predictions frame (with the Dirichlet strength and vacuity after EDL) and the probabilities."""
+    test_probs = predict_probs(forward, modules, len(test), cfg.loss)
     predictions = probs_frame(test["id"], "test", test_probs)
-    if loss_cfg.kind == "edl":
-        strength = np.exp(forward_all(forward["test"], len(test), lambda logits: dirichlet_log_strength(logits, loss_cfg))
+    if cfg.loss.kind == "edl":
+        strength = np.exp(forward_all(forward, len(test), lambda logits: dirichlet_log_strength(logits, cfg.loss))
                           .astype(np.float64))
         predictions["strength"], predictions["vacuity"] = strength, NUM_CLASSES / strength
     else:
         predictions["strength"] = predictions["vacuity"] = np.nan
-    metrics = {
-        "dataset": cfg.dataset,
-        "method": cfg.method,
-        "source": cfg.source,
-        "members": cfg.members,
-        "weights": cfg.weights,
-        "aux": loss_cfg.aux,
-        "seed": cfg.seed,
-        "model": cfg.model_name,
-        "role": "strong",
-        "test_accuracy": accuracy(test_probs, labels),
-        "test_ece": expected_calibration_error(test_probs, labels),
-        "params": backbone_params,
-        "train_seconds": round(result.seconds, 1),
-        "final_train_loss": float(np.mean(result.losses[-10:])),
-        "train_losses": result.epoch_means(cfg.epochs),
-        **training_summary(result.stats, loss_cfg),
-    }
-    if has_val:
-        best = min(result.epochs, key=lambda record: record["val_loss"])
-        metrics.update(val_losses=[record["val_loss"] for record in result.epochs], selected_epoch=best["epoch"] + 1,
-                       test_accuracy_nogold=accuracy(best["test_probs"], labels),
-                       test_ece_nogold=expected_calibration_error(best["test_probs"], labels))
-        val_gold = gold_by_split(gold_files).get("val")
-        if val_gold:  # the ceiling's (what the paper's protocol tunes on); a W2S run's only in the search
-            labels_val = aligned(read_parquet(val_gold, ["id", "label"]), frames["val"]["id"], ["label"], val_gold)
-            metrics["val_accuracy"] = accuracy(predict_probs(forward["val"], modules, len(frames["val"]), loss_cfg),
-                                               labels_val[:, 0])
-    write_parquet(predictions, out_predictions, schemas.STRONG_PREDICTIONS)
-    write_json(metrics, out_metrics)
-    return metrics
+    return predictions, test_probs

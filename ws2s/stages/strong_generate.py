@@ -18,7 +18,6 @@ no meaning over a vocabulary).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +25,16 @@ import pandas as pd
 import torch
 
 from ws2s import schemas
-from ws2s.config import SoftLabelConfig, StrongGenerationConfig, canonical
+from ws2s.config import SoftLabelConfig, StrongGenerationConfig
 from ws2s.data.slurp import PROMPTS, parse_slots, render_prompt, slu_scores
 from ws2s.errors import Ws2sError
 from ws2s.frames import UTTERANCE_COLUMNS, align_by_id, gold_by_split
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.models import save_checkpoint
-from ws2s.objectives import (LossConfig, dirichlet_log_strength, member_sum, position_uncertainty, training_summary,
-                             utterance_weights)
+from ws2s.objectives import LossConfig, dirichlet_log_strength, member_sum, position_uncertainty, utterance_weights
 from ws2s.train.backbone import add_lora, folded, freeze_for, frozen_blocks, seed_everything
-from ws2s.train.engine import autocast, checkpoint_dir_for, device, is_main_process, train_loop
+from ws2s.train.engine import LowestLoss, autocast, device, is_main_process
+from ws2s.train.strong import nogold_epoch, run_record, train_strong, validation_loss, validation_objective
 from ws2s.train.generate import (GENERATION_BATCH_SIZE, FrozenBottom, Sequence, decode, for_inference, load_causal,
                                  sequence_losses)
 
@@ -93,106 +92,95 @@ class TrainingData:
 # ---- one strong run ----------------------------------------------------------------------
 
 
+def strong_model(cfg: StrongGenerationConfig, model_path: str):
+    """The strong model, its trained top blocks (LoRA on them where set), on the device; its
+    tokenizer; and how many bottom blocks stay frozen (their states are cached)."""
+    model, tokenizer = load_causal(model_path)
+    freeze_for(model, cfg.train_layers)
+    blocks = frozen_blocks(model, cfg.train_layers)
+    if cfg.engine.lora.rank:  # on the trained blocks only: the cached bottom states stay the model's
+        model = add_lora(model, cfg.engine.lora, cfg.train_layers)
+    return model.to(device()), tokenizer, blocks
+
+
+def decode_utterances(cfg: StrongGenerationConfig, model, tokenizer, sentences, uncertain: bool = False):
+    """The decoded texts; with `uncertain`, also the Dirichlet's strength at every generated
+    position, summarised (an evidential model's per-token certainty)."""
+    prompts = [render_prompt(PROMPTS[cfg.prompt], s) for s in sentences]
+    decoded = decode(model, tokenizer, prompts, beams=cfg.decoding.beams, max_new_tokens=cfg.decoding.max_new_tokens,
+                     batch_size=GENERATION_BATCH_SIZE,
+                     position_stat=(lambda logits: dirichlet_log_strength(logits, cfg.loss)) if uncertain else None)
+    if not uncertain:
+        return decoded, {}
+    return decoded[0], position_uncertainty(decoded[1], model.get_output_embeddings().weight.shape[0])
+
+
 def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_dir: str | Path,
                           mapped_files: list[str], joint_file: str | None, gold_files: list[str],
                           out_generations: str | Path, out_metrics: str | Path, out_model: str | Path | None,
                           score_test: bool = True) -> dict:
-    """One strong run. Every epoch it scores the validation split against its own targets (the
-    weak hypotheses; gold for the ceiling): the no-gold protocol keeps the epoch of the lowest
-    validation loss, the paper's protocol the last (its settings chosen for the ceiling).
-    `score_test` False (the settings search) decodes no test utterance and writes no generations."""
+    """One strong run (ws2s.train.strong): trained on its targets, validated after every epoch
+    against them, the weights of the lowest validation loss kept in memory for the no-gold
+    protocol's test score. `score_test` False (the settings search) decodes no test utterance."""
     split_dir = Path(split_dir)
     # strong_train.parquet and val.parquet have sentences only: the gold targets are handed to
     # the ceiling alone.
     frames = {split: read_parquet(split_dir / f"{split}.parquet", ["id", "sentence"]) for split in ("strong_train", "val")}
     test = read_parquet(split_dir / "test.parquet", UTTERANCE_COLUMNS)
     gold = gold_by_split(gold_files)
-    loss_cfg = cfg.loss
-    engine = cfg.engine
-
     generator = seed_everything(cfg.seed)
-    model, tokenizer = load_causal(model_path)
-    freeze_for(model, cfg.train_layers)
-    blocks = frozen_blocks(model, cfg.train_layers)
-    if engine.lora.rank:  # on the trained blocks only: the cached bottom states stay the model's
-        model = add_lora(model, engine.lora, cfg.train_layers)
-    model.to(device())
-    with torch.no_grad(), autocast(engine.bf16):
+    model, tokenizer, blocks = strong_model(cfg, model_path)
+    with torch.no_grad(), autocast(cfg.engine.bf16):
         data = {split: TrainingData(cfg, model, tokenizer, frame, mapped_files, joint_file, gold.get(split), blocks)
                 for split, frame in frames.items() if len(frame)}
-    trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-    best: dict = {}
-    val_cfg = replace(loss_cfg, aux=False)  # the objective itself, at the end of its KL annealing
+    best, val_cfg, n_val = LowestLoss(model), validation_objective(cfg.loss), len(frames["val"])
 
     def validate(epoch: int) -> float:
-        n = len(frames["val"])
-        loss = sum(data["val"].loss(model, tokenizer, list(range(b, min(b + GENERATION_BATCH_SIZE, n))), 1.0,
-                                    val_cfg, cfg.soft_labels)[0].item() * min(GENERATION_BATCH_SIZE, n - b)
-                   for b in range(0, n, GENERATION_BATCH_SIZE)) / n
-        if loss < best.get("loss", math.inf):
-            best.update(loss=loss, epoch=epoch, state={name: p.detach().clone() for name, p in trainable})
-        return loss
+        return best.update(epoch, validation_loss(
+            lambda idx: data["val"].loss(model, tokenizer, idx, 1.0, val_cfg, cfg.soft_labels)[0],
+            n_val, GENERATION_BATCH_SIZE))
 
-    result = train_loop([model], lambda indices, step_frac: data["strong_train"].loss(
-                            model, tokenizer, indices, step_frac, loss_cfg, cfg.soft_labels),
-                        len(frames["strong_train"]), epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                        generator=generator, optimizer="adamw", schedule="linear", engine=engine,
-                        checkpoint_dir=checkpoint_dir_for(out_metrics),
-                        run_key=canonical(asdict(cfg)),
-                        desc=f"{cfg.method} seed {cfg.seed}", on_epoch_end=validate if "val" in data else None)
+    result = train_strong(cfg, [model], lambda indices, step_frac: data["strong_train"].loss(
+                              model, tokenizer, indices, step_frac, cfg.loss, cfg.soft_labels),
+                          len(frames["strong_train"]), out_metrics, generator=generator, optimizer="adamw",
+                          schedule="linear", desc=f"{cfg.method} seed {cfg.seed}",
+                          on_epoch_end=validate if "val" in data else None)
     if not is_main_process():
         return {}
     if out_model:
         plain, state = folded(model)
         save_checkpoint(plain, tokenizer, Path(out_model), state)  # in full precision, before decoding casts it
-    for_inference(model, engine.bf16)
-
-    def decode_test() -> tuple[list[str], dict]:
-        prompts = [render_prompt(PROMPTS[cfg.prompt], s) for s in test["sentence"]]
-        # an evidential model's Dirichlet at every position it generates: how sure it is, per token
-        uncertain = loss_cfg.kind == "edl" and cfg.decoding.beams == 1
-        decoded = decode(model, tokenizer, prompts, beams=cfg.decoding.beams,
-                         max_new_tokens=cfg.decoding.max_new_tokens, batch_size=GENERATION_BATCH_SIZE,
-                         position_stat=(lambda logits: dirichlet_log_strength(logits, loss_cfg)) if uncertain else None)
-        if not uncertain:
-            return decoded, {}
-        return decoded[0], position_uncertainty(decoded[1], model.get_output_embeddings().weight.shape[0])
-
-    texts, uncertainty = decode_test() if score_test else ([], {})
-    metrics = {
-        "dataset": "slurp", "method": cfg.method, "source": cfg.source, "members": cfg.members, "weighting": cfg.weighting, "weights": cfg.weights,
-        "aux": loss_cfg.aux, "soft_labels": cfg.soft_labels.kind, "seed": cfg.seed, "model": cfg.model_name,
-        "role": "strong", **(slu_scores(test, texts) if score_test else {}),
-        "params": sum(p.numel() for p in model.parameters()),
-        "train_seconds": round(result.seconds, 1), "final_train_loss": float(np.mean(result.losses[-5:])),
-        "train_losses": result.epoch_means(cfg.epochs),
-        **training_summary(result.stats, loss_cfg), **uncertainty,
-    }
+    for_inference(model, cfg.engine.bf16)
+    uncertain = cfg.loss.kind == "edl" and cfg.decoding.beams == 1
+    texts, uncertainty = decode_utterances(cfg, model, tokenizer, test["sentence"], uncertain) if score_test else ([], {})
+    metrics = {"dataset": "slurp", **run_record(cfg, result, cfg.loss, sum(p.numel() for p in model.parameters()), 5),
+               "weighting": cfg.weighting, "soft_labels": cfg.soft_labels.kind, **uncertainty,
+               **(slu_scores(test, texts) if score_test else {})}
     if "val" in data:
         if cfg.target == "gold":  # gold validation: what the paper's protocol tunes the ceiling on
-            val = align_by_id(read_parquet(gold["val"], ["id", "gold_entities"]), frames["val"]["id"], gold["val"]).reset_index()
-            metrics["val_slu_f1"] = slu_scores(val, decode(model, tokenizer, [
-                render_prompt(PROMPTS[cfg.prompt], s) for s in frames["val"]["sentence"]], beams=cfg.decoding.beams,
-                max_new_tokens=cfg.decoding.max_new_tokens, batch_size=GENERATION_BATCH_SIZE))["slu_f1"]
+            val = align_by_id(read_parquet(gold["val"], ["id", "gold_entities"]), frames["val"]["id"], gold["val"])
+            metrics["val_slu_f1"] = slu_scores(val.reset_index(), decode_utterances(
+                cfg, model, tokenizer, frames["val"]["sentence"])[0])["slu_f1"]
         # from the checkpointed record of every epoch's loss, so a resumed run selects as a whole one does
-        losses = np.asarray(result.epochs, dtype=np.float64)
-        if np.isnan(losses).all():
-            raise Ws2sError(f"{out_metrics}: every epoch's validation loss is NaN; the no-gold protocol has no epoch")
-        selected = int(np.nanargmin(losses))
+        selected = nogold_epoch(result.epochs, str(out_metrics))
         metrics.update(val_losses=result.epochs, selected_epoch=selected + 1)
         if score_test:
-            metrics["slu_f1_nogold"] = metrics["slu_f1"]
-        if score_test and selected + 1 < cfg.epochs:  # the no-gold protocol stopped earlier: its own test score
-            if best.get("epoch") == selected:
-                with torch.no_grad():
-                    for name, p in trainable:
-                        p.copy_(best["state"][name])
-                metrics["slu_f1_nogold"] = slu_scores(test, decode_test()[0])["slu_f1"]
-            else:  # that epoch ended before a resume: its weights were not checkpointed
-                metrics["slu_f1_nogold"] = math.nan
+            metrics["slu_f1_nogold"] = nogold_score(cfg, model, tokenizer, test, best, selected, metrics["slu_f1"])
     if score_test:
         generations = pd.DataFrame({"id": test["id"].to_numpy(), "text": texts,
                                     "valid_json": [parse_slots(t) is not None for t in texts]})
         write_parquet(generations, out_generations, schemas.GENERATIONS)
     write_json(metrics, out_metrics)
     return metrics
+
+
+def nogold_score(cfg: StrongGenerationConfig, model, tokenizer, test: pd.DataFrame, best: LowestLoss, selected: int,
+                 last_score: float) -> float:
+    """The no-gold protocol's test SLU-F1: the last epoch's where it selected the last, else
+    the selected epoch's weights decoded again (NaN when a resume lost them)."""
+    if selected + 1 == cfg.epochs:
+        return last_score
+    if best.epoch != selected:  # that epoch ended before a resume: its weights were not checkpointed
+        return math.nan
+    best.restore()
+    return slu_scores(test, decode_utterances(cfg, model, tokenizer, test["sentence"])[0])["slu_f1"]

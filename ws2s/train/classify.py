@@ -8,7 +8,6 @@ Appendix C), the loss given as `weak_ensemble_loss` with the method's config, ru
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -18,7 +17,7 @@ from torch import nn
 
 from ws2s.objectives import LossConfig, predict, weak_ensemble_loss
 from ws2s.train.backbone import load_tokenizer
-from ws2s.train.engine import PLAIN, EngineConfig, FitResult, train_loop
+from ws2s.train.engine import FitResult, train_loop
 
 NUM_CLASSES = 2
 # Inference batch size: changes speed only, so it is not a config value that names outputs.
@@ -68,22 +67,25 @@ def token_forward(model: nn.Module, tokenizer, features: list[dict]) -> Forward:
     return forward
 
 
-def fit(forward: Forward, modules: Sequence[nn.Module], targets: torch.Tensor, weights: torch.Tensor,
-        loss_cfg: LossConfig, *, epochs: int, batch_size: int, lr: float, generator: torch.Generator,
-        desc: str, engine: EngineConfig = PLAIN, checkpoint_dir: Path | None = None,
-        checkpoint_minutes: float = 0.0, run_key: str = "", on_epoch_end=None) -> FitResult:
-    """Minimise `weak_ensemble_loss` over `targets` [B, N, K] with Adam and a cosine schedule;
-    the result carries the loss's statistics of every step."""
+def ensemble_objective(forward: Forward, targets: torch.Tensor, weights: torch.Tensor, loss_cfg: LossConfig):
+    """`loss_for_batch(indices, step_frac)`: `weak_ensemble_loss` of those examples' logits
+    against their targets [B, N, K] under the members' weights, with its statistics."""
 
     def loss_for_batch(idx: list[int], step_frac: float):
         logits = forward(idx)
         return weak_ensemble_loss(logits, targets[idx].to(logits.device), weights.to(logits.device), step_frac,
                                   loss_cfg)
 
-    return train_loop(modules, loss_for_batch, len(targets), epochs=epochs, batch_size=batch_size, lr=lr,
-                      generator=generator, optimizer="adam", schedule="cosine", engine=engine,
-                      checkpoint_dir=checkpoint_dir, checkpoint_minutes=checkpoint_minutes, desc=desc,
-                      run_key=run_key, on_epoch_end=on_epoch_end)
+    return loss_for_batch
+
+
+def fit(forward: Forward, modules: Sequence[nn.Module], targets: torch.Tensor, weights: torch.Tensor,
+        loss_cfg: LossConfig, *, epochs: int, batch_size: int, lr: float, generator: torch.Generator,
+        desc: str) -> FitResult:
+    """Minimise `weak_ensemble_loss` over `targets` [B, N, K] with Adam and a cosine schedule
+    (the weak models; a strong run trains through ws2s.train.strong with the same objective)."""
+    return train_loop(modules, ensemble_objective(forward, targets, weights, loss_cfg), len(targets), epochs=epochs,
+                      batch_size=batch_size, lr=lr, generator=generator, optimizer="adam", schedule="cosine", desc=desc)
 
 
 @torch.no_grad()

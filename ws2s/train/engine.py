@@ -70,6 +70,27 @@ class FitResult:
         return np.reshape(self.losses, (epochs, -1)).mean(axis=1).tolist() if self.losses else []
 
 
+class LowestLoss:
+    """Model selection on a validation split, in memory: the epoch of the lowest loss so far
+    and the trained weights at its end (frozen ones never change). A run resumed after that
+    epoch has no weights for it (`epoch` then names an earlier one, or None)."""
+
+    def __init__(self, model: nn.Module):
+        self.trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        self.loss, self.epoch, self.state = math.inf, None, None
+
+    def update(self, epoch: int, loss: float) -> float:
+        if loss < self.loss:
+            self.loss, self.epoch = loss, epoch
+            self.state = {name: p.detach().clone() for name, p in self.trainable}
+        return loss
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for name, p in self.trainable:
+            p.copy_(self.state[name])
+
+
 # ---- processes -------------------------------------------------------------------------
 
 

@@ -8,9 +8,7 @@ shaped by the length penalty, not per-token probabilities).
 
 from __future__ import annotations
 
-import copy
 import gc
-import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -22,7 +20,7 @@ from ws2s.config import SoftLabelConfig
 from ws2s.mapping import starts_from_decoding
 from ws2s.objectives import LossConfig, aux_targets, example_loss, soft_targets
 from ws2s.train.backbone import frozen_blocks, load_tokenizer
-from ws2s.train.engine import PLAIN, EngineConfig, autocast, device, train_loop
+from ws2s.train.engine import PLAIN, EngineConfig, LowestLoss, autocast, device, train_loop
 
 # Batch size of generation, teacher-forced scoring and frozen-state caching: changes speed only.
 GENERATION_BATCH_SIZE = 16
@@ -220,23 +218,18 @@ def finetune(model, tokenizer, train_items, val_items, *, epochs: int, batch_siz
     with torch.no_grad(), autocast(engine.bf16):
         bottoms = [FrozenBottom.compute(model, tokenizer, items, blocks, batch_size) if blocks else None
                    for items in (train_items, val_items)]
-    best: dict = {}
+    best = LowestLoss(model)
 
     def loss_for_batch(indices: list[int], step_frac: float) -> torch.Tensor:
         logits, target, _ = target_logits(model, tokenizer, [train_items[i] for i in indices], bottoms[0], indices)
         return torch.nn.functional.cross_entropy(logits.float(), target)
 
-    def on_epoch_end(epoch: int) -> float:
-        loss = sequence_nll(model, tokenizer, val_items, batch_size, bottoms[1])
-        if loss < best.get("loss", math.inf):
-            best.update(loss=loss, epoch=epoch, state=copy.deepcopy(model.state_dict()))
-        return loss
-
     result = train_loop([model], loss_for_batch, len(train_items), epochs=epochs, batch_size=batch_size, lr=lr,
                         generator=generator, optimizer="adamw", schedule="linear", engine=engine, desc=desc,
-                        on_epoch_end=on_epoch_end)
-    model.load_state_dict(best["state"])
-    return FinetuneResult(best["epoch"], result.epochs, result.seconds)
+                        on_epoch_end=lambda epoch: best.update(
+                            epoch, sequence_nll(model, tokenizer, val_items, batch_size, bottoms[1])))
+    best.restore()
+    return FinetuneResult(best.epoch, result.epochs, result.seconds)
 
 
 @dataclass
