@@ -22,6 +22,7 @@ from ws2s import schemas
 from ws2s.frames import PAIR_COLUMNS
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.train.backbone import load_tokenizer
+from ws2s.train.engine import bf16_on
 from ws2s.train.classify import EVAL_BATCH_SIZE, encode, forward_all, head_name, load_classifier, token_forward
 
 ANSWERS = ("no", "yes")  # class 0, class 1
@@ -72,7 +73,7 @@ def prompted_states(model_path: str, frames: dict[str, pd.DataFrame], template: 
     from transformers import AutoModelForCausalLM, DynamicCache
 
     tokenizer = load_tokenizer(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16 if bf16 else torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.bfloat16 if bf16_on(bf16) else torch.float32)
     model.eval()
     decoder = model.get_decoder()
     prompts = {split: yes_no_prompts(tokenizer, frame, template, max_length) for split, frame in frames.items()}

@@ -27,6 +27,7 @@ single process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -38,7 +39,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -49,6 +50,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ws2s.config import EngineConfig
+from ws2s.cpu import cpu_kind, native_bf16
 from ws2s.errors import Ws2sError
 from ws2s.io import atomic_path
 
@@ -236,9 +238,26 @@ def _make_optimizer(params: list, name: str, lr: float, engine: EngineConfig):
     return OPTIMIZERS[name](params, lr=lr)
 
 
+def bf16_on(requested: bool) -> bool:
+    """Whether a run that asks for bf16 (`engine.bf16`) gets it here: on a GPU, yes; on a CPU,
+    where its bf16 matrix products are native (ws2s.cpu). Elsewhere they are emulated, up to
+    50 times as slow as fp32, and the run keeps fp32, saying so once: the same config then
+    gives other numbers on such a CPU, as it does between any two CPU kinds."""
+    if not requested or device().type != "cpu" or native_bf16():
+        return requested
+    _note_fp32()
+    return False
+
+
+@functools.cache
+def _note_fp32() -> None:
+    print(f"ws2s: note: engine.bf16 is set but this CPU ({cpu_kind()}) has no native bf16 matrix products; "
+          "running in fp32", file=sys.stderr, flush=True)
+
+
 def autocast(bf16: bool):
-    """bf16 mixed precision on this process's device, or nothing."""
-    return torch.autocast(device().type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    """bf16 mixed precision on this process's device where `bf16_on`, or nothing."""
+    return torch.autocast(device().type, dtype=torch.bfloat16) if bf16_on(bf16) else contextlib.nullcontext()
 
 
 # ---- backends --------------------------------------------------------------------------
@@ -313,6 +332,7 @@ class _DeepSpeed:
 
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
         micro = max(1, math.ceil(batch_size / world_size()))
+        engine = replace(engine, bf16=bf16_on(engine.bf16))
         self.bf16, self.zero_stage = engine.bf16, engine.zero_stage
         self.engine, *_ = deepspeed.initialize(model=objective, optimizer=optimizer,
                                                lr_scheduler=schedule_fn, config=engine.deepspeed_config(micro))

@@ -20,7 +20,7 @@ from ws2s.config import SoftLabelConfig
 from ws2s.mapping import starts_from_decoding
 from ws2s.objectives import LossConfig, aux_targets, example_loss, soft_targets
 from ws2s.train.backbone import frozen_blocks, load_tokenizer
-from ws2s.train.engine import PLAIN, EngineConfig, LowestLoss, autocast, device, train_loop
+from ws2s.train.engine import PLAIN, EngineConfig, LowestLoss, autocast, bf16_on, device, train_loop
 
 # Batch size of generation, teacher-forced scoring and frozen-state caching: changes speed only.
 GENERATION_BATCH_SIZE = 16
@@ -49,7 +49,7 @@ def for_inference(model, bf16: bool):
     """The model on this process's device, in eval mode, its weights cast to bf16 where the run
     uses bf16: decoding then multiplies bf16 matrices (on a CPU with AMX, 2.2 times as fast
     as fp32 for Qwen2.5-0.5B). Save a checkpoint before: the cast is in place."""
-    model.to(device(), dtype=torch.bfloat16 if bf16 else None)
+    model.to(device(), dtype=torch.bfloat16 if bf16_on(bf16) else None)
     model.eval()
     return model
 
