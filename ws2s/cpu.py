@@ -5,7 +5,7 @@
 | ----------- | -------------------------------------- | ------------------------------- |
 | amx         | Intel Sapphire Rapids and later        | native (AMX), faster than fp32  |
 | avx512_bf16 | AMD Zen 4 and later, Intel Cooper Lake | native, about 2.4× fp32         |
-| avx512      | Intel Skylake-SP to Ice Lake           | emulated, slower than fp32      |
+| avx512      | Intel Skylake-SP to Ice Lake           | emulated; unmeasured, kept fp32 |
 | avx2        | most other x86                         | emulated, about 50× slower      |
 
 Measured on 2 cores: a 512×896×4864 product ran at 141 GFLOP/s in bf16 and 59 in fp32 on
