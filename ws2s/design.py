@@ -54,7 +54,6 @@ METHODS = {
 }
 
 
-
 def methods_of(track: str, source: str | None = None) -> list[str]:
     """The methods a track's config may name (the ceiling always runs), or those drawing on `source`."""
     return [name for name, method in METHODS.items() if track in method.targets and name != "ceiling"

@@ -87,9 +87,9 @@ def _crowd_kit(model_name: str, **options):
         model_class = getattr(crowdkit.aggregation, model_name)
         tasks, workers = np.meshgrid(np.arange(votes.shape[0]), np.arange(votes.shape[1]), indexing="ij")
         rows = pd.DataFrame({"task": tasks.ravel(), "worker": workers.ravel(), "label": votes.ravel().astype(int)})
-        if "random_state" in options:
-            options["random_state"] = seed
-        probs = model_class(**options).fit_predict_proba(rows)
+        # the run's seed for a model that draws at random; the registry's options stay as written
+        seeded = {**options, "random_state": seed} if "random_state" in options else options
+        probs = model_class(**seeded).fit_predict_proba(rows)
         return probs.reindex(index=np.arange(votes.shape[0]), columns=[0, 1]).fillna(0.0).to_numpy(dtype=np.float64)
     return soft_labels
 
