@@ -99,6 +99,39 @@ def test_sigterm_saves_exits_nonzero_and_the_rerun_matches_an_uninterrupted_run(
     assert not ckpt.exists()  # a finished run leaves no checkpoint
 
 
+def test_point_ends_are_even_and_end_the_epoch():
+    assert engine.point_ends(5, 4) == [2, 3, 4, 5]
+    assert engine.point_ends(8, 4) == [2, 4, 6, 8]
+    assert engine.point_ends(2, 4) == [1, 2]  # never two points after one step
+    assert engine.point_ends(7, 1) == [7]
+
+
+def test_evaluation_points_within_epochs_survive_a_sigterm_and_resume(tmp_path):
+    """Four points an epoch, at the steps `point_ends` names; a run killed at a step that ends
+    a point resumes with every point the uninterrupted run has, none twice."""
+    def run(checkpoint_dir=None, hook=None):
+        model, x, y = _problem()
+        steps = []
+        result = _train(model, x, y, checkpoint_dir, hook=lambda idx: (steps.append(idx), hook and hook(idx)),
+                        on_point=lambda point: (point, len(steps), float(model(x).sum())), points_per_epoch=4)
+        return result.points
+
+    uninterrupted = run()
+    assert [(p, s) for p, s, _ in uninterrupted] == [(e * 4 + k, e * 5 + end) for e in range(EPOCHS)
+                                                     for k, end in enumerate([2, 3, 4, 5])]
+    calls = []
+
+    def kill_at_step_7(idx):  # step 7 ends the fifth point (epoch 1, after its second step)
+        calls.append(idx)
+        if len(calls) == 7:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(SystemExit):
+        run(tmp_path / "ckpt", kill_at_step_7)
+    resumed = run(tmp_path / "ckpt")
+    assert [(p, v) for p, _, v in resumed] == [(p, v) for p, _, v in uninterrupted]
+
+
 def test_periodic_checkpoints_and_a_checkpoint_of_another_run_is_not_resumed(tmp_path):
     ckpt = tmp_path / "ckpt"
     model, x, y = _problem()

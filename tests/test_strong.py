@@ -61,7 +61,8 @@ def _run(setup, cfg, out):
     gold = [str(setup["split_dir"] / f"{split}_gold.parquet") for split in ("strong_train", "val")] \
         if cfg.method == "ceiling" else []
     return strong.run_strong_classification(cfg, setup["model"], setup["split_dir"], files, gold,
-                                            str(setup["features"]), out / "predictions.parquet", out / "metrics.json")
+                                            str(setup["features"]), out / "predictions.parquet", out / "metrics.json",
+                                            out / "curve.parquet")
 
 
 @pytest.mark.parametrize("method,members", [("ceiling", []), ("single", ["w1"]), ("naive", MEMBERS),
@@ -82,9 +83,21 @@ def test_every_method_runs_on_the_probe(setup, tmp_path, method, members):
         assert metrics["kl_nll_ratio"] > 0 and "mean_log_strength" in metrics
     else:  # a softmax model has no Dirichlet
         assert predictions["strength"].isna().all() and predictions["vacuity"].isna().all()
-    # the no-gold protocol: the epoch of the lowest validation loss against the run's own targets
-    assert len(metrics["val_losses"]) == 2 and metrics["selected_epoch"] == 1 + int(np.argmin(metrics["val_losses"]))
+    # 2 epochs of 4 steps: four evaluation points an epoch, one a step
+    assert metrics["point_epochs"] == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+    # the no-gold protocol: the point of the lowest validation loss against the run's own targets
+    assert len(metrics["val_losses"]) == 8
+    assert metrics["selected_epoch"] == metrics["point_epochs"][int(np.argmin(metrics["val_losses"]))]
     assert 0 <= metrics["test_accuracy_nogold"] <= 1 and ("val_accuracy" in metrics) == (method == "ceiling")
+    # the curve: the start model, then every point; its last point's test predictions are the run's
+    curve = pd.read_parquet(tmp_path / "curve.parquet")
+    assert sorted(curve["point"].unique()) == list(range(9)) and curve.groupby("point")["epochs"].first().tolist() == \
+        [0.0, *metrics["point_epochs"]]
+    assert curve.groupby("point")["val_loss"].first().tolist()[1:] == pytest.approx(metrics["val_losses"])
+    last = curve[(curve["point"] == 8) & (curve["split"] == "test")]
+    assert last["id"].tolist() == test["id"].tolist() and np.allclose(last["prob_1"], predictions["prob_1"])
+    val = pd.read_parquet(setup["split_dir"] / "val.parquet")
+    assert curve[(curve["point"] == 0) & (curve["split"] == "val")]["id"].tolist() == val["id"].tolist()
 
 
 def test_full_model_path_and_determinism(setup, tmp_path):

@@ -87,7 +87,7 @@ def cmd_strong_classify(args) -> None:
     cfg = StrongTrainConfig.from_params(json.loads(args.params))
     model_path = None if cfg.train_layers == 0 else resolve(cfg.model_name, cfg.model_spec, args.models_root)
     metrics = run_strong_classification(cfg, model_path, args.split_dir, args.weak_labels, args.gold,
-                                        args.features or None, args.out_predictions, args.out_metrics)
+                                        args.features or None, args.out_predictions, args.out_metrics, args.out_curve)
     print(json.dumps(metrics))
 
 
@@ -117,6 +117,14 @@ def cmd_table_w2s(args) -> None:
                 f"({metric} and PGR)", w2s_notes(args.strong) + " Protocol: no gold at all for the Weak-to-Strong "
                 "runs; each run keeps the epoch of the lowest loss against its own (weak) targets on the "
                 "validation split; the ceiling keeps the epoch of the lowest gold validation loss.")
+
+
+def cmd_curves(args) -> None:
+    from ws2s.stages.curves import run_curves
+
+    params = json.loads(args.params)
+    run_curves(args.dataset, args.heading, params["layout"], params["fewgold_val"], args.weak, args.weak_labels,
+               args.strong, args.curves, args.val_gold, args.test, args.out_curves, args.out_stem, args.out_figure)
 
 
 def cmd_table_ablation(args) -> None:
@@ -278,7 +286,7 @@ COMMANDS = {
     "strong-features": (cmd_strong_features, "frozen features of the strong model (linear probe)",
                         ["name", "params", "models-root", "split-dir", "out", "out-info"], {}),
     "strong-classify": (cmd_strong_classify, "one strong run of a Weak(S)-to-Strong method",
-                        ["params", "models-root", "split-dir", "out-predictions", "out-metrics"],
+                        ["params", "models-root", "split-dir", "out-predictions", "out-metrics", "out-curve"],
                         {"--weak-labels": {"nargs": "*", "default": []}, "--gold": {"nargs": "*", "default": []},
                          "--features": {"default": ""}}),
     "label-models": (cmd_label_models, "every configured label model's soft labels from an ensemble's votes",
@@ -287,6 +295,11 @@ COMMANDS = {
                   ["params", "out-stem", "heading"],
                   {"--dataset": {"required": True, "help": "a classification data set, or slurp (SLU-F1)"},
                    "--weak": {"nargs": "+", "required": True}, "--strong": {"nargs": "+", "required": True}}),
+    "curves": (cmd_curves, "a classification data set's training curves, protocol tables and curves figure",
+               ["params", "heading", "val-gold", "test", "out-curves", "out-stem", "out-figure"],
+               {"--dataset": {"required": True}, "--weak": {"nargs": "+", "required": True},
+                "--weak-labels": {"nargs": "+", "required": True}, "--strong": {"nargs": "+", "required": True},
+                "--curves": {"nargs": "+", "required": True}}),
     "table1": (cmd_table1, "Table 1 (or 3) from weak and ceiling metrics", ["params", "out-stem"],
                {"metrics": {"nargs": "+"}, "--metric": {"choices": ["accuracy", "slu_f1"], "default": "accuracy"}}),
     "table-ablation": (cmd_table_ablation, "Tables 8, 9 and 11 (generation ablations)", ["params", "out-stem"],

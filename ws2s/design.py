@@ -15,6 +15,7 @@ A `dataset` argument names a classification data set; None stands for the genera
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -254,7 +255,8 @@ def all_targets(config: dict) -> list[str]:
     if "classification" in config["tracks"]:
         targets += [f"results/figures/fig3_{dataset}.png" for dataset in config["classification"]["datasets"]]
         targets += [f"results/figures/{kind}_{dataset}.png" for dataset in w2s_tables(config).values()
-                    for kind in ("pgr", "reliability")]
+                    for kind in ("pgr", "reliability", "curves")]
+        targets += [f"results/tables/{name}_protocols.md" for name in w2s_tables(config)]
     if "generation" in config["tracks"]:
         targets += ["results/figures/fig3_slurp.png", "results/figures/pgr_slurp.png"]
     return targets
@@ -313,6 +315,12 @@ def table_params(config: dict, name: str) -> str:
     if table.shows == "ablation":
         return canonical({"format": table_format, "rows": ablation_rows(config, name)})
     return canonical(table_format)
+
+
+def curves_params(config: dict, name: str) -> str:
+    """The curves stage's params: its W2S table's layout and format, and the few-gold size."""
+    return canonical({"layout": json.loads(table_params(config, name)),
+                      "fewgold_val": config["classification"]["fewgold_val"]})
 
 
 def pgr_params(config: dict, dataset: str | None = None) -> str:

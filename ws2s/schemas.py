@@ -32,6 +32,40 @@ CLASS_PROBS = pa.schema([
 # leaves to "I don't know"); null for runs trained with cross-entropy, which have no Dirichlet.
 STRONG_PREDICTIONS = pa.schema([*CLASS_PROBS, ("strength", pa.float64()), ("vacuity", pa.float64())])
 
+# A classification strong run's curve: at each evaluation point (0: the start model, before
+# any step), the run's predictions on val and test. Empty without a validation split.
+STRONG_CURVE = pa.schema([
+    ("point", pa.int32()),
+    ("epochs", pa.float64()),     # training progress at the point
+    ("val_loss", pa.float64()),   # the validation loss against the run's own targets
+    ("split", pa.string()),       # val or test
+    ("id", pa.string()),
+    ("prob_1", pa.float32()),     # P(correct)
+])
+
+# Every strong run of a classification data set, point by point, as the curves stage scores
+# it: gold validation accuracy (all of val, and the few-gold subset), agreement with each
+# teacher on val, test accuracy, and which points the four protocols pick.
+CURVES = pa.schema([
+    ("method", pa.string()),
+    ("source", pa.string()),
+    ("aux", pa.string()),                         # aux or noaux
+    ("seed", pa.int64()),
+    ("point", pa.int32()),
+    ("epochs", pa.float64()),
+    ("val_loss", pa.float64()),
+    ("val_accuracy", pa.float64()),               # gold, all of val
+    ("fewgold_accuracy", pa.float64()),           # gold, the few-gold subset of val
+    ("members", pa.list_(pa.string())),           # the run's teachers (the ceiling: none)
+    ("teacher_agreement", pa.list_(pa.float64())),  # with each member's val predictions
+    ("teacher_error", pa.list_(pa.float64())),    # each member's estimated val error, no gold read
+    ("test_accuracy", pa.float64()),
+    ("paper", pa.bool_()),                        # the point each protocol picks
+    ("nogold", pa.bool_()),
+    ("fewgold", pa.bool_()),
+    ("goldfree", pa.bool_()),
+])
+
 # Label models' soft labels for one ensemble and seed: the members' hard votes (in ensemble
 # order) and, one float32 column per configured label model named as its method, P(class 1).
 LABEL_MODEL_OUTPUTS = pa.schema([

@@ -105,14 +105,22 @@ def run_key(metrics: dict) -> tuple[str, str, str, int]:
     return metrics["method"], metrics["source"], "aux" if metrics["aux"] else "noaux", metrics["seed"]
 
 
-# The two selection protocols: the paper's (the last epoch of settings tuned for the ceiling on
-# gold validation data) and one that reads no gold (the epoch of the lowest loss on the
-# weak-labelled validation split).
-PROTOCOLS = {"paper": "", "nogold": "_nogold"}
+# The selection protocols (ws2s.curves), by the suffix of the test scores they pick in a
+# run's record: the paper's (the last point of settings tuned for the ceiling on gold
+# validation data), no gold (the lowest loss on the weak-labelled validation split), few
+# gold and gold-free (classification: from the runs' curves).
+PROTOCOLS = {"paper": "", "nogold": "_nogold", "fewgold": "_fewgold", "goldfree": "_goldfree"}
 
 
 def w2s_results(weak_files: list[str], strong_files: list[str], layout: dict, min_gap: float = MIN_GAP,
                 protocol: str = "paper") -> pd.DataFrame:
+    """`w2s_results_of` the runs' metrics files."""
+    return w2s_results_of(list(map(read_json, weak_files)), list(map(read_json, strong_files)), layout, min_gap,
+                          protocol)
+
+
+def w2s_results_of(weak_runs: list[dict], strong_runs: list[dict], layout: dict, min_gap: float = MIN_GAP,
+                   protocol: str = "paper") -> pd.DataFrame:
     """One row per (method, source, aux, seed): the test score (layout["metric"], accuracy by
     default) and PGR, of the models `protocol` selects.
 
@@ -121,8 +129,8 @@ def w2s_results(weak_files: list[str], strong_files: list[str], layout: dict, mi
     """
     weak_key = METRICS[layout.get("metric", "accuracy")][0]
     key = weak_key + PROTOCOLS[protocol]
-    weak_acc = {(m["model"], m["seed"]): m[weak_key] for m in map(read_json, weak_files)}
-    runs = {run_key(run): run for run in map(read_json, strong_files)}
+    weak_acc = {(m["model"], m["seed"]): m[weak_key] for m in weak_runs}
+    runs = {run_key(run): run for run in strong_runs}
     seeds = sorted({seed for (_, _, _, seed) in runs})
     ceiling = {seed: runs[("ceiling", "gold", "noaux", seed)][key] for seed in seeds}
     records = []
@@ -232,3 +240,22 @@ def table5_notes(cdpo_files: list[str]) -> str:
             f"β = {first['beta']}, ε = {first['epsilon']}). Pairs: {pairs}. "
             f"PGR = (P − P_weak)/(P_ceiling − P_weak) per seed, averaged over the members; "
             f"'{GAP_TOO_SMALL}' when a ceiling − weak gap is under {MIN_GAP * 100:.0f} points.")
+
+
+def protocols_table(results: dict[str, pd.DataFrame], layout: dict) -> pd.DataFrame:
+    """The protocols side by side: per method row (and aux variant), each protocol's test
+    score and PGR, mean ± std over seeds, and the PGR's 95% interval."""
+    decimals = layout["format"]["decimals"]
+    column = METRICS[layout.get("metric", "accuracy")][1]
+    first = next(iter(results.values()))
+    rows = []
+    for (label, aux), _ in first.groupby(["method", "aux"], sort=False):
+        row = {"method": label, "aux": aux}
+        for protocol, frame in results.items():
+            part = frame[(frame["method"] == label) & (frame["aux"] == aux)]
+            ceiling = label == METHOD_LABELS["ceiling"]
+            row[f"{protocol}: {column}"] = mean_std(part["score"], decimals)
+            row[f"{protocol}: PGR (%)"] = "—" if ceiling else mean_std(part["pgr"], decimals)
+            row[f"{protocol}: PGR 95% CI"] = "—" if ceiling else ci95(part["pgr"], decimals)
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -30,6 +30,8 @@ KINDS = {
     "gold labels": schemas.GOLD,
     "class probabilities": schemas.CLASS_PROBS,
     "strong predictions": schemas.STRONG_PREDICTIONS,
+    "strong run curve": schemas.STRONG_CURVE,
+    "training curves": schemas.CURVES,
     "strong features": schemas.FEATURES,
     "SLURP utterances": schemas.UTTERANCES,
     "SLURP utterances without targets": schemas.UNLABELLED_UTTERANCES,

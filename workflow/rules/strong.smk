@@ -35,6 +35,7 @@ rule strong_classify:
     output:
         predictions="results/classification/{dataset}/strong/{method}/{source}/{aux}/seed{seed}/predictions.parquet",
         metrics="results/classification/{dataset}/strong/{method}/{source}/{aux}/seed{seed}/metrics.json",
+        curve="results/classification/{dataset}/strong/{method}/{source}/{aux}/seed{seed}/curve.parquet",
     log:
         "results/logs/strong_classify/{dataset}/{method}/{source}/{aux}/seed{seed}.log",
     benchmark:
@@ -60,7 +61,7 @@ rule strong_classify:
             "--models-root results/models "
             "--split-dir results/classification/{wildcards.dataset}/splits "
             "--weak-labels {input.weak_labels} --gold {params.gold} --features={params.features} "
-            "--out-predictions {output.predictions} --out-metrics {output.metrics}"
+            "--out-predictions {output.predictions} --out-metrics {output.metrics} --out-curve {output.curve}"
         )
 
 

@@ -48,6 +48,47 @@ for _name, _dataset in design.w2s_tables(config).items():
             )
 
 
+for _name, _dataset in design.w2s_tables(config).items():
+
+    rule:
+        """A classification data set's training curves: every strong run scored point by point on gold validation (after training; no run reads it), the four selection protocols side by side, the few-gold and gold-free tables, and the curves figure."""
+        name:
+            f"curves_{_dataset}"
+        input:
+            weak=design.weak_files(config, _dataset),
+            weak_labels=design.weak_files(config, _dataset, "labels.parquet"),
+            strong=design.strong_files(config, _dataset),
+            curves=design.strong_files(config, _dataset, "curve.parquet"),
+            val_gold=f"results/classification/{_dataset}/splits/val_gold.parquet",
+            test=f"results/classification/{_dataset}/splits/test.parquet",
+        output:
+            curves=f"results/curves/{_dataset}.parquet",
+            protocols_csv=report(
+                f"results/tables/{_name}_protocols.csv", caption="../report/table_protocols.rst", category="Tables"
+            ),
+            protocols_md=f"results/tables/{_name}_protocols.md",
+            fewgold_csv=f"results/tables/{_name}_fewgold.csv",
+            fewgold_md=f"results/tables/{_name}_fewgold.md",
+            goldfree_csv=f"results/tables/{_name}_goldfree.csv",
+            goldfree_md=f"results/tables/{_name}_goldfree.md",
+            figure=report(f"results/figures/curves_{_dataset}.png", caption="../report/curves.rst", category="Figures"),
+        log:
+            f"results/logs/tables/{_name}_curves.log",
+        conda:
+            "../../envs/ws2s-data.yaml"
+        params:
+            heading=design.w2s_heading(config, _dataset),
+            slice=design.curves_params(config, _name),
+            code=code_version("ws2s.stages.curves", "ws2s.curves", "ws2s.tables", "ws2s.figures"),
+        shell:
+            logged(
+                f"ws2s curves --dataset {_dataset} --heading {{params.heading:q}} --params {{params.slice:q}} "
+                f"--out-stem results/tables/{_name} --out-curves {{output.curves}} --out-figure {{output.figure}} "
+                "--val-gold {input.val_gold} --test {input.test} --weak {input.weak} "
+                "--weak-labels {input.weak_labels} --strong {input.strong} --curves {input.curves}"
+            )
+
+
 rule table3:
     """Table 3: weak models and the strong ceiling finetuned on gold SLURP targets, SLU-F1 over seeds."""
     input:

@@ -37,7 +37,8 @@ from ws2s.train.backbone import add_lora, freeze_for, seed_everything
 from ws2s.train.classify import (EVAL_BATCH_SIZE, NUM_CLASSES, encode, ensemble_objective, forward_all, head_name,
                                  load_classifier, one_hot_targets, predict_probs, token_forward)
 from ws2s.train.engine import is_main_process
-from ws2s.train.strong import nogold_epoch, run_record, train_strong, validation_loss, validation_objective
+from ws2s.train.strong import (evaluation_points, nogold_point, point_epochs, run_record, train_strong, validation_loss,
+                               validation_objective)
 
 
 def weak_targets(cfg: StrongTrainConfig, ids: pd.Series, weak_label_files: list[str], split: str) -> torch.Tensor:
@@ -135,10 +136,12 @@ def finetuned(cfg: StrongTrainConfig, model_path: str, frames: dict[str, pd.Data
 
 def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, split_dir: str | Path,
                               weak_label_files: list[str], gold_files: list[str], features_file: str | None,
-                              out_predictions: str | Path, out_metrics: str | Path) -> dict:
-    """One strong run (ws2s.train.strong): trained on its targets, validated after every
-    epoch against them with that epoch's test predictions kept, so both protocols' test
-    scores come from one run."""
+                              out_predictions: str | Path, out_metrics: str | Path,
+                              out_curve: str | Path | None = None) -> dict:
+    """One strong run (ws2s.train.strong): trained on its targets, validated at every
+    evaluation point against them with that point's validation and test predictions kept:
+    both protocols' test scores come from one run, and its curve (`out_curve`, from the start
+    model on) is what the curves stage reads gold validation scores and the other protocols' picks from."""
     split_dir = Path(split_dir)
     # strong_train.parquet and val.parquet have no label column: the strong stage cannot read
     # their gold from there; only the ceiling is handed their gold files.
@@ -153,14 +156,17 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
                                           else finetuned(cfg, model_path, frames))
     val_loss = ensemble_objective(forward.get("val"), val_targets, weights, validation_objective(cfg.loss))
 
-    def validate(epoch: int) -> dict:
-        return {"epoch": epoch, "val_loss": validation_loss(lambda idx: val_loss(idx, 1.0)[0], n_val, EVAL_BATCH_SIZE),
+    def evaluate(_point: int | None = None) -> dict:
+        return {"val_loss": validation_loss(lambda idx: val_loss(idx, 1.0)[0], n_val, EVAL_BATCH_SIZE),
+                "val_probs": predict_probs(forward["val"], modules, n_val, cfg.loss)[:, 1],
                 "test_probs": predict_probs(forward["test"], modules, len(test), cfg.loss)}
 
+    with torch.no_grad():
+        start = evaluate() if n_val else None
     result = train_strong(cfg, modules, ensemble_objective(forward["strong_train"], targets, weights, cfg.loss),
                           len(targets), out_metrics, generator=generator, optimizer="adam", schedule="cosine",
                           desc=f"{cfg.method} seed {cfg.seed}", run_key=_run_key(cfg, model_path, targets, features),
-                          on_epoch_end=validate if n_val else None)
+                          on_point=evaluate if n_val else None, points_per_epoch=evaluation_points(cfg.epochs))
     if not is_main_process():
         return {}
     predictions, test_probs = test_predictions(cfg, forward["test"], modules, test)
@@ -168,16 +174,33 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
     metrics = {"dataset": cfg.dataset, **run_record(cfg, result, cfg.loss, params, last_steps=10),
                "test_accuracy": accuracy(test_probs, labels), "test_ece": expected_calibration_error(test_probs, labels)}
     if n_val:
-        best = result.epochs[nogold_epoch([record["val_loss"] for record in result.epochs], str(out_metrics))]
-        metrics.update(val_losses=[record["val_loss"] for record in result.epochs], selected_epoch=best["epoch"] + 1,
-                       test_accuracy_nogold=accuracy(best["test_probs"], labels),
-                       test_ece_nogold=expected_calibration_error(best["test_probs"], labels))
+        progress = point_epochs(cfg.epochs, len(targets), cfg.batch_size)
+        selected = nogold_point([record["val_loss"] for record in result.points], str(out_metrics))
+        best_probs = result.points[selected]["test_probs"]
+        metrics.update(val_losses=[record["val_loss"] for record in result.points], point_epochs=progress,
+                       selected_epoch=progress[selected], test_accuracy_nogold=accuracy(best_probs, labels),
+                       test_ece_nogold=expected_calibration_error(best_probs, labels))
         if val_gold := gold_by_split(gold_files).get("val"):  # the ceiling's (what the paper's protocol tunes on)
             labels_val = aligned(read_parquet(val_gold, ["id", "label"]), frames["val"]["id"], ["label"], val_gold)
             metrics["val_accuracy"] = accuracy(predict_probs(forward["val"], modules, n_val, cfg.loss), labels_val[:, 0])
+    if out_curve:  # without a validation split, an empty curve: there is nothing to select on
+        records = [start, *result.points] if n_val else []
+        write_parquet(curve_frame(records, [0.0, *metrics.get("point_epochs", [])], frames["val"]["id"], test["id"]),
+                      out_curve, schemas.STRONG_CURVE)
     write_parquet(predictions, out_predictions, schemas.STRONG_PREDICTIONS)
     write_json(metrics, out_metrics)
     return metrics
+
+
+def curve_frame(records: list[dict], progress: list[float], val_ids: pd.Series, test_ids: pd.Series) -> pd.DataFrame:
+    """A run's curve as the STRONG_CURVE schema: per evaluation point (0: the start model), its
+    progress in epochs, validation loss against the run's own targets, and P(class 1) on val and test."""
+    parts = [pd.DataFrame({"point": point, "epochs": epochs, "val_loss": record["val_loss"], "split": split,
+                           "id": ids.to_numpy(), "prob_1": prob_1})
+             for point, (record, epochs) in enumerate(zip(records, progress))
+             for split, ids, prob_1 in (("val", val_ids, record["val_probs"]),
+                                        ("test", test_ids, record["test_probs"][:, 1]))]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({f.name: [] for f in schemas.STRONG_CURVE})
 
 
 def test_predictions(cfg: StrongTrainConfig, forward, modules, test: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:

@@ -34,7 +34,7 @@ from ws2s.models import save_checkpoint
 from ws2s.objectives import LossConfig, dirichlet_log_strength, member_sum, position_uncertainty, utterance_weights
 from ws2s.train.backbone import add_lora, folded, freeze_for, frozen_blocks, seed_everything
 from ws2s.train.engine import LowestLoss, autocast, device, is_main_process
-from ws2s.train.strong import nogold_epoch, run_record, train_strong, validation_loss, validation_objective
+from ws2s.train.strong import nogold_point, run_record, train_strong, validation_loss, validation_objective
 from ws2s.train.generate import (GENERATION_BATCH_SIZE, FrozenBottom, Sequence, decode, for_inference, load_causal,
                                  sequence_losses)
 
@@ -144,7 +144,7 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
                               model, tokenizer, indices, step_frac, cfg.loss, cfg.soft_labels),
                           len(frames["strong_train"]), out_metrics, generator=generator, optimizer="adamw",
                           schedule="linear", desc=f"{cfg.method} seed {cfg.seed}",
-                          on_epoch_end=validate if "val" in data else None)
+                          on_point=validate if "val" in data else None)
     if not is_main_process():
         return {}
     if out_model:
@@ -162,8 +162,8 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
             metrics["val_slu_f1"] = slu_scores(val.reset_index(), decode_utterances(
                 cfg, model, tokenizer, frames["val"]["sentence"])[0])["slu_f1"]
         # from the checkpointed record of every epoch's loss, so a resumed run selects as a whole one does
-        selected = nogold_epoch(result.epochs, str(out_metrics))
-        metrics.update(val_losses=result.epochs, selected_epoch=selected + 1)
+        selected = nogold_point(result.points, str(out_metrics))
+        metrics.update(val_losses=result.points, selected_epoch=selected + 1)
         if score_test:
             metrics["slu_f1_nogold"] = nogold_score(cfg, model, tokenizer, test, best, selected, metrics["slu_f1"])
     if score_test:

@@ -65,7 +65,7 @@ class FitResult:
     losses: list[float]
     seconds: float
     stats: list[dict] = field(default_factory=list)  # per step, where `loss_for_batch` returns statistics
-    epochs: list = field(default_factory=list)  # what `on_epoch_end` returned after each epoch
+    points: list = field(default_factory=list)  # what `on_point` returned at each evaluation point
 
     def epoch_means(self, epochs: int) -> list[float]:
         """Each epoch's mean training loss (every epoch has the same number of steps)."""
@@ -498,7 +498,8 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
                batch_size: int, lr: float, generator: torch.Generator, optimizer: str = "adam",
                schedule: str = "cosine", engine: EngineConfig = PLAIN, checkpoint_dir: Path | None = None,
                checkpoint_every: int = 0, checkpoint_minutes: float = 0.0, desc: str = "train",
-               run_key: str = "", on_epoch_end: Callable[[int], object] | None = None) -> FitResult:
+               run_key: str = "", on_point: Callable[[int], object] | None = None,
+               points_per_epoch: int = 1) -> FitResult:
     """Minimise `loss_for_batch` over `n_examples` examples; no warm-up, one schedule step per batch.
 
     Besides the save on SIGTERM, `checkpoint_every` > 0 saves every that many steps and
@@ -507,8 +508,10 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
     `run_key` names what else the run depends on (e.g. the stage's params): a checkpoint
     of another key, or of other loop settings, is discarded rather than resumed.
     Under several processes each takes its share of every batch (data parallel, see `_shard`).
-    `on_epoch_end(epoch)` runs after each epoch (model selection on a validation split); what it
-    returns is kept, checkpointed with the rest, and handed back in `FitResult.epochs`.
+    `on_point(point)` runs at each evaluation point, `points_per_epoch` of them evenly spaced
+    in every epoch, the last at its end (model selection on a validation split, training
+    curves); what it returns is kept, checkpointed with the rest, and handed back in
+    `FitResult.points`.
     """
     init_distributed()
     dev = device()
@@ -530,13 +533,14 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
 
     settings = {"run_key": run_key, "n": n_examples, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                 "optimizer": optimizer, "schedule": schedule, "engine": asdict(engine), "world": world_size(),
-                "checkpoint_format": 2}
+                "checkpoint_format": 3, "points_per_epoch": points_per_epoch}
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-    start, losses, stats, epoch_records = 0, [], [], []
+    ends = point_ends(steps_per_epoch, points_per_epoch)
+    start, losses, stats, point_records = 0, [], [], []
     client = _resume(runner, checkpoint_dir, key)
     barrier()  # rank 0 may have cleared a stale checkpoint
     if client is not None:
-        start, losses, stats, epoch_records = client["step"], client["losses"], client["stats"], client["epochs"]
+        start, losses, stats, point_records = client["step"], client["losses"], client["stats"], client["points"]
         own = checkpoint_dir / f"rng-rank{rank()}.pt"
         _set_rng_state(torch.load(own, weights_only=False) if own.is_file() else client["rng"])
         print(f"{desc}: resuming at step {start}/{total} from {checkpoint_dir}", file=sys.stderr, flush=True)
@@ -546,7 +550,7 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
         if is_main_process():
             with atomic_path(checkpoint_dir / "run.json") as tmp:
                 tmp.write_text(json.dumps({"key": key, "settings": settings}, indent=1))
-        runner.save(checkpoint_dir, {"key": key, "step": step, "losses": losses, "stats": stats, "epochs": epoch_records,
+        runner.save(checkpoint_dir, {"key": key, "step": step, "losses": losses, "stats": stats, "points": point_records,
                                      "rng": _rng_state()})
         with atomic_path(checkpoint_dir / f"rng-rank{rank()}.pt") as tmp:  # each rank's own random state
             torch.save(_rng_state(), tmp)
@@ -573,6 +577,14 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
                 bar.set_postfix(loss=f"{losses[-1]:.3f}")
                 bar.update()
                 done = step + 1
+                # before any save at this step, so a checkpoint holds every point up to it
+                if on_point is not None and b + 1 in ends:
+                    for m in modules:  # validation without dropout
+                        m.eval()
+                    with torch.no_grad(), runner.autocast():
+                        point_records.append(on_point(epoch * len(ends) + ends.index(b + 1)))
+                    for m in modules:
+                        m.train()
                 due = checkpoint_minutes > 0 and time.time() - last_save >= 60 * checkpoint_minutes
                 stop, due = _any_rank(sigterm[0], due)
                 if checkpoint_dir is not None and done < total and (
@@ -582,15 +594,14 @@ def train_loop(modules: Sequence[nn.Module], loss_for_batch: LossForBatch, n_exa
                 if stop and done < total:  # at the last step, finishing is quicker than resuming
                     where = f"checkpoint in {checkpoint_dir}" if checkpoint_dir is not None else "no checkpoint dir"
                     raise Interrupted(f"{desc}: SIGTERM; stopped after step {done}/{total} ({where}); rerun to resume")
-            if on_epoch_end is not None and len(epoch_records) == epoch:  # not yet recorded before a resume
-                for m in modules:  # validation without dropout
-                    m.eval()
-                with torch.no_grad(), runner.autocast():
-                    epoch_records.append(on_epoch_end(epoch))
-                for m in modules:
-                    m.train()
     runner.finish()
     barrier()
     if checkpoint_dir is not None and is_main_process():
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    return FitResult(losses, time.time() - began, stats, epoch_records)
+    return FitResult(losses, time.time() - began, stats, point_records)
+
+
+def point_ends(steps_per_epoch: int, points_per_epoch: int) -> list[int]:
+    """The step counts within an epoch after which its evaluation points fall: evenly spaced,
+    the last at the epoch's end, never two after one step."""
+    return sorted({math.ceil(k * steps_per_epoch / points_per_epoch) for k in range(1, points_per_epoch + 1)})

@@ -226,10 +226,10 @@ def finetune(model, tokenizer, train_items, val_items, *, epochs: int, batch_siz
 
     result = train_loop([model], loss_for_batch, len(train_items), epochs=epochs, batch_size=batch_size, lr=lr,
                         generator=generator, optimizer="adamw", schedule="linear", engine=engine, desc=desc,
-                        on_epoch_end=lambda epoch: best.update(
+                        on_point=lambda epoch: best.update(
                             epoch, sequence_nll(model, tokenizer, val_items, batch_size, bottoms[1])))
     best.restore()
-    return FinetuneResult(best.epoch, result.epochs, result.seconds)
+    return FinetuneResult(best.epoch, result.points, result.seconds)
 
 
 @dataclass

@@ -2,16 +2,18 @@
 
 A strong run is seeded, trains through `train_loop` with its checkpoint beside its metrics
 (a SIGTERM saves, a rerun resumes), and, where it has a validation split, scores that split
-after every epoch against the run's own targets: the weak labels or hypotheses of a
+at every evaluation point (`evaluation_points`: each epoch's end; four an epoch in runs of
+at most four epochs) against the run's own targets: the weak labels or hypotheses of a
 Weak(S)-to-Strong run, gold for the ceiling. That loss is the objective itself without the
-auxiliary term, at the end of its KL annealing. The no-gold protocol keeps the epoch of the
-lowest such loss (`nogold_epoch`); the paper's keeps the last. Every process trains; the
+auxiliary term, at the end of its KL annealing. The no-gold protocol keeps the point of the
+lowest such loss (`nogold_point`); the paper's keeps the last. Every process trains; the
 first alone scores and writes (`is_main_process`), and `run_record` is what each run's
 metrics.json says about its training.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
@@ -22,24 +24,41 @@ import torch
 from ws2s.config import LossConfig, canonical
 from ws2s.errors import Ws2sError
 from ws2s.objectives import training_summary
-from ws2s.train.engine import FitResult, checkpoint_dir_for, train_loop
+from ws2s.train.engine import FitResult, checkpoint_dir_for, point_ends, train_loop
 
 # Periodic checkpoints besides the one SIGTERM triggers bound the work a SIGKILL loses; by
 # time, since a 7B ZeRO checkpoint (weights and fp32 optimizer state) is about 100 GB.
 CHECKPOINT_MINUTES = 30
 
+# A run of a few epochs would show its curve in a few points only: the early epochs are where
+# a student taught by one weak model does best (README, "Training curves").
+FEW_EPOCHS, POINTS_IN_FEW_EPOCHS = 4, 4
+
+
+def evaluation_points(epochs: int) -> int:
+    """Evaluation points an epoch of a strong run of `epochs` epochs."""
+    return POINTS_IN_FEW_EPOCHS if epochs <= FEW_EPOCHS else 1
+
+
+def point_epochs(epochs: int, n_examples: int, batch_size: int) -> list[float]:
+    """Training progress, in epochs, at each evaluation point of a strong run."""
+    steps = math.ceil(n_examples / batch_size)
+    return [epoch + end / steps for epoch in range(epochs) for end in point_ends(steps, evaluation_points(epochs))]
+
 
 def train_strong(cfg, modules, loss_for_batch, n_examples: int, out_metrics: str | Path, *,
                  generator: torch.Generator, optimizer: str, schedule: str, desc: str, run_key: str | None = None,
-                 on_epoch_end: Callable[[int], object] | None = None) -> FitResult:
+                 on_point: Callable[[int], object] | None = None, points_per_epoch: int = 1) -> FitResult:
     """Train a strong run's `modules` on `loss_for_batch` by its config's epochs, batch size,
-    learning rate and engine, `generator` ordering the data; its checkpoint lies beside
-    `out_metrics` and is resumed only by a run of the same `run_key` (default: its whole config)."""
+    learning rate and engine, `generator` ordering the data, calling `on_point` at each of
+    `points_per_epoch` evaluation points an epoch; its checkpoint lies beside `out_metrics` and is resumed only by a run of
+    the same `run_key` (default: its whole config)."""
     return train_loop(modules, loss_for_batch, n_examples, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                       generator=generator, optimizer=optimizer, schedule=schedule,
                       engine=cfg.engine, checkpoint_dir=checkpoint_dir_for(out_metrics),
                       checkpoint_minutes=CHECKPOINT_MINUTES, desc=desc,
-                      run_key=canonical(asdict(cfg)) if run_key is None else run_key, on_epoch_end=on_epoch_end)
+                      run_key=canonical(asdict(cfg)) if run_key is None else run_key, on_point=on_point,
+                      points_per_epoch=points_per_epoch)
 
 
 def validation_objective(loss_cfg: LossConfig) -> LossConfig:
@@ -55,12 +74,12 @@ def validation_loss(batch_loss: Callable[[list[int]], torch.Tensor], n: int, bat
                for b in range(0, n, batch_size)) / n
 
 
-def nogold_epoch(val_losses: list[float], where: str) -> int:
-    """The epoch (from 0) of the lowest validation loss against the run's own targets: the
-    no-gold protocol's pick; the first of equal ones."""
+def nogold_point(val_losses: list[float], where: str) -> int:
+    """The evaluation point (from 0) of the lowest validation loss against the run's own
+    targets: the no-gold protocol's pick; the first of equal ones."""
     losses = np.asarray(val_losses, dtype=np.float64)
     if np.isnan(losses).all():
-        raise Ws2sError(f"{where}: every epoch's validation loss is NaN; the no-gold protocol has no epoch")
+        raise Ws2sError(f"{where}: every point's validation loss is NaN; the no-gold protocol has no point")
     return int(np.nanargmin(losses))
 
 
