@@ -748,7 +748,8 @@ def strong_classify(tmp_path, split_dir, label_file) -> int:
     out = tmp_path / "run"
     return ws2s(["strong-classify", "--params", json.dumps(params), "--models-root", str(tmp_path),
                  "--split-dir", str(split_dir), "--weak-labels", str(label_file), "--features", str(tmp_path / "f.parquet"),
-                 "--out-predictions", str(out / "predictions.parquet"), "--out-metrics", str(out / "metrics.json")])
+                 "--out-predictions", str(out / "predictions.parquet"), "--out-metrics", str(out / "metrics.json"),
+                 "--out-curve", str(out / "curve.parquet")])
 
 
 LABEL_CASES = {

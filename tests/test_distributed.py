@@ -110,7 +110,7 @@ def classify_argv(setup, model, out, train_layers, engine) -> list[str]:  # noqa
     return ["strong-classify", "--params", canonical(asdict(cfg)), "--models-root", str(out),
             "--split-dir", str(setup["split_dir"]), "--weak-labels", *[str(setup["labels"][m]) for m in MEMBERS],
             f"--features={setup['features']}", "--out-predictions", str(out / "predictions.parquet"),
-            "--out-metrics", str(out / "metrics.json")]
+            "--out-metrics", str(out / "metrics.json"), "--out-curve", str(out / "curve.parquet")]
 
 
 def generate_argv(pipeline, model, out, engine, lora=None) -> list[str]:  # noqa: F811
@@ -175,8 +175,9 @@ def one_process(fixtures, tmp_path_factory):
 def same_outputs(stage, got, want) -> None:
     same_metrics(json.loads((got / "metrics.json").read_text()), json.loads((want / "metrics.json").read_text()),
                  LOOSE.get(stage, ()))
-    a, b = pd.read_parquet(got / OUTPUTS[stage]), pd.read_parquet(want / OUTPUTS[stage])
-    pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-5, rtol=1e-5)
+    for name in (OUTPUTS[stage], "curve.parquet") if stage.startswith("classify") else (OUTPUTS[stage],):
+        a, b = pd.read_parquet(got / name), pd.read_parquet(want / name)
+        pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("engine", ["plain", "zero2"])

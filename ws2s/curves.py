@@ -129,6 +129,14 @@ def picks(scored: pd.DataFrame) -> dict[str, int | None]:
     return {protocol: select_point(protocol, scored) for protocol in PROTOCOLS}
 
 
+def picked_scores(curves: pd.DataFrame, protocol: str) -> dict[tuple[str, str, str, int], float]:
+    """Each run's test accuracy at `protocol`'s pick, from a curves file (schemas.CURVES), by
+    (method, source, aux, seed); a run the protocol made no pick on is left out."""
+    picked = curves[curves[protocol]]
+    return {(m, s, a, int(seed)): float(acc) for m, s, a, seed, acc in
+            picked[["method", "source", "aux", "seed", "test_accuracy"]].itertuples(index=False)}
+
+
 def test_scores(curve: pd.DataFrame, point: int, gold_test: pd.Series) -> tuple[float, float]:
     """Test accuracy and ECE of one run at one point."""
     test = curve[(curve["point"] == point) & (curve["split"] == "test")]
