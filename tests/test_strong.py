@@ -265,3 +265,22 @@ def test_what_a_run_learns_from_is_its_target_kind_not_its_method_name(setup):
     assert np.allclose(got[:, 0, 1].numpy(), column.to_numpy())
     with pytest.raises(Ws2sError, match="target 'joint' is not a classification target"):
         strong.split_targets(replace(mine, target="joint"), "strong_train", ids, [], gold)
+
+
+def test_the_curve_gives_the_runs_own_protocol_scores(setup, tmp_path):
+    """Scored by the curves stage's functions, the curve's paper and no-gold picks give the
+    test accuracy the run itself reports under those protocols."""
+    from ws2s.curves import fewgold_ids, picks, score_run, test_scores
+
+    metrics = _run(setup, _cfg("single", ["w1"]), tmp_path)
+    curve = pd.read_parquet(tmp_path / "curve.parquet")
+    gold_val = pd.read_parquet(setup["split_dir"] / "val_gold.parquet").set_index("id")["label"]
+    gold_test = pd.read_parquet(setup["split_dir"] / "test.parquet").set_index("id")["label"]
+    teacher = pd.read_parquet(setup["labels"]["w1"]).query("split == 'val'").set_index("id")["pred"]
+    scored = score_run(curve, gold_val, gold_test, fewgold_ids(gold_val.index, 4, 0), {"w1": teacher}, {"w1": 0.3},
+                       "run")
+    chosen = picks(scored)
+    assert chosen["paper"] == 8
+    assert test_scores(curve, chosen["paper"], gold_test)[0] == pytest.approx(metrics["test_accuracy"])
+    assert test_scores(curve, chosen["nogold"], gold_test)[0] == pytest.approx(metrics["test_accuracy_nogold"])
+    assert scored.loc[scored["point"] == chosen["nogold"], "epochs"].item() == metrics["selected_epoch"]
