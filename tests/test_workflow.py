@@ -159,7 +159,18 @@ def test_smoke_config_end_to_end(smoke_run):
     # the readout head: the strong model's own yes/no rows, stored beside its prompted states
     info = json.loads((workdir / "results/classification/cosmosqa/strong/features/smollm2-135m.json").read_text())
     assert len(info["readout"]) == 2 and len(info["readout"][0]) == info["hidden_size"]
-    for figure in ("fig3_cosmosqa.png", "pgr_cosmosqa.png", "reliability_cosmosqa.png", "fig3_slurp.png", "pgr_slurp.png"):
+    # the curves: every strong run (the ceiling without aux; 3 single-weak and 3 ensemble methods
+    # without and with it) from point 0 on, each protocol picking one point of each
+    curves = pd.read_parquet(workdir / "results/curves/cosmosqa.parquet")
+    runs = curves.groupby(["method", "source", "aux", "seed"])
+    assert runs.ngroups == 1 + 2 * 6 and (runs[["paper", "nogold", "fewgold", "goldfree"]].sum() == 1).all().all()
+    assert (curves.groupby(["method", "source", "aux", "seed"])["point"].min() == 0).all()
+    protocols = pd.read_csv(workdir / "results/tables/table7_protocols.csv")
+    assert len(protocols) == 1 + 2 * 6 and "goldfree: PGR 95% CI" in protocols.columns
+    for name in ("fewgold", "goldfree"):
+        assert len(pd.read_csv(workdir / f"results/tables/table7_{name}.csv")) == 1 + 3 + 3
+    for figure in ("fig3_cosmosqa.png", "pgr_cosmosqa.png", "reliability_cosmosqa.png", "fig3_slurp.png", "pgr_slurp.png",
+                   "curves_cosmosqa.png"):
         assert (workdir / "results/figures" / figure).read_bytes()[:4] == b"\x89PNG"
     # generation: Table 3 (weak models and the ceiling), Table 4, the ablations, Table 5
     table3 = pd.read_csv(workdir / "results/tables/table3.csv")
@@ -191,11 +202,12 @@ def test_report_has_every_table_and_figure_with_captions(smoke_run):
     html = (smoke_run / "results/report.html").read_text()
     for name in ("table1.csv", "table7.csv", "table7_nogold.csv", "fig3_cosmosqa.png", "pgr_cosmosqa.png",
                  "reliability_cosmosqa.png", "table3.csv", "table4.csv", "table4_nogold.csv", "table5.csv",
-                 "table8.csv", "fig3_slurp.png", "pgr_slurp.png"):
+                 "table8.csv", "fig3_slurp.png", "pgr_slurp.png", "table7_protocols.csv", "curves_cosmosqa.png"):
         assert name in html
     for caption in ("Table 1: every model finetuned", "Tables 2 (SciQ), 7 (Cosmos QA) and 4 (SLURP)",
                     "Table 3: SLURP slot filling", "Generation ablations", "Figure 3: agreement", "PGR per method",
-                    "Reliability diagram", "no-gold", "protocol that uses no"):
+                    "Reliability diagram", "no-gold", "protocol that uses no", "four selection protocols",
+                    "against training progress"):
         assert caption in html
 
 
@@ -218,12 +230,14 @@ def test_one_weak_learning_rate_reruns_that_model_and_what_reads_it(smoke_run):
     # the ensemble's label models read every member's votes
     assert [w for r, w in jobs if r == "label_models"] == ["dataset=cosmosqa, ensemble=ws3, seed=0"]
     assert sorted(set(rules) - {"weak_classify", "strong_classify"}) == [
-        "fig3_classification", "label_models", "pgr_cosmosqa", "reliability_cosmosqa", "table1", "table7"]
+        "curves_cosmosqa", "fig3_classification", "label_models", "pgr_cosmosqa", "reliability_cosmosqa", "table1",
+        "table7"]
 
 
 @pytest.mark.e2e
 def test_a_table_format_option_reruns_only_that_table(smoke_run):
-    assert planned(smoke_run, "tables: {table7: {decimals: 2}}") == [("table7", "")]
+    # the curves stage writes the data set's protocol tables in the same format
+    assert sorted(planned(smoke_run, "tables: {table7: {decimals: 2}}")) == [("curves_cosmosqa", ""), ("table7", "")]
     assert planned(smoke_run, "tables: {table1: {decimals: 3}}") == [("table1", "")]
 
 
@@ -232,7 +246,8 @@ def test_an_edl_setting_reruns_only_bayesian_runs(smoke_run):
     jobs = planned(smoke_run, "classification: {edl: {kl_weight: 0.5}}")
     assert sorted(w for r, w in jobs if r == "strong_classify") == [
         f"dataset=cosmosqa, method=bayesian, source=ws3, aux={aux}, seed=0" for aux in ("aux", "noaux")]
-    assert sorted({r for r, _ in jobs}) == ["pgr_cosmosqa", "reliability_cosmosqa", "strong_classify", "table7"]
+    assert sorted({r for r, _ in jobs}) == ["curves_cosmosqa", "pgr_cosmosqa", "reliability_cosmosqa",
+                                            "strong_classify", "table7"]
 
 
 @pytest.mark.e2e
@@ -242,9 +257,9 @@ def test_adding_a_seed_reruns_no_finished_job(smoke_run):
     assert per_seed and all(w.endswith("seed=1") for w in per_seed)
     # the tables and figures gather the new seed
     gathering = {r for r, w in jobs if "seed=" not in w}
-    assert {"table1", "table7", "fig3_classification", "pgr_cosmosqa", "reliability_cosmosqa", "table3", "table4",
-            "table5"} <= gathering
-    assert all(r.startswith(("table", "fig3_", "pgr_", "reliability_")) for r in gathering), gathering
+    assert {"table1", "table7", "fig3_classification", "pgr_cosmosqa", "reliability_cosmosqa", "curves_cosmosqa",
+            "table3", "table4", "table5"} <= gathering
+    assert all(r.startswith(("table", "fig3_", "pgr_", "reliability_", "curves_")) for r in gathering), gathering
 
 
 def test_only_the_ceiling_is_handed_gold(workdir):
