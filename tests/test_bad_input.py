@@ -65,8 +65,8 @@ CONFIG_CASES = {
                                        "ws2: [minilm-l6, mpnet-base]}}}", r"snorkel \(classification.methods\) need 3 or more"),
     "odd split size": ("classification: {split_sizes: {val: 3}}", r"'classification.split_sizes.val' has value 3"),
     "a probability outside (0, 1)": ("classification: {class_balance: 1.5}", r"'classification.class_balance' has value 1.5"),
-    "a readout head on a finetuned backbone": ("classification: {strong_training: {train_layers: 2}}",
-                                               r"'classification.strong_training.head': readout .* needs train_layers: 0; got 2"),
+    "a few-gold subset larger than val": ("classification: {split_sizes: {val: 16}, fewgold_val: 20}",
+                                          r"'classification.fewgold_val' is 20; .* val, which has 16 pairs"),
     # issue 27: every number finite, integers integers, no empty tracks, no from: cycle
     "NaN as a class balance": ("classification: {class_balance: .nan}",
                                r"'classification.class_balance' has value nan; numbers must be finite"),

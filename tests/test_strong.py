@@ -284,3 +284,29 @@ def test_the_curve_gives_the_runs_own_protocol_scores(setup, tmp_path):
     assert test_scores(curve, chosen["paper"], gold_test)[0] == pytest.approx(metrics["test_accuracy"])
     assert test_scores(curve, chosen["nogold"], gold_test)[0] == pytest.approx(metrics["test_accuracy_nogold"])
     assert scored.loc[scored["point"] == chosen["nogold"], "epochs"].item() == metrics["selected_epoch"]
+
+
+def test_the_finetuned_readout_arm_starts_from_the_probes_answer_and_trains(setup, tiny_llama, tmp_path):
+    """`head: readout` with `train_layers: 1`: the same yes/no question through the frozen
+    bottom block's cached states and the trained top block. Its start model (curve point 0)
+    answers as the readout probe on the prompted states does; then it trains its top block."""
+    from ws2s.data.classification import CLASSIFICATION_DATASETS
+
+    prompt = CLASSIFICATION_DATASETS["cosmosqa"].prompt
+    features = tmp_path / "features" / "llama.parquet"
+    write_features(tiny_llama, prompt, setup["split_dir"], 48, "readout", False, features, features.with_suffix(".json"))
+    labels = [str(setup["labels"]["w1"])]
+    probe = replace(_cfg("single", ["w1"]), head="readout")
+    strong.run_strong_classification(probe, None, setup["split_dir"], labels, [], str(features),
+                                     tmp_path / "p" / "predictions.parquet", tmp_path / "p" / "metrics.json",
+                                     tmp_path / "p" / "curve.parquet")
+    arm = replace(probe, train_layers=1, prompt=prompt)
+    metrics = strong.run_strong_classification(arm, tiny_llama, setup["split_dir"], labels, [], None,
+                                               tmp_path / "f" / "predictions.parquet", tmp_path / "f" / "metrics.json",
+                                               tmp_path / "f" / "curve.parquet")
+    start = [pd.read_parquet(tmp_path / run / "curve.parquet").query("point == 0") for run in ("p", "f")]
+    assert start[0]["id"].tolist() == start[1]["id"].tolist()
+    np.testing.assert_allclose(start[1]["prob_1"], start[0]["prob_1"], atol=1e-4)
+    curve = pd.read_parquet(tmp_path / "f" / "curve.parquet")
+    assert not np.allclose(curve.query("point == 8")["prob_1"], start[1]["prob_1"])  # it trained
+    assert metrics["params"] > 1000 and len(metrics["val_losses"]) == 8

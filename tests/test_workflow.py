@@ -60,6 +60,17 @@ def test_dry_run_embedded_default(workdir):
     assert "cdpo" not in counts and "table_ablation" not in counts
 
 
+def test_the_finetuned_readout_arm_reads_the_model_not_features(workdir):
+    """`head: readout` with `train_layers: 2`: no cached features; each strong run reads the
+    strong model and asks the data set's yes/no question itself."""
+    (workdir / "arm.yaml").write_text("tracks: [classification]\nclassification: {strong_training: {train_layers: 2}}\n")
+    run = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", "workflow/configs/small.yaml", "arm.yaml")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "strong_features" not in job_counts(run.stdout)
+    commands = [line for line in run.stdout.splitlines() if "strong-classify --params" in line]
+    assert commands and all('"head":"readout"' in c and '"prompt":"' in c and '"train_layers":2' in c for c in commands)
+
+
 def test_dry_run_bench(workdir):
     run = snakemake(workdir, "-n", "--cores", "1", "--configfile", "workflow/configs/small.yaml",
                     "workflow/configs/bench.yaml")

@@ -183,7 +183,8 @@ class StrongTrainConfig(TrainConfig):
     weights: list        # λ_i, one per member
     loss: LossConfig
     engine: EngineConfig = field(default_factory=EngineConfig)  # the default: plain PyTorch
-    head: str = "random"  # readout: the LM's own answer rows (linear probe on prompted states); random
+    head: str = "random"  # readout: the LM's own answer rows (on prompted states); random
+    prompt: str | None = None  # the data set's yes/no question: a readout head on a finetuned model
     NESTED: ClassVar[dict[str, type]] = {"loss": LossConfig, "engine": EngineConfig}
 
 

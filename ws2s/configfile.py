@@ -199,10 +199,6 @@ def _check_references(config: dict) -> None:
                             "over several nodes (ws2s launch), the other kinds are one process")
     cls = config["classification"]
     need_model(cls["strong_model"], "classification.strong_model")
-    strong_training = cls["strong_training"]
-    if strong_training.get("head") == "readout" and strong_training.get("train_layers", 0) != 0:
-        raise Ws2sError("config key 'classification.strong_training.head': readout is a linear probe on cached "
-                        f"prompted states and needs train_layers: 0; got {strong_training['train_layers']}")
     if 0 < cls["split_sizes"]["val"] < cls["fewgold_val"]:
         raise Ws2sError(f"config key 'classification.fewgold_val' is {cls['fewgold_val']}; the few-gold subset is drawn "
                         f"from val, which has {cls['split_sizes']['val']} pairs (classification.split_sizes.val)")

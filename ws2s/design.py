@@ -499,6 +499,9 @@ def _strong_classify(config, dataset, method, source, aux, seed):
         "max_length": cls["max_length"],
         "engine": _engine(config),
         **cls["strong_training"],
+        # a readout head on the finetuned model asks the probe's question itself
+        **({"prompt": dataset_entry(config, dataset).prompt}
+           if cls["strong_training"]["head"] == "readout" and not linear_probe(config) else {}),
     }
 
 

@@ -8,7 +8,8 @@ Per method row (and aux variant): gold validation accuracy, mean over seeds, at 
 model and at a few points of training; its peak and where it lies; and where each protocol
 stops with the test accuracy there (means over seeds). For aux rows the auxiliary term's
 weight γ_t at the same points (the config's schedule, `ws2s.objectives.aux_weight`), so the
-aux curve can be read against its schedule. Nothing here chooses anything.
+aux curve can be read against its schedule. Then each weak model's error on val as the
+gold-free rule estimates it, beside its gold error. Nothing here chooses anything.
 """
 
 from __future__ import annotations
@@ -58,6 +59,26 @@ def report(curves: pd.DataFrame, gamma_max: float, warmup_frac: float) -> list[s
     return lines
 
 
+def teacher_error_check(root: Path) -> list[str]:
+    """Each weak model's error on val as the gold-free rule estimates it (no gold) against its
+    error on val's gold labels, per seed: how far the triplet method's assumptions hold here."""
+    from ws2s.curves import teacher_errors
+
+    gold = read_parquet(root / "splits" / "val_gold.parquet", ["id", "label"]).set_index("id")["label"]
+    votes: dict[int, dict[str, pd.Series]] = {}
+    for path in sorted(root.glob("weak/*/seed*/labels.parquet")):
+        labels = read_parquet(path, ["id", "split", "pred"])
+        votes.setdefault(int(path.parent.name[4:]), {})[path.parent.parent.name] = \
+            labels[labels["split"] == "val"].set_index("id")["pred"]
+    lines = ["| seed | weak model | estimated error (%) | gold error (%) |", "| --- | --- | --- | --- |"]
+    for seed, by_model in sorted(votes.items()):
+        frame = pd.DataFrame(by_model)
+        for model, estimate in teacher_errors(frame).items():
+            truth = float((frame[model] != gold[frame.index]).mean())
+            lines.append(f"| {seed} | {model} | {100 * estimate:.1f} | {100 * truth:.1f} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default="results")
@@ -66,7 +87,8 @@ def main() -> None:
     parser.add_argument("--warmup-frac", type=float, default=LossConfig.warmup_frac)
     args = parser.parse_args()
     curves = read_parquet(Path(args.results) / "curves" / f"{args.dataset}.parquet")
-    print("\n".join(report(curves, args.gamma_max, args.warmup_frac)))
+    print("\n".join(report(curves, args.gamma_max, args.warmup_frac) + [""]
+                    + teacher_error_check(Path(args.results) / "classification" / args.dataset)))
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def probe(cfg: StrongTrainConfig, features_file: str, frames: dict[str, pd.DataF
 def finetuned(cfg: StrongTrainConfig, model_path: str, frames: dict[str, pd.DataFrame]):
     """The same for the strong model finetuned whole, or its top blocks (with LoRA where set)."""
     if cfg.head == "readout":
-        raise Ws2sError("classification.strong_training.head: readout needs the linear-probe setting (train_layers: 0)")
+        return readout_finetuned(cfg, model_path, frames)
     model, tokenizer = load_classifier(model_path)
     freeze_for(model, cfg.train_layers)
     if cfg.engine.lora.rank:  # the new head trains whole beside the adapters
@@ -129,6 +129,43 @@ def finetuned(cfg: StrongTrainConfig, model_path: str, frames: dict[str, pd.Data
     forward = {split: token_forward(model, tokenizer, encode(tokenizer, frame, cfg.max_length))
                for split, frame in frames.items() if len(frame)}
     return [model], forward, sum(p.numel() for p in model.parameters()), None
+
+
+def readout_finetuned(cfg: StrongTrainConfig, model_path: str, frames: dict[str, pd.DataFrame]):
+    """The readout head on a finetuned causal LM: each pair as the yes/no question the probe
+    reads (`strong_features.yes_no_prompts`), the frozen bottom blocks' states cached once (as
+    the generation track does), the top `train_layers` blocks (LoRA on them where set) and the
+    head trained. The head starts as the probe's, the model's own "no"/"yes" rows centred on
+    strong_train, so a run starts from the probe's zero-shot answer."""
+    from transformers import AutoModelForCausalLM
+
+    from ws2s.stages.strong_features import yes_no_prompts
+    from ws2s.train.backbone import frozen_blocks, load_tokenizer
+    from ws2s.train.generate import FrozenBottom, final_states
+
+    tokenizer = load_tokenizer(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    freeze_for(model, cfg.train_layers)
+    blocks = frozen_blocks(model, cfg.train_layers)
+    items, answers = {}, None
+    for split, frame in frames.items():
+        prompts, answers = yes_no_prompts(tokenizer, frame, cfg.prompt, cfg.max_length)
+        items[split] = [(ids, len(ids)) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    readout = model.get_output_embeddings().weight[answers].detach().float().tolist()
+    if cfg.engine.lora.rank:  # on the trained blocks only: the cached bottom states stay the model's
+        model = add_lora(model, cfg.engine.lora, cfg.train_layers)
+    with torch.no_grad():
+        bottoms = {split: FrozenBottom.compute(model, tokenizer, rows, blocks, EVAL_BATCH_SIZE) if blocks else None
+                   for split, rows in items.items() if rows}
+
+    def last_state(split: str):
+        return lambda idx: final_states(model, tokenizer, [items[split][i] for i in idx], bottoms[split], idx)[0][:, -1]
+
+    with torch.no_grad():
+        start = torch.tensor(forward_all(last_state("strong_train"), len(items["strong_train"])))
+    head = readout_head(readout, start)
+    forward = {split: (lambda idx, states=last_state(split): head(states(idx).float())) for split in bottoms}
+    return [model, head], forward, sum(p.numel() for p in model.parameters()) + sum(p.numel() for p in head.parameters()), None
 
 
 # ---- one strong run --------------------------------------------------------------------

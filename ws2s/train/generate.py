@@ -99,18 +99,25 @@ def target_logits(model, tokenizer, items: list[tuple[list[int], int]], bottom: 
     Gemma 3) it dominates a step, and neither the prompt nor the padding needs it. With
     `bottom` (its cached states of sequences `rows`) only the blocks above the frozen ones run.
     """
+    hidden, targets, keep = final_states(model, tokenizer, items, bottom, rows)
+    targets = targets.to(hidden.device)
+    real = targets != -100
+    return output_logits(model, hidden[:, -keep:-1][real]), targets[real], real
+
+
+def final_states(model, tokenizer, items: list[tuple[list[int], int]], bottom: "FrozenBottom | None" = None,
+                 rows: list[int] | None = None):
+    """The final hidden states [B, width, H] of left-padded `items` (the last position of each
+    sequence is the last column), their right-aligned target ids and K (`_left_padded`); with
+    `bottom`, from its cached states of sequences `rows` through the blocks above them."""
     ids, mask, positions, targets, keep = _left_padded(items, tokenizer.pad_token_id)
     on = model.device  # the engine may have moved the model to a GPU
     inputs = {"attention_mask": mask.to(on), "position_ids": positions.to(on), "use_cache": False}
     if bottom is None:
-        hidden = model.get_decoder()(input_ids=ids.to(on), **inputs).last_hidden_state
-    else:
-        states = bottom.padded([bottom.states[r] for r in rows], ids.shape[1]).to(on, dtype=model.dtype)
-        with blocks_only(model, slice(bottom.blocks, None)):
-            hidden = model.get_decoder()(inputs_embeds=states, **inputs).last_hidden_state
-    targets = targets.to(on)
-    real = targets != -100
-    return output_logits(model, hidden[:, -keep:-1][real]), targets[real], real
+        return model.get_decoder()(input_ids=ids.to(on), **inputs).last_hidden_state, targets, keep
+    states = bottom.padded([bottom.states[r] for r in rows], ids.shape[1]).to(on, dtype=model.dtype)
+    with blocks_only(model, slice(bottom.blocks, None)):
+        return model.get_decoder()(inputs_embeds=states, **inputs).last_hidden_state, targets, keep
 
 
 def sequence_losses(model, tokenizer, sequences: list[Sequence], step_frac: float, cfg: LossConfig,
