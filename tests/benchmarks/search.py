@@ -1,7 +1,7 @@
 """The search behind the CPU configs' strong-training settings, on validation data only.
 
 Run on demand, after the embedded default has made its splits, weak labels and features:
-    python tests/benchmarks/search.py classification [--seeds 0 1]
+    python tests/benchmarks/search.py classification [--seeds 0 1] [--train-layers 2]
     python tests/benchmarks/search.py generation [--seeds 0]
 
 Per setting (epochs x learning rate; for generation also the trained top blocks) it trains
@@ -30,37 +30,47 @@ from ws2s.configfile import load
 CONFIGS = ("config.yaml", "workflow/configs/small.yaml")
 
 
-def classification(config: dict, seeds: list[int], epochs_grid: list[int], lr_grid: list[float]) -> None:
+def classification(config: dict, seeds: list[int], epochs_grid: list[int], lr_grid: list[float],
+                   train_layers: int = 0) -> None:
+    from ws2s.design import dataset_entry
+    from ws2s.models import resolve
     from ws2s.stages.strong_classify import run_strong_classification
 
     cls = config["classification"]
     dataset = cls["datasets"][0]
     split_dir = Path(f"results/classification/{dataset}/splits")
-    features = f"results/classification/{dataset}/strong/features/{cls['strong_model']}.parquet"
+    # the linear probe reads the cached features; the finetuned arm (train_layers > 0) the model
+    features = f"results/classification/{dataset}/strong/features/{cls['strong_model']}.parquet" \
+        if train_layers == 0 else None
+    model = resolve(cls["strong_model"], config["models"][cls["strong_model"]], "results/models") \
+        if train_layers else None
+    arm = {"prompt": dataset_entry(config, dataset).prompt} if train_layers and cls["strong_training"]["head"] == "readout" \
+        else {}
     gold = [str(split_dir / f"{s}_gold.parquet") for s in ("strong_train", "val")]
     weak = cls["weak_models"][dataset]
     grid = list(itertools.product(epochs_grid, lr_grid))
-    print(f"{dataset}: strong {cls['strong_model']}, head {cls['strong_training']['head']}, seeds {seeds}; "
+    print(f"{dataset}: strong {cls['strong_model']}, head {cls['strong_training']['head']}, "
+          f"trained top blocks {train_layers}, seeds {seeds}; "
           "means over seeds, validation only\n")
     print("| epochs | lr | ceiling val accuracy (gold; the paper's protocol chooses by it) | " +
           " | ".join(f"W2S({m}) val accuracy" for m in weak) + " | epochs the no-gold protocol keeps |")
     print("| --- | --- | --- | " + " | ".join("---" for _ in weak) + " | --- |")
     base = dict(model_name=cls["strong_model"], model_spec={}, max_length=cls["max_length"],
-                batch_size=cls["strong_training"]["batch_size"], train_layers=0, head=cls["strong_training"]["head"],
-                weights=[1.0], loss={"kind": "ce"}, dataset=dataset)
+                batch_size=cls["strong_training"]["batch_size"], train_layers=train_layers,
+                head=cls["strong_training"]["head"], weights=[1.0], loss={"kind": "ce"}, dataset=dataset, **arm)
     for epochs, lr in grid:
         ceiling, kept, w2s = [], {m: [] for m in weak}, {m: [] for m in weak}
         for seed in seeds:
-            out = Path(f"results/search/classification/e{epochs}-lr{lr:g}/seed{seed}")
+            out = Path(f"results/search/classification/l{train_layers}-e{epochs}-lr{lr:g}/seed{seed}")
             cfg = StrongTrainConfig(**base, method="ceiling", target="gold", source="gold", members=[], seed=seed, epochs=epochs, lr=lr)
-            ceiling.append(run_strong_classification(cfg, None, split_dir, [], gold, features,
+            ceiling.append(run_strong_classification(cfg, model, split_dir, [], gold, features,
                                                       out / "ceiling" / "p.parquet", out / "ceiling" / "m.json")
                            ["val_accuracy"])
             for member in weak:
                 labels = [f"results/classification/{dataset}/weak/{member}/seed{seed}/labels.parquet"]
                 cfg = replace(cfg, method="single", target="weak_labels", source=member, members=[member])
                 # the val gold is handed over for the record only: a W2S run's targets stay its weak labels
-                metrics = run_strong_classification(cfg, None, split_dir, labels, gold[1:], features,
+                metrics = run_strong_classification(cfg, model, split_dir, labels, gold[1:], features,
                                                     out / member / "p.parquet", out / member / "m.json")
                 kept[member].append(metrics["selected_epoch"])
                 w2s[member].append(metrics["val_accuracy"])
@@ -69,7 +79,7 @@ def classification(config: dict, seeds: list[int], epochs_grid: list[int], lr_gr
               flush=True)
 
 
-def generation(config: dict, seeds: list[int], *_) -> None:
+def generation(config: dict, seeds: list[int]) -> None:
     from ws2s.models import resolve
     from ws2s.stages.strong_generate import run_strong_generation
 
@@ -110,9 +120,14 @@ def main() -> None:
     parser.add_argument("--config", nargs="+", default=list(CONFIGS))
     parser.add_argument("--epochs", type=int, nargs="+", default=[1, 2, 4, 8], help="classification grid")
     parser.add_argument("--lrs", type=float, nargs="+", default=[3e-5, 1e-4, 3e-4, 1e-3], help="classification grid")
+    parser.add_argument("--train-layers", type=int, default=0,
+                        help="classification: 0, the linear probe; K > 0, the finetuned arm's top K blocks")
     args = parser.parse_args()
     config = load(*args.config)
-    (classification if args.track == "classification" else generation)(config, args.seeds, args.epochs, args.lrs)
+    if args.track == "classification":
+        classification(config, args.seeds, args.epochs, args.lrs, args.train_layers)
+    else:
+        generation(config, args.seeds)
 
 
 if __name__ == "__main__":
