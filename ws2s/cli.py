@@ -123,8 +123,9 @@ def cmd_curves(args) -> None:
     from ws2s.stages.curves import run_curves
 
     params = json.loads(args.params)
-    run_curves(args.dataset, args.heading, params["layout"], params["fewgold_val"], args.weak, args.weak_labels,
-               args.strong, args.curves, args.val_gold, args.test, args.out_curves, args.out_stem, args.out_figure)
+    run_curves(args.dataset, args.heading, args.title, params["layout"], params["fewgold_val"], args.weak,
+               args.weak_labels, args.strong, args.curves, args.val_gold, args.test, args.out_curves, args.out_stem,
+               args.out_figure)
 
 
 def cmd_table_ablation(args) -> None:
@@ -296,7 +297,7 @@ COMMANDS = {
                   {"--dataset": {"required": True, "help": "a classification data set, or slurp (SLU-F1)"},
                    "--weak": {"nargs": "+", "required": True}, "--strong": {"nargs": "+", "required": True}}),
     "curves": (cmd_curves, "a classification data set's training curves, protocol tables and curves figure",
-               ["params", "heading", "val-gold", "test", "out-curves", "out-stem", "out-figure"],
+               ["params", "heading", "title", "val-gold", "test", "out-curves", "out-stem", "out-figure"],
                {"--dataset": {"required": True}, "--weak": {"nargs": "+", "required": True},
                 "--weak-labels": {"nargs": "+", "required": True}, "--strong": {"nargs": "+", "required": True},
                 "--curves": {"nargs": "+", "required": True}}),

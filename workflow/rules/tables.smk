@@ -78,11 +78,13 @@ for _name, _dataset in design.w2s_tables(config).items():
             "../../envs/ws2s-data.yaml"
         params:
             heading=design.w2s_heading(config, _dataset),
+            title=design.dataset_entry(config, _dataset).title,
             slice=design.curves_params(config, _name),
             code=code_version("ws2s.stages.curves", "ws2s.curves", "ws2s.tables", "ws2s.figures"),
         shell:
             logged(
-                f"ws2s curves --dataset {_dataset} --heading {{params.heading:q}} --params {{params.slice:q}} "
+                f"ws2s curves --dataset {_dataset} --heading {{params.heading:q}} --title {{params.title:q}} "
+                "--params {params.slice:q} "
                 f"--out-stem results/tables/{_name} --out-curves {{output.curves}} --out-figure {{output.figure}} "
                 "--val-gold {input.val_gold} --test {input.test} --weak {input.weak} "
                 "--weak-labels {input.weak_labels} --strong {input.strong} --curves {input.curves}"

@@ -70,7 +70,7 @@ def scored_runs(strong_runs: list[dict], curve_files: list[str], votes: dict[int
     return pd.concat(frames, ignore_index=True), runs
 
 
-def run_curves(dataset: str, heading: str, layout: dict, fewgold_size: int, weak_files: list[str],
+def run_curves(dataset: str, heading: str, title: str, layout: dict, fewgold_size: int, weak_files: list[str],
                weak_label_files: list[str], strong_files: list[str], curve_files: list[str], val_gold_file: str,
                test_file: str, out_curves: str | Path, out_stem: str, out_figure: str | Path) -> None:
     from ws2s.figures import curves_figure
@@ -80,7 +80,7 @@ def run_curves(dataset: str, heading: str, layout: dict, fewgold_size: int, weak
         for protocol in ("fewgold", "goldfree", "protocols"):
             write_table(pd.DataFrame({"note": [NO_VALIDATION]}), f"{out_stem}_{protocol}", f"{heading}, {protocol}")
         write_parquet(pd.DataFrame({f.name: [] for f in schemas.CURVES}), out_curves, schemas.CURVES)
-        curves_figure(pd.DataFrame(), {}, heading, out_figure)
+        curves_figure(pd.DataFrame(), {}, title, out_figure)
         return
     gold_val = read_parquet(val_gold_file, ["id", "label"]).set_index("id")["label"]
     gold_test = read_parquet(test_file, ["id", "label"]).set_index("id")["label"]
@@ -103,4 +103,4 @@ def run_curves(dataset: str, heading: str, layout: dict, fewgold_size: int, weak
     write_parquet(curves, out_curves, schemas.CURVES)
     teachers = {(model, seed): float((frame[model] == gold_val[frame.index]).mean())
                 for seed, frame in votes.items() for model in frame.columns}
-    curves_figure(curves, teachers, heading, out_figure)
+    curves_figure(curves, teachers, title, out_figure)
