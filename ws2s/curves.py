@@ -110,7 +110,7 @@ def score_run(curve: pd.DataFrame, gold_val: pd.Series, gold_test: pd.Series, fe
         missing = val.index.difference(gold_val.index).union(test.index.difference(gold_test.index))
         if len(missing):
             raise Ws2sError(f"{where}: ids {list(missing[:3])} have no gold label; the run and the splits disagree")
-        predicted = (two_class(val.to_numpy()).argmax(axis=1))
+        predicted = two_class(val.to_numpy()).argmax(axis=1)
         rows.append({
             "point": int(point), "epochs": float(part["epochs"].iloc[0]), "val_loss": float(part["val_loss"].iloc[0]),
             "val_accuracy": accuracy(two_class(val.to_numpy()), gold_val[val.index].to_numpy()),
