@@ -99,5 +99,14 @@ def test_score_run_against_an_independent_count():
     assert scored["teacher_agreement"].tolist() == [[1.0], [0.5]]
     assert scored["teacher_error"].tolist() == [[0.25], [0.25]]
     assert scored["test_accuracy"].tolist() == [0.5, 1.0]
-    with pytest.raises(Ws2sError, match="run: ids .* have no gold label"):
+    with pytest.raises(Ws2sError, match="run: ids .* are in the run.s curve or the gold validation labels but not both"):
         score_run(curve, gold_val.drop("v3"), gold_test, np.array(["v0"]), {}, {}, "run")
+
+
+def test_missing_votes_and_unsorted_curves_are_caught():
+    votes = pd.DataFrame({"a": [1, 0, 1], "b": [1, 1, np.nan], "c": [0, 0, 1]})
+    with pytest.raises(Ws2sError, match="weak labels of b lack some validation pairs"):
+        teacher_errors(votes)
+    rng = np.random.default_rng(3)
+    curve = _curve(rng)
+    assert picks(curve.sample(frac=1, random_state=1)) == picks(curve)  # row order does not matter

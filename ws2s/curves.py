@@ -57,6 +57,10 @@ def fewgold_ids(val_ids, size: int, seed: int) -> np.ndarray:
 def teacher_errors(val_votes: pd.DataFrame) -> dict[str, float]:
     """Each weak model's estimated error on val from the votes of all (columns: weak models,
     rows: val pairs, values 0/1), no gold read; NaN for every model with fewer than three."""
+    if val_votes.isna().any().any():
+        missing = val_votes.columns[val_votes.isna().any()].tolist()
+        raise Ws2sError(f"weak labels of {', '.join(missing)} lack some validation pairs the others have; "
+                        "rerun those weak models")
     if val_votes.shape[1] < 3:
         return {name: np.nan for name in val_votes.columns}
     return dict(zip(val_votes.columns, 1.0 - triplet_accuracies(val_votes.to_numpy())))
@@ -64,8 +68,8 @@ def teacher_errors(val_votes: pd.DataFrame) -> dict[str, float]:
 
 def goldfree_point(disagreement: np.ndarray, error: np.ndarray) -> int:
     """Index of the last training point before the student's disagreement with its teachers
-    first falls below their estimated error (module docstring); the first point where it
-    starts below, the last where it never falls."""
+    first falls below their estimated error (module docstring); the first training point
+    where it starts below (no protocol picks the start model), the last where it never falls."""
     below = np.asarray(disagreement) < np.asarray(error)
     if not below.any():
         return len(below) - 1
@@ -76,7 +80,7 @@ def select_point(protocol: str, curve: pd.DataFrame) -> int | None:
     """The point a protocol picks on one run's training points (rows with point ≥ 1), read
     from the validation columns only; None for the gold-free rule where a teacher's error has
     no estimate (fewer than three weak models)."""
-    train = curve.loc[curve["point"] > 0, SELECTION_COLUMNS].reset_index(drop=True)
+    train = curve.loc[curve["point"] > 0, SELECTION_COLUMNS].sort_values("point").reset_index(drop=True)
     if train.empty:
         raise Ws2sError("a curve without training points: the run scored no evaluation point")
     if protocol == "paper":
@@ -107,9 +111,10 @@ def score_run(curve: pd.DataFrame, gold_val: pd.Series, gold_test: pd.Series, fe
     for point, part in curve.groupby("point", sort=True):
         val = part[part["split"] == "val"].set_index("id")["prob_1"]
         test = part[part["split"] == "test"].set_index("id")["prob_1"]
-        missing = val.index.difference(gold_val.index).union(test.index.difference(gold_test.index))
+        missing = val.index.symmetric_difference(gold_val.index).union(test.index.difference(gold_test.index))
         if len(missing):
-            raise Ws2sError(f"{where}: ids {list(missing[:3])} have no gold label; the run and the splits disagree")
+            raise Ws2sError(f"{where}: ids {list(missing[:3])} are in the run's curve or the gold validation labels "
+                            "but not both; the run and the splits disagree")
         predicted = two_class(val.to_numpy()).argmax(axis=1)
         rows.append({
             "point": int(point), "epochs": float(part["epochs"].iloc[0]), "val_loss": float(part["val_loss"].iloc[0]),

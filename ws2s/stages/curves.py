@@ -16,6 +16,7 @@ import pandas as pd
 
 from ws2s import schemas
 from ws2s.curves import PROTOCOLS, fewgold_ids, picks, score_run, teacher_errors, test_scores
+from ws2s.errors import Ws2sError
 from ws2s.io import read_json, read_parquet, run_record, write_parquet
 from ws2s.tables import NO_VALIDATION, protocols_table, w2s_notes, w2s_results_of, w2s_table, write_table
 
@@ -52,7 +53,7 @@ def scored_runs(strong_runs: list[dict], curve_files: list[str], votes: dict[int
     protocol has no pick)."""
     errors = {seed: teacher_errors(frame) for seed, frame in votes.items()}
     frames, runs = [], []
-    for run, path in zip(strong_runs, curve_files):
+    for run, path in zip(strong_runs, curve_files, strict=True):
         curve = read_parquet(path, [f.name for f in schemas.STRONG_CURVE])
         seed, members = run["seed"], run["members"] if run["method"] != "ceiling" else []
         fewgold = fewgold_ids(gold_val.index, fewgold_size, seed)
@@ -75,6 +76,8 @@ def run_curves(dataset: str, heading: str, title: str, layout: dict, fewgold_siz
                test_file: str, out_curves: str | Path, out_stem: str, out_figure: str | Path) -> None:
     from ws2s.figures import curves_figure
 
+    if [Path(p).parent for p in strong_files] != [Path(p).parent for p in curve_files]:
+        raise Ws2sError("--strong and --curves must name the same runs' metrics.json and curve.parquet, in one order")
     weak_runs, strong_runs = list(map(read_json, weak_files)), list(map(read_json, strong_files))
     if not all("val_losses" in run for run in strong_runs):
         for protocol in ("fewgold", "goldfree", "protocols"):

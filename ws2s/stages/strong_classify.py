@@ -36,7 +36,7 @@ from ws2s.objectives import dirichlet_log_strength
 from ws2s.train.backbone import add_lora, freeze_for, seed_everything
 from ws2s.train.classify import (EVAL_BATCH_SIZE, NUM_CLASSES, encode, ensemble_objective, forward_all, head_name,
                                  load_classifier, one_hot_targets, predict_probs, token_forward)
-from ws2s.train.engine import is_main_process
+from ws2s.train.engine import device, is_main_process
 from ws2s.train.strong import (evaluation_points, nogold_point, point_epochs, run_record, train_strong, validation_loss,
                                validation_objective)
 
@@ -126,6 +126,7 @@ def finetuned(cfg: StrongTrainConfig, model_path: str, frames: dict[str, pd.Data
     freeze_for(model, cfg.train_layers)
     if cfg.engine.lora.rank:  # the new head trains whole beside the adapters
         model = add_lora(model, cfg.engine.lora, cfg.train_layers, keep=[head_name(model)])
+    model.to(device())  # the start model's curve point runs before the training loop
     forward = {split: token_forward(model, tokenizer, encode(tokenizer, frame, cfg.max_length))
                for split, frame in frames.items() if len(frame)}
     return [model], forward, sum(p.numel() for p in model.parameters()), None
@@ -154,6 +155,7 @@ def readout_finetuned(cfg: StrongTrainConfig, model_path: str, frames: dict[str,
     readout = model.get_output_embeddings().weight[answers].detach().float().tolist()
     if cfg.engine.lora.rank:  # on the trained blocks only: the cached bottom states stay the model's
         model = add_lora(model, cfg.engine.lora, cfg.train_layers)
+    model.to(device()).eval()
     with torch.no_grad():
         bottoms = {split: FrozenBottom.compute(model, tokenizer, rows, blocks, EVAL_BATCH_SIZE) if blocks else None
                    for split, rows in items.items() if rows}
@@ -163,7 +165,7 @@ def readout_finetuned(cfg: StrongTrainConfig, model_path: str, frames: dict[str,
 
     with torch.no_grad():
         start = torch.tensor(forward_all(last_state("strong_train"), len(items["strong_train"])))
-    head = readout_head(readout, start)
+    head = readout_head(readout, start).to(device())
     forward = {split: (lambda idx, states=last_state(split): head(states(idx).float())) for split in bottoms}
     return [model, head], forward, sum(p.numel() for p in model.parameters()) + sum(p.numel() for p in head.parameters()), None
 
@@ -198,6 +200,8 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
                 "val_probs": predict_probs(forward["val"], modules, n_val, cfg.loss)[:, 1],
                 "test_probs": predict_probs(forward["test"], modules, len(test), cfg.loss)}
 
+    for m in modules:  # the start model, scored as every point is: without dropout, on the run's device
+        m.eval()
     with torch.no_grad():
         start = evaluate() if n_val else None
     result = train_strong(cfg, modules, ensemble_objective(forward["strong_train"], targets, weights, cfg.loss),
@@ -234,7 +238,7 @@ def curve_frame(records: list[dict], progress: list[float], val_ids: pd.Series, 
     progress in epochs, validation loss against the run's own targets, and P(class 1) on val and test."""
     parts = [pd.DataFrame({"point": point, "epochs": epochs, "val_loss": record["val_loss"], "split": split,
                            "id": ids.to_numpy(), "prob_1": prob_1})
-             for point, (record, epochs) in enumerate(zip(records, progress))
+             for point, (record, epochs) in enumerate(zip(records, progress, strict=True))
              for split, ids, prob_1 in (("val", val_ids, record["val_probs"]),
                                         ("test", test_ids, record["test_probs"][:, 1]))]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({f.name: [] for f in schemas.STRONG_CURVE})
