@@ -1005,6 +1005,7 @@ def test_orderings_on_seeds_where_not_every_method_ran_says_what_is_missing(tmp_
     assert re.search(r"\| Bayesian > Flying Squid \(ws3\) \| 5 \| [-+]\d", out.stdout), out.stdout
     assert re.search(r"\| Bayesian > Naive \(ws3\) \| 10 \|", out.stdout), out.stdout
     assert "No finished strong run under" in out.stdout  # the generation track, not run here
+    assert out.stdout.count("No curves at") == 2  # few-gold and gold-free picks need the curves step
 
     spec = importlib.util.spec_from_file_location("orderings", ROOT / "tests" / "benchmarks" / "orderings.py")
     orderings = importlib.util.module_from_spec(spec)

@@ -192,7 +192,8 @@ def test_prompted_states_are_the_last_position_of_each_yes_no_question(tiny_llam
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ws2s.data.classification import CLASSIFICATION_DATASETS
-    from ws2s.stages.strong_features import prompted_states, yes_no_prompts
+    from ws2s.stages.strong_features import prompted_states
+    from ws2s.train.classify import yes_no_prompts
 
     split_dir = tmp_path / "splits"
     write_classification_splits(SplitConfig("slurp_intent", {"source": str(data_dir / "slurp")},

@@ -110,8 +110,12 @@ def per_seed_pgr(root: Path, metric: str, protocol: str = "paper") -> tuple[dict
 
 
 def report(title: str, root: Path, metric: str, claims: list, extra: list, protocol: str) -> list[str]:
+    heading = [f"**{title}, {protocol} protocol**", ""]
+    curves = root.parent.parent / "curves" / f"{root.name}.parquet"
+    if protocol in ("fewgold", "goldfree") and not curves.exists():
+        return heading + [f"No curves at {curves}: its picks come from the `curves_{root.name}` step's output."]
     keyed, layout, missing = per_seed_pgr(root, metric, protocol)
-    lines = [f"**{title}, {protocol} protocol**", "",
+    lines = heading + [
              "| claim | seeds | PGR (difference) in points, mean [95% CI] | verdict |", "| --- | --- | --- | --- |"]
     for model in layout["weak_models"]:  # Weak-to-Strong itself: a single weak model's PGR above 0
         for aux in layout["aux_variants"]:

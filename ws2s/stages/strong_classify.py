@@ -35,7 +35,7 @@ from ws2s.metrics.classification import accuracy, expected_calibration_error
 from ws2s.objectives import dirichlet_log_strength
 from ws2s.train.backbone import add_lora, freeze_for, seed_everything
 from ws2s.train.classify import (EVAL_BATCH_SIZE, NUM_CLASSES, encode, ensemble_objective, forward_all, head_name,
-                                 load_classifier, one_hot_targets, predict_probs, token_forward)
+                                 load_classifier, one_hot_targets, predict_probs, token_forward, yes_no_prompts)
 from ws2s.train.engine import device, is_main_process
 from ws2s.train.strong import (evaluation_points, nogold_point, point_epochs, run_record, train_strong, validation_loss,
                                validation_objective)
@@ -134,13 +134,12 @@ def finetuned(cfg: StrongTrainConfig, model_path: str, frames: dict[str, pd.Data
 
 def readout_finetuned(cfg: StrongTrainConfig, model_path: str, frames: dict[str, pd.DataFrame]):
     """The readout head on a finetuned causal LM: each pair as the yes/no question the probe
-    reads (`strong_features.yes_no_prompts`), the frozen bottom blocks' states cached once (as
+    reads (`ws2s.train.classify.yes_no_prompts`), the frozen bottom blocks' states cached once (as
     the generation track does), the top `train_layers` blocks (LoRA on them where set) and the
     head trained. The head starts as the probe's, the model's own "no"/"yes" rows centred on
     strong_train, so a run starts from the probe's zero-shot answer."""
     from transformers import AutoModelForCausalLM
 
-    from ws2s.stages.strong_features import yes_no_prompts
     from ws2s.train.backbone import frozen_blocks, load_tokenizer
     from ws2s.train.generate import FrozenBottom, final_states
 

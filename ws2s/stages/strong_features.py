@@ -23,9 +23,9 @@ from ws2s.frames import PAIR_COLUMNS
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.train.backbone import load_tokenizer
 from ws2s.train.engine import bf16_on
-from ws2s.train.classify import EVAL_BATCH_SIZE, encode, forward_all, head_name, load_classifier, token_forward
+from ws2s.train.classify import (EVAL_BATCH_SIZE, encode, forward_all, head_name, load_classifier, token_forward,
+                                 yes_no_prompts)
 
-ANSWERS = ("no", "yes")  # class 0, class 1
 SPLITS = ("strong_train", "val", "test")
 
 
@@ -41,23 +41,6 @@ def extract_features(model_path: str, frames: dict[str, pd.DataFrame], max_lengt
         feats = forward_all(forward, len(frame))
         rows.append(pd.DataFrame({"id": frame["id"].to_numpy(), "split": split, "features": list(feats)}))
     return pd.concat(rows, ignore_index=True)
-
-
-def yes_no_prompts(tokenizer, frame: pd.DataFrame, template: str, max_length: int) -> tuple[list[str], list[int]]:
-    """Each pair as the data set's yes/no question (its text cut to its last `max_length` tokens),
-    in the model's chat template where it has one; and the token ids of the answers no, yes."""
-    def cut(text: str) -> str:
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        return text if len(ids) <= max_length else tokenizer.decode(ids[-max_length:])
-
-    questions = [template.format(text=cut(t), candidate=c) for t, c in zip(frame["text"], frame["candidate"])]
-    if tokenizer.chat_template:
-        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
-                                                 add_generation_prompt=True) for q in questions]
-        answers = list(ANSWERS)
-    else:
-        prompts, answers = [f"{q}\nAnswer:" for q in questions], [f" {a}" for a in ANSWERS]
-    return prompts, [tokenizer(a, add_special_tokens=False)["input_ids"][0] for a in answers]
 
 
 @torch.no_grad()

@@ -108,3 +108,23 @@ def predict_probs(forward: Forward, modules: Sequence[nn.Module], n: int, loss_c
 def one_hot_targets(labels: np.ndarray) -> torch.Tensor:
     """Gold labels as [B, 1, K] soft targets: one 'weak model' that is always right."""
     return torch.nn.functional.one_hot(torch.tensor(np.asarray(labels), dtype=torch.long), NUM_CLASSES).float()[:, None]
+
+
+ANSWERS = ("no", "yes")  # class 0, class 1
+
+
+def yes_no_prompts(tokenizer, frame: pd.DataFrame, template: str, max_length: int) -> tuple[list[str], list[int]]:
+    """Each pair as the data set's yes/no question (its text cut to its last `max_length` tokens),
+    in the model's chat template where it has one; and the token ids of the answers no, yes."""
+    def cut(text: str) -> str:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return text if len(ids) <= max_length else tokenizer.decode(ids[-max_length:])
+
+    questions = [template.format(text=cut(t), candidate=c) for t, c in zip(frame["text"], frame["candidate"])]
+    if tokenizer.chat_template:
+        prompts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
+                                                 add_generation_prompt=True) for q in questions]
+        answers = list(ANSWERS)
+    else:
+        prompts, answers = [f"{q}\nAnswer:" for q in questions], [f" {a}" for a in ANSWERS]
+    return prompts, [tokenizer(a, add_special_tokens=False)["input_ids"][0] for a in answers]
