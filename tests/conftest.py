@@ -107,4 +107,5 @@ def smoke_run(tmp_path_factory):
     workdir = copy_repo(tmp_path_factory.mktemp("smoke"))
     run = snakemake(workdir, "--cores", "2", *SMOKE)
     assert run.returncode == 0, run.stderr[-3000:]
+    (workdir / "snakemake.stderr").write_text(run.stderr)  # what the user saw
     return workdir

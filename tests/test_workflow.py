@@ -1,6 +1,7 @@
 """Snakemake on the real workflow files: dry runs of the shipped configs, and the smoke run."""
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -204,6 +205,17 @@ def test_smoke_config_end_to_end(smoke_run):
     for row in mapped.itertuples():
         assert "".join(row.strong_tokens) == row.text == hyps.loc[row.id, "text"]
         assert sum(row.target_logprobs) == pytest.approx(sum(hyps.loc[row.id, "token_logprobs"]), abs=1e-3)
+
+
+@pytest.mark.e2e
+def test_the_run_began_with_an_estimate_of_every_job_it_ran(smoke_run):
+    seen = (smoke_run / "snakemake.stderr").read_text()
+    estimate = re.search(r"^ws2s: estimate: (\d+) jobs, (about [\dh ]+min|under 1 min) on 2 cores \(step times", seen,
+                         re.MULTILINE)
+    assert estimate, seen[:3000]
+    done = re.findall(r"(\d+) of (\d+) steps \(100%\) done", seen)
+    assert done and int(estimate.group(1)) == int(done[-1][1])
+    assert seen.index("ws2s: estimate:") < seen.index("1 of ")  # before the first job ended
 
 
 @pytest.mark.e2e

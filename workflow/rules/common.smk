@@ -5,7 +5,7 @@ import sys
 
 from snakemake.settings.types import DeploymentMethod
 
-from ws2s import design
+from ws2s import design, eta
 from ws2s.codeversion import code_version
 from ws2s.configfile import check
 from ws2s.errors import Ws2sError
@@ -38,6 +38,13 @@ onstart:
             sys.exit(f"ws2s: error: {err}")
         if note:
             print(f"ws2s: note: {note}", file=sys.stderr)
+    # How long this run will take on this machine's cores, from the shipped step times (ws2s/eta.py);
+    # on a cluster the jobs' times are the scheduler's: no estimate.
+    if workflow.is_main_process and workflow.local_exec:
+        jobs, deps = eta.snakemake_jobs(workflow.dag)
+        times = eta.read_step_times(os.path.join(workflow.basedir, "workflow", "resources", "step_times.tsv"))
+        print(f"ws2s: estimate: {eta.estimate(config, jobs, deps, workflow.resource_settings.cores, times)}",
+              file=sys.stderr)
 
 
 # Every rule's command ends so: its output goes to its log, and when it fails its ws2s error

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from ws2s import schemas
 from ws2s.frames import PAIR_COLUMNS
@@ -71,7 +72,7 @@ def prompted_states(model_path: str, frames: dict[str, pd.DataFrame], template: 
     rows = []
     for split, frame in frames.items():
         states = []
-        for b in range(0, len(frame), EVAL_BATCH_SIZE):
+        for b in tqdm(range(0, len(frame), EVAL_BATCH_SIZE), desc=f"prompted states of {split}", mininterval=5):
             suffixes = [row[shared:] for row in ids[split][b:b + EVAL_BATCH_SIZE]]
             lengths = torch.tensor([len(s) for s in suffixes])
             batch = torch.full((len(suffixes), int(lengths.max())), tokenizer.pad_token_id)

@@ -35,15 +35,15 @@ def run_weak_classification(cfg: WeakTrainConfig, model_path: str, split_dir: st
                  epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, generator=generator,
                  desc=f"train {cfg.model_name} seed {cfg.seed}")
 
-    def probs_on(frame):
+    def probs_on(frame, split):
         return predict_probs(token_forward(model, tokenizer, encode(tokenizer, frame, cfg.max_length)),
-                             [model], len(frame), GOLD_LOSS)
+                             [model], len(frame), GOLD_LOSS, desc=f"labels of {split}")
 
-    test_probs = probs_on(test)
+    test_probs = probs_on(test, "test")
     test_accuracy = accuracy(test_probs, test["label"].to_numpy())
     # weak labels on strong_train (the strong stage's targets), val (the no-gold protocol's
     # model selection) and test (agreement, Figure 3)
-    labels = pd.concat([probs_frame(frame["id"], split, probs_on(frame)) for split, frame in unlabelled.items()
+    labels = pd.concat([probs_frame(frame["id"], split, probs_on(frame, split)) for split, frame in unlabelled.items()
                         if len(frame)] + [probs_frame(test["id"], "test", test_probs)], ignore_index=True)
     metrics = {
         "dataset": cfg.dataset,

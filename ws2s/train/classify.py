@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from ws2s.objectives import LossConfig, predict, weak_ensemble_loss
 from ws2s.train.backbone import load_tokenizer
@@ -89,20 +90,23 @@ def fit(forward: Forward, modules: Sequence[nn.Module], targets: torch.Tensor, w
 
 
 @torch.no_grad()
-def forward_all(forward: Forward, n: int, transform=lambda out: out) -> np.ndarray:
-    """`transform(forward(batch))` for all n examples in order, EVAL_BATCH_SIZE at a time."""
+def forward_all(forward: Forward, n: int, transform=lambda out: out, desc: str | None = None) -> np.ndarray:
+    """`transform(forward(batch))` for all n examples in order, EVAL_BATCH_SIZE at a time (a
+    progress bar in the log where `desc` names the pass)."""
+    starts = tqdm(range(0, n, EVAL_BATCH_SIZE), desc=desc, mininterval=5, disable=desc is None)
     return np.concatenate([transform(forward(list(range(b, min(b + EVAL_BATCH_SIZE, n))))).float().cpu().numpy()
-                           for b in range(0, n, EVAL_BATCH_SIZE)])
+                           for b in starts])
 
 
-def predict_probs(forward: Forward, modules: Sequence[nn.Module], n: int, loss_cfg: LossConfig) -> np.ndarray:
+def predict_probs(forward: Forward, modules: Sequence[nn.Module], n: int, loss_cfg: LossConfig,
+                  desc: str | None = None) -> np.ndarray:
     """Class probabilities [n, K] in example order (softmax, or α/α_0 after EDL)."""
     for m in modules:
         m.eval()
     # in full precision whether or not a training loop's autocast is on: both protocols' test
     # scores of the same weights then agree
     with torch.autocast(next(modules[0].parameters()).device.type, enabled=False):
-        return forward_all(forward, n, lambda logits: predict(logits, loss_cfg)).astype(np.float32)
+        return forward_all(forward, n, lambda logits: predict(logits, loss_cfg), desc).astype(np.float32)
 
 
 def one_hot_targets(labels: np.ndarray) -> torch.Tensor:

@@ -176,7 +176,7 @@ class FrozenBottom:
     def compute(cls, model, tokenizer, items: list[tuple[list[int], int]], blocks: int, batch_size: int):
         states = []
         with torch.no_grad(), blocks_only(model, slice(0, blocks), final_norm=False):
-            for b in range(0, len(items), batch_size):
+            for b in tqdm(range(0, len(items), batch_size), desc=f"states of the {blocks} frozen blocks", mininterval=5):
                 batch = items[b:b + batch_size]
                 ids, mask, positions, _, _ = _left_padded(batch, tokenizer.pad_token_id)
                 on = model.device
