@@ -48,8 +48,13 @@ def test_work_counts_the_examples_a_job_passes():
     assert eta.work(config, "strong_classify", {"method": "naive"}) == 1200 * 64
     assert eta.work(config, "strong_generate", {"method": "ceiling"}) == 400 * 2 + 400 + 100
     assert eta.work(config, "strong_generate", {"method": "naive"}) == 400 * 2 + 400
-    assert eta.work(config, "joint_decode", {"m": "3"}) == 3 * 900
+    assert eta.work(config, "joint_decode", {"m": "3"}) == 3 * (400 + 100)
+    assert eta.work(config, "map_hypotheses", {"model": "gemma3-270m"}) == 400 + 100
     assert eta.work(config, "table1", {}) == 1
+    assert eta.step_key(config, "prepare_model", {"model": "smollm2-l4"}) == "cut-down"
+    assert eta.step_key(config, "prepare_model", {"model": "smollm2-135m"}) == "smollm2-135m"
+    assert eta.step_key(config, "strong_generate", {"method": "naive", "source": "ws2"}) == "naive"
+    assert eta.step_key(config, "strong_features", {"dataset": "slurp_intent", "model": "qwen2.5-coder-0.5b"}) == "-"
 
 
 def times_table(rows) -> pd.DataFrame:

@@ -51,8 +51,10 @@ def work(config: dict, rule: str, wildcards: dict) -> float:
         return csize["strong_train"] * cls["strong_training"]["epochs"]
     if rule == "weak_generate":
         return gsize["weak_train"] * gen["weak_training"]["epochs"] + gsize["strong_train"] + gsize["val"] + gsize["test"]
-    if rule in ("map_hypotheses", "joint_decode"):
-        return (gsize["strong_train"] + gsize["val"] + gsize["test"]) * int(wildcards.get("m", 1))
+    if rule == "map_hypotheses":  # the hypotheses a strong run reads: strong_train's and val's
+        return gsize["strong_train"] + gsize["val"]
+    if rule == "joint_decode":
+        return (gsize["strong_train"] + gsize["val"]) * int(wildcards["m"])
     if rule == "strong_generate":
         decoded = gsize["test"] + (gsize["val"] if wildcards.get("method") == "ceiling" else 0)
         return gsize["strong_train"] * gen["strong_training"]["epochs"] + decoded
@@ -63,8 +65,10 @@ def work(config: dict, rule: str, wildcards: dict) -> float:
 
 def step_key(config: dict, rule: str, wildcards: dict) -> str:
     """What a rule's time depends on beyond its work: the model (weak steps, a model's
-    preparation), the method (strong runs: the ceiling decodes val too, an ensemble's runs
-    read every member), nothing else."""
+    preparation, where a cut-down copy of another model is one kind: seconds), the method
+    (strong runs: the ceiling decodes val too, an ensemble's runs read every member)."""
+    if rule == "prepare_model" and "from" in config["models"].get(wildcards["model"], {}):
+        return "cut-down"
     if "model" in wildcards and rule != "strong_features":
         return wildcards["model"]
     return wildcards.get("method", "-")
