@@ -169,7 +169,8 @@ def estimate(config: dict, jobs: list[dict], deps: dict, cores: int, times: pd.D
 
 def snakemake_jobs(dag) -> tuple[list[dict], dict]:
     """The jobs a Snakemake DAG will run, and what each waits on among them."""
-    planned = list(dag.needrun_jobs())
+    # in a fixed order (Snakemake's is a set's), so that ties are broken alike on every run
+    planned = sorted(dag.needrun_jobs(), key=lambda job: (job.rule.name, sorted(job.wildcards_dict.items())))
     ids = {job: i for i, job in enumerate(planned)}
     jobs = [{"id": ids[job], "rule": job.rule.name, "wildcards": dict(job.wildcards_dict),
              "threads": job.threads, "priority": job.priority} for job in planned]

@@ -40,11 +40,15 @@ onstart:
             print(f"ws2s: note: {note}", file=sys.stderr)
     # How long this run will take on this machine's cores, from the shipped step times (ws2s/eta.py);
     # on a cluster the jobs' times are the scheduler's: no estimate.
+    # An estimate that cannot be made is a note: the run itself is fine.
     if workflow.is_main_process and workflow.local_exec:
         jobs, deps = eta.snakemake_jobs(workflow.dag)
-        times = eta.read_step_times(os.path.join(workflow.basedir, "workflow", "resources", "step_times.tsv"))
-        print(f"ws2s: estimate: {eta.estimate(config, jobs, deps, workflow.resource_settings.cores, times)}",
-              file=sys.stderr)
+        cores = workflow.resource_settings.cores or os.cpu_count() or 1
+        try:
+            times = eta.read_step_times(os.path.join(workflow.basedir, "workflow", "resources", "step_times.tsv"))
+            print(f"ws2s: estimate: {eta.estimate(config, jobs, deps, cores, times)}", file=sys.stderr)
+        except (OSError, Ws2sError) as err:
+            print(f"ws2s: note: no estimate of this run's time: {err}", file=sys.stderr)
 
 
 # Every rule's command ends so: its output goes to its log, and when it fails its ws2s error
