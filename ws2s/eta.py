@@ -64,9 +64,10 @@ def work(config: dict, rule: str, wildcards: dict) -> float:
 
 
 def step_key(config: dict, rule: str, wildcards: dict) -> str:
-    """What a rule's time depends on beyond its work: the model (weak steps, a model's
-    preparation, where a cut-down copy of another model is one kind: seconds), the method
-    (strong runs: the ceiling decodes val too, an ensemble's runs read every member)."""
+    """What a rule's time depends on beyond its work: the model (weak steps; a model's
+    preparation, where every cut-down copy of another model is one key, "cut-down", since
+    each takes seconds), the method (strong runs: the ceiling decodes val too, an ensemble's
+    runs read every member)."""
     if rule == "prepare_model" and "from" in config["models"].get(wildcards["model"], {}):
         return "cut-down"
     if "model" in wildcards and rule != "strong_features":

@@ -20,7 +20,8 @@ from ws2s.config import SoftLabelConfig
 from ws2s.mapping import starts_from_decoding
 from ws2s.objectives import LossConfig, aux_targets, example_loss, soft_targets
 from ws2s.train.backbone import frozen_blocks, load_tokenizer
-from ws2s.train.engine import PLAIN, EngineConfig, LowestLoss, autocast, bf16_on, device, train_loop
+from ws2s.train.engine import (PLAIN, EngineConfig, LowestLoss, autocast, bf16_on, device, is_main_process,
+                               train_loop)
 
 # Batch size of generation, teacher-forced scoring and frozen-state caching: changes speed only.
 GENERATION_BATCH_SIZE = 16
@@ -176,7 +177,9 @@ class FrozenBottom:
     def compute(cls, model, tokenizer, items: list[tuple[list[int], int]], blocks: int, batch_size: int):
         states = []
         with torch.no_grad(), blocks_only(model, slice(0, blocks), final_norm=False):
-            for b in tqdm(range(0, len(items), batch_size), desc=f"states of the {blocks} frozen blocks", mininterval=5):
+            # one bar a log: every rank computes its states, rank 0 shows its progress (as the engine's loop)
+            for b in tqdm(range(0, len(items), batch_size), desc=f"states of the {blocks} frozen blocks", mininterval=5,
+                          disable=not is_main_process()):
                 batch = items[b:b + batch_size]
                 ids, mask, positions, _, _ = _left_padded(batch, tokenizer.pad_token_id)
                 on = model.device
