@@ -67,6 +67,8 @@ CONFIG_CASES = {
     "a probability outside (0, 1)": ("classification: {class_balance: 1.5}", r"'classification.class_balance' has value 1.5"),
     "a few-gold subset larger than val": ("classification: {split_sizes: {val: 16}, fewgold_val: 20}",
                                           r"'classification.fewgold_val' is 20; .* val, which has 16 pairs"),
+    "a generation few-gold subset larger than val": ("generation: {split_sizes: {val: 4}, fewgold_val: 5}",
+                                                     r"'generation.fewgold_val' is 5; .* val, which has 4 utterances"),
     # issue 27: every number finite, integers integers, no empty tracks, no from: cycle
     "NaN as a class balance": ("classification: {class_balance: .nan}",
                                r"'classification.class_balance' has value nan; numbers must be finite"),

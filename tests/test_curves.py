@@ -5,9 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ws2s.curves import (PROTOCOLS, SELECTION_COLUMNS, fewgold_ids, goldfree_point, picks, score_run, select_point,
+from ws2s.curves import (PROTOCOLS, SELECTION_COLUMNS, goldfree_point, picks, score_run, select_point,
                          teacher_errors)
 from ws2s.errors import Ws2sError
+from ws2s.frames import fewgold_ids
 
 
 def test_the_fewgold_subset_is_drawn_per_seed_whatever_the_order_of_val():
@@ -15,8 +16,10 @@ def test_the_fewgold_subset_is_drawn_per_seed_whatever_the_order_of_val():
     a, b = fewgold_ids(ids, 10, seed=3), fewgold_ids(ids[::-1], 10, seed=3)
     assert list(a) == list(b) and len(set(a)) == 10 and set(a) <= set(ids)
     assert set(fewgold_ids(ids, 10, seed=4)) != set(a)
-    with pytest.raises(Ws2sError, match=r"classification.fewgold_val: 51 pairs asked for, the validation split has 50"):
+    with pytest.raises(Ws2sError, match=r"classification.fewgold_val: 51 asked for, the validation split has 50"):
         fewgold_ids(ids, 51, seed=0)
+    with pytest.raises(Ws2sError, match=r"generation.fewgold_val: 51 asked for"):
+        fewgold_ids(ids, 51, seed=0, key="generation.fewgold_val")
 
 
 def test_teacher_errors_recover_known_accuracies_without_gold():
@@ -110,3 +113,23 @@ def test_missing_votes_and_unsorted_curves_are_caught():
     rng = np.random.default_rng(3)
     curve = _curve(rng)
     assert picks(curve.sample(frac=1, random_state=1)) == picks(curve)  # row order does not matter
+
+
+def test_the_generation_fewgold_file_is_the_seeds_draw_of_val_with_its_targets(tmp_path):
+    import pandas as pd
+
+    from ws2s import schemas
+    from ws2s.config import FewgoldConfig
+    from ws2s.io import write_parquet
+    from ws2s.stages.generation_splits import write_fewgold
+
+    gold = pd.DataFrame({"id": [f"u{i}" for i in range(10)], "target": [f"t{i}" for i in range(10)],
+                         "gold_entities": [f"[{i}]" for i in range(10)]})
+    write_parquet(gold, tmp_path / "val_gold.parquet", schemas.GOLD_TARGETS)
+    write_fewgold(FewgoldConfig(size=4, seed=3), tmp_path / "val_gold.parquet", tmp_path / "few.parquet")
+    few = pd.read_parquet(tmp_path / "few.parquet")
+    assert list(few["id"]) == list(fewgold_ids(gold["id"], 4, seed=3))
+    assert (few["target"] == few["id"].str.replace("u", "t")).all()
+    with pytest.raises(Ws2sError, match="generation.fewgold_val: 11 asked for"):
+        write_fewgold(FewgoldConfig(size=11, seed=3), tmp_path / "val_gold.parquet", tmp_path / "more.parquet")
+    assert not (tmp_path / "more.parquet").exists()

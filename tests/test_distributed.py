@@ -25,7 +25,8 @@ from conftest import ROOT
 from test_cdpo import cdpo_config, splits  # noqa: F401  (fixture)
 from test_strong import MEMBERS, _cfg, setup  # noqa: F401  (fixture)
 from test_strong_generation import pipeline  # noqa: F401  (fixture)
-from ws2s.config import StrongGenerationConfig, canonical
+from ws2s.config import FewgoldConfig, StrongGenerationConfig, canonical
+from ws2s.stages.generation_splits import write_fewgold
 
 pytestmark = pytest.mark.deepspeed_jit  # DeepSpeed's first start on a machine JIT-builds an op (minutes)
 
@@ -123,9 +124,12 @@ def generate_argv(pipeline, model, out, engine, lora=None) -> list[str]:  # noqa
                                  weights=[0.5, 0.5], loss=loss, soft_labels={"kind": "full", "min_prob": 1e-4},
                                  batch_size=3, lr=1e-3, train_layers=1, decoding={"beams": 1, "max_new_tokens": 6},
                                  engine={**engine, **({"lora": lora} if lora else {})}, epochs=2)
+    # every evaluation point decodes 2 val utterances on every rank (ZeRO-3: with partitioned weights)
+    write_fewgold(FewgoldConfig(size=2, seed=0), splits / "val_gold.parquet", out / "fewgold.parquet")
     return ["strong-generate", "--params", canonical(asdict(cfg)), "--models-root", str(out),
             "--split-dir", str(splits), "--mapped", *[str(weak[s] / "mapped.parquet") for s in (0, 1)],
-            "--out-generations", str(out / "generations.parquet"), "--out-metrics", str(out / "metrics.json"),
+            f"--fewgold={out / 'fewgold.parquet'}", "--out-generations", str(out / "generations.parquet"),
+            "--out-curve", str(out / "curve.parquet"), "--out-metrics", str(out / "metrics.json"),
             "--out-model", str(out / "model")]
 
 
@@ -175,7 +179,7 @@ def one_process(fixtures, tmp_path_factory):
 def same_outputs(stage, got, want) -> None:
     same_metrics(json.loads((got / "metrics.json").read_text()), json.loads((want / "metrics.json").read_text()),
                  LOOSE.get(stage, ()))
-    for name in (OUTPUTS[stage], "curve.parquet") if stage.startswith("classify") else (OUTPUTS[stage],):
+    for name in (OUTPUTS[stage], "curve.parquet") if stage != "cdpo" else (OUTPUTS[stage],):
         a, b = pd.read_parquet(got / name), pd.read_parquet(want / name)
         pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-5, rtol=1e-5)
 

@@ -305,3 +305,24 @@ def test_deepspeed_zero2_on_the_cpu_matches_the_plain_loop(tmp_path):
     code, saved = losses["killed"]
     assert code == 128 + signal.SIGTERM and {"latest", "run.json", "step4"} <= set(saved)
     assert losses["resumed"] == pytest.approx(losses["plain"], abs=1e-5) and not losses["left"]
+
+
+def test_the_kept_best_weights_survive_a_rerun_of_the_same_run_only(tmp_path):
+    """LowestLoss with `keep`: each new best is saved; a tracker of the same run (key) starts
+    from it, so a later worse point does not replace it; another run's file is not read."""
+    model = nn.Linear(2, 1)
+    keep = tmp_path / ".resume-metrics" / "nogold.pt"
+    first = engine.LowestLoss(model, keep, key="run A")
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    first.update(0, 0.5)
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+    first.update(1, 0.7)  # worse: not kept
+    again = engine.LowestLoss(model, keep, key="run A")
+    assert again.epoch == 0 and again.loss == 0.5
+    again.update(2, 0.6)  # worse than the kept point 0, though the first this process saw
+    again.restore()
+    assert again.epoch == 0 and torch.equal(model.weight, torch.ones(1, 2))
+    other = engine.LowestLoss(model, keep, key="run B")
+    assert other.epoch is None and other.loss == math.inf

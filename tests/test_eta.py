@@ -46,8 +46,9 @@ def test_work_counts_the_examples_a_job_passes():
     config = load(ROOT / "config.yaml", ROOT / "workflow" / "configs" / "small.yaml")
     assert eta.work(config, "weak_classify", {"model": "minilm-l6"}) == 400 * 2 + 1200 + 400 + 1000
     assert eta.work(config, "strong_classify", {"method": "naive"}) == 1200 * 64
-    assert eta.work(config, "strong_generate", {"method": "ceiling"}) == 400 * 2 + 400 + 100
-    assert eta.work(config, "strong_generate", {"method": "naive"}) == 400 * 2 + 400
+    # 2 epochs x 4 evaluation points and the start model decode the 50 few-gold utterances
+    assert eta.work(config, "strong_generate", {"method": "ceiling"}) == 400 * 2 + 400 + 100 + 50 * 9
+    assert eta.work(config, "strong_generate", {"method": "naive"}) == 400 * 2 + 400 + 50 * 9
     assert eta.work(config, "joint_decode", {"m": "3"}) == 3 * (400 + 100)
     assert eta.work(config, "map_hypotheses", {"model": "gemma3-270m"}) == 400 + 100
     assert eta.work(config, "table1", {}) == 1
@@ -122,7 +123,7 @@ def test_step_times_from_a_runs_benchmark_files(tmp_path):
     rows = step_times.measured_rows(tmp_path, config, "avx2", "test").set_index(["rule", "key"])
     assert rows.loc[("weak_classify", "minilm-l6"), "seconds_per_work"] == pytest.approx(85.0 / 3400)
     assert rows.loc[("weak_classify", "minilm-l6"), "jobs"] == 2
-    assert rows.loc[("strong_generate", "naive"), "seconds_per_work"] == pytest.approx(1200.0 / 1200)
+    assert rows.loc[("strong_generate", "naive"), "seconds_per_work"] == pytest.approx(1200.0 / 1650)
     by_cpu = step_times.measured_rows(tmp_path, config, "avx2", "test", clock="cpu").set_index(["rule", "key"])
-    assert by_cpu.loc[("strong_generate", "naive"), "seconds_per_work"] == pytest.approx(600.0 / 1200)
+    assert by_cpu.loc[("strong_generate", "naive"), "seconds_per_work"] == pytest.approx(600.0 / 1650)
     assert by_cpu.loc[("prepare_model", "mpnet-base"), "seconds_per_work"] == 7.0  # its wall time, always

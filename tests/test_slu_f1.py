@@ -7,7 +7,7 @@ import pytest
 from textdistance.algorithms.edit_based import levenshtein
 
 import jiwer
-from ws2s.data.slurp import load_utterances, parse_slots, slots_to_entities
+from ws2s.data.slurp import load_utterances, parse_slots, slot_agreement, slots_to_entities
 from ws2s.metrics.slu_f1 import char_distance, gold_examples, score, word_distance
 
 # The worked example, counted by hand from the official scorer's definitions.
@@ -91,3 +91,14 @@ def test_json_failure_rule():
     assert parse_slots('["date"]') is None
     assert slots_to_entities({"date": "monday & tuesday"}) == [{"type": "date", "filler": "monday"},
                                                               {"type": "date", "filler": "tuesday"}]
+
+
+def test_slot_agreement_compares_the_filled_slots_as_multisets():
+    student = ['{"date": "today", "time": "six"}', '{"place_name": "paris & rome"}', "not json", "{}"]
+    teacher = ['{"time": "six", "date": "today"}', '{"place_name": "rome & paris"}', "{}", '{"date": "today"}']
+    # same slots in another order; the same values joined in another order; invalid JSON is
+    # no slots, as {} is; one slot more
+    assert slot_agreement(student, teacher) == 3 / 4
+    assert slot_agreement([], []) != slot_agreement([], [])  # NaN: nothing to compare
+    with pytest.raises(ValueError):
+        slot_agreement(student, teacher[:2])

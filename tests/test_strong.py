@@ -271,7 +271,8 @@ def test_what_a_run_learns_from_is_its_target_kind_not_its_method_name(setup):
 def test_the_curve_gives_the_runs_own_protocol_scores(setup, tmp_path):
     """Scored by the curves stage's functions, the curve's paper and no-gold picks give the
     test accuracy the run itself reports under those protocols."""
-    from ws2s.curves import fewgold_ids, picks, score_run, test_scores
+    from ws2s.curves import picks, score_run, test_scores
+    from ws2s.frames import fewgold_ids
 
     metrics = _run(setup, _cfg("single", ["w1"]), tmp_path)
     curve = pd.read_parquet(tmp_path / "curve.parquet")

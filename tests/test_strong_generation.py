@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from ws2s import schemas
-from ws2s.config import (GenerationSplitConfig, JointDecodingConfig, MappingConfig, SoftLabelConfig,
+from ws2s.config import (FewgoldConfig, GenerationSplitConfig, JointDecodingConfig, MappingConfig, SoftLabelConfig,
                          StrongGenerationConfig, WeakGenerationConfig)
-from ws2s.data.slurp import PROMPTS, render_prompt
+from ws2s.data.slurp import PROMPTS, render_prompt, slu_scores
 from ws2s.design import METHODS
 from ws2s.objectives import LossConfig, soft_targets, utterance_weights
-from ws2s.stages.generation_splits import write_generation_splits
+from ws2s.stages.generation_splits import write_fewgold, write_generation_splits
 from ws2s.stages.joint_decode import joint_decode, pooled_candidates
 from ws2s.stages.map_hypotheses import map_hypotheses
 from ws2s.stages.strong_generate import run_strong_generation
@@ -194,17 +194,39 @@ def test_strong_generation_methods(pipeline, tiny_llama, method, tmp_path):
                                  engine={"backend": "plain", "bf16": method == "naive"}, epochs=2)
     mapped = [str(weak[0 if m == "w0" else 1] / "mapped.parquet") for m in members] if method in ("single", "naive", "bayesian") else []
     gold = [str(splits / f"{split}_gold.parquet") for split in ("strong_train", "val")] if method == "ceiling" else []
-    metrics = run_strong_generation(cfg, tiny_llama, splits, mapped, joint and str(joint), gold,
-                                    tmp_path / "g.parquet", tmp_path / "m.json", tmp_path / "model" if method == "bayesian" else None)
+    fewgold = tmp_path / "fewgold.parquet"
+    write_fewgold(FewgoldConfig(size=2, seed=0), splits / "val_gold.parquet", fewgold)
+    metrics = run_strong_generation(cfg, tiny_llama, splits, mapped, joint and str(joint), gold, str(fewgold),
+                                    tmp_path / "g.parquet", tmp_path / "curve.parquet", tmp_path / "m.json",
+                                    tmp_path / "model" if method == "bayesian" else None)
     generations = pd.read_parquet(tmp_path / "g.parquet")
     assert list(generations.columns) == [f.name for f in schemas.GENERATIONS] and len(generations) == 4
     assert metrics["invalid_json"] == int((~generations["valid_json"]).sum())
     assert json.loads((tmp_path / "m.json").read_text())["method"] == method
     assert (tmp_path / "model").exists() == (method == "bayesian")
     assert "mean_logit" in metrics
-    # every epoch scored on val against the run's own targets; the no-gold protocol's pick
-    assert len(metrics["val_losses"]) == 2 and metrics["selected_epoch"] == 1 + int(np.argmin(metrics["val_losses"]))
-    assert 0 <= metrics["slu_f1_nogold"] <= 1 and ("val_slu_f1" in metrics) == (method == "ceiling")
+    # every evaluation point (2 steps an epoch: 2 points each) scored on val against the run's own
+    # targets, and its decoding of the few-gold utterances; each protocol's pick and its test score
+    progress = metrics["point_epochs"]
+    assert progress == [0.5, 1.0, 1.5, 2.0] and len(metrics["val_losses"]) == 4
+    assert metrics["selected_epoch"] == progress[int(np.argmin(metrics["val_losses"]))]
+    assert len(metrics["fewgold_slu_f1"]) == 5  # the start model first
+    assert metrics["fewgold_epoch"] == progress[int(np.argmax(metrics["fewgold_slu_f1"][1:]))]
+    for protocol in ("nogold", "fewgold"):
+        picked = metrics["selected_epoch" if protocol == "nogold" else "fewgold_epoch"]
+        assert 0 <= metrics[f"slu_f1_{protocol}"] <= 1
+        if picked == 2.0:  # the last point: the paper's protocol's model
+            assert metrics[f"slu_f1_{protocol}"] == metrics["slu_f1"]
+    assert ("val_slu_f1" in metrics) == (method == "ceiling")
+    teachers = {"ceiling": [], "jointdecoding": ["ws2"]}.get(method, members)
+    assert metrics["teachers"] == teachers and all(len(a) == len(teachers) for a in metrics["teacher_agreement"])
+    # the curve holds what each point decoded; its gold SLU-F1, scored here, is the run's
+    curve = pd.read_parquet(tmp_path / "curve.parquet")
+    assert list(curve.columns) == schemas.STRONG_GENERATION_CURVE.names and len(curve) == 5 * 2
+    subset = pd.read_parquet(fewgold)
+    for point, part in curve.groupby("point"):
+        assert list(part["id"]) == list(subset["id"])
+        assert slu_scores(subset, part["text"].tolist())["slu_f1"] == metrics["fewgold_slu_f1"][point]
     if method == "bayesian":  # the loss's balance over training, and the Dirichlet of every generated position
         assert metrics["kl_nll_ratio"] > 0 and np.isfinite(metrics["mean_log_strength"])
         assert metrics["test_positions"] >= 4 and 0 < metrics["test_vacuity_p10"] <= metrics["test_vacuity_p90"] <= 1

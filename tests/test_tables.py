@@ -76,3 +76,37 @@ def test_a_pgr_whose_gap_is_under_2_points_prints_as_gap_too_small(tmp_path):
     strong = [_strong(tmp_path, "ceiling", "gold", 0, 0.615), _strong(tmp_path, "single", "a", 0, 0.61)]
     single = w2s_table(w2s_results(weak, strong, layout), layout).iloc[1]
     assert single["PGR (%)"] == GAP_TOO_SMALL and single["accuracy (%)"] == "61.0 ± 0.0"
+
+
+def test_generation_protocol_tables_and_curves_from_the_runs_records(tmp_path):
+    """table4's few-gold table reads each run's own few-gold test score; the curves flag each
+    protocol's point; PGR per seed by hand."""
+    import pandas as pd
+
+    from ws2s.tables import write_generation_protocols
+
+    layout = {"weak_models": ["a"], "ensembles": {}, "methods": ["single"], "aux_variants": ["noaux"],
+              "aux_methods": [], "format": {"decimals": 1, "ci95": True}, "metric": "slu_f1"}
+    weak, strong = [], []
+    for seed, (w, c, s, s_few) in enumerate([(0.40, 0.80, 0.50, 0.60), (0.40, 0.60, 0.45, 0.50)]):
+        weak.append(_write(tmp_path / f"weak{seed}.json", {"model": "a", "seed": seed, "slu_f1": w}))
+        for method, source, last, few in (("ceiling", "gold", c, c), ("single", "a", s, s_few)):
+            teachers = [] if method == "ceiling" else ["a"]
+            strong.append(_write(tmp_path / f"run-{method}-{seed}.json", {
+                "method": method, "source": source, "aux": False, "seed": seed, "members": teachers,
+                "slu_f1": last, "slu_f1_nogold": last, "slu_f1_fewgold": few, "fewgold_utterances": 2,
+                "point_epochs": [0.5, 1.0], "val_losses": [2.0, 1.0], "selected_epoch": 1.0, "fewgold_epoch": 0.5,
+                "fewgold_slu_f1": [0.1, 0.6, 0.4], "teachers": teachers, "teacher_fewgold_slu_f1": [0.3] * len(teachers),
+                "teacher_agreement": [[0.5] * len(teachers)] * 3}))
+    write_generation_protocols(weak, strong, layout, str(tmp_path / "t4"), "Table 4", tmp_path / "c.parquet",
+                               tmp_path / "c.png")
+    fewgold = pd.read_csv(tmp_path / "t4_fewgold.csv")
+    pgrs = np.array([(0.60 - 0.40) / (0.80 - 0.40), (0.50 - 0.40) / (0.60 - 0.40)]) * 100
+    assert fewgold.iloc[1]["PGR (%)"] == f"{pgrs.mean():.1f} ± {pgrs.std(ddof=1):.1f}"
+    protocols = pd.read_csv(tmp_path / "t4_protocols.csv")
+    assert [c.split(":")[0] for c in protocols.columns[2::3]] == ["paper", "nogold", "fewgold"]
+    curves = pd.read_parquet(tmp_path / "c.parquet")
+    run = curves[(curves["method"] == "single") & (curves["seed"] == 0)]
+    assert run["epochs"].tolist() == [0.0, 0.5, 1.0] and run["fewgold_slu_f1"].tolist() == [0.1, 0.6, 0.4]
+    assert run["fewgold"].tolist() == [False, True, False] and run["paper"].tolist() == [False, False, True]
+    assert run["nogold"].tolist() == [False, False, True] and (tmp_path / "c.png").stat().st_size > 0

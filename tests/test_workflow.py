@@ -288,12 +288,16 @@ def test_adding_a_seed_reruns_no_finished_job(smoke_run):
 def test_only_the_ceiling_is_handed_gold(workdir):
     run = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", "workflow/configs/smoke.yaml")
     assert run.returncode == 0, run.stderr
-    commands = [line for line in run.stdout.splitlines() if "strong-classify --params" in line]
-    assert commands
+    commands = [line for line in run.stdout.splitlines() if "strong-classify --params" in line
+                or "strong-generate --params" in line]
+    assert any("strong-classify" in c for c in commands) and any("strong-generate" in c for c in commands)
     for command in commands:
         is_ceiling = '"method":"ceiling"' in command
         assert ("strong_train_gold.parquet" in command) == is_ceiling, command
         assert ("val_gold.parquet" in command) == is_ceiling, command
+        # every generation run is handed its seed's few-gold subset, to pick its few-gold point
+        if "strong-generate" in command:
+            assert "--fewgold=results/generation/splits/fewgold/seed0.parquet" in command, command
 
 
 # ---- generation track and cDPO ----------------------------------------------------------

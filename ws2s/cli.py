@@ -102,7 +102,8 @@ def cmd_label_models(args) -> None:
 def cmd_table_w2s(args) -> None:
     import pandas as pd
 
-    from ws2s.tables import NO_VALIDATION, validated, w2s_notes, w2s_results, w2s_table, write_table
+    from ws2s.tables import (NO_VALIDATION, validated, w2s_notes, w2s_results, w2s_table, write_generation_protocols,
+                             write_table)
 
     title = args.heading
     layout = json.loads(args.params)
@@ -117,6 +118,11 @@ def cmd_table_w2s(args) -> None:
                 f"({metric} and PGR)", w2s_notes(args.strong) + " Protocol: no gold at all for the Weak-to-Strong "
                 "runs; each run keeps the epoch of the lowest loss against its own (weak) targets on the "
                 "validation split; the ceiling keeps the epoch of the lowest gold validation loss.")
+    if args.dataset == "slurp":  # a classification data set's come from its curves stage
+        if not (args.out_curves and args.out_figure):
+            raise Ws2sError("table-w2s --dataset slurp: --out-curves and --out-figure are required")
+        write_generation_protocols(args.weak, args.strong, layout, args.out_stem, title, args.out_curves,
+                                   args.out_figure)
 
 
 def cmd_curves(args) -> None:
@@ -146,6 +152,13 @@ def cmd_generation_splits(args) -> None:
     from ws2s.stages.generation_splits import write_generation_splits
 
     print(json.dumps(write_generation_splits(GenerationSplitConfig.from_params(json.loads(args.params)), args.out_dir)))
+
+
+def cmd_generation_fewgold(args) -> None:
+    from ws2s.config import FewgoldConfig
+    from ws2s.stages.generation_splits import write_fewgold
+
+    print(json.dumps(write_fewgold(FewgoldConfig.from_params(json.loads(args.params)), args.val_gold, args.out)))
 
 
 def cmd_weak_generate(args) -> None:
@@ -203,8 +216,8 @@ def cmd_strong_generate(args) -> None:
     _threads()
     cfg = StrongGenerationConfig.from_params(json.loads(args.params))
     metrics = run_strong_generation(cfg, resolve(cfg.model_name, cfg.model_spec, args.models_root), args.split_dir,
-                                    args.mapped, args.joint or None, args.gold, args.out_generations,
-                                    args.out_metrics, args.out_model or None)
+                                    args.mapped, args.joint or None, args.gold, args.fewgold or None,
+                                    args.out_generations, args.out_curve, args.out_metrics, args.out_model or None)
     print(json.dumps(metrics))
 
 
@@ -295,7 +308,9 @@ COMMANDS = {
     "table-w2s": (cmd_table_w2s, "a Weak(S)-to-Strong table (2, 4, 7, a data set's own) from weak and strong metrics",
                   ["params", "out-stem", "heading"],
                   {"--dataset": {"required": True, "help": "a classification data set, or slurp (SLU-F1)"},
-                   "--weak": {"nargs": "+", "required": True}, "--strong": {"nargs": "+", "required": True}}),
+                   "--weak": {"nargs": "+", "required": True}, "--strong": {"nargs": "+", "required": True},
+                   "--out-curves": {"default": "", "help": "slurp: its runs' curves (Parquet)"},
+                   "--out-figure": {"default": "", "help": "slurp: their figure (PNG)"}}),
     "curves": (cmd_curves, "a classification data set's training curves, protocol tables and curves figure",
                ["params", "heading", "title", "val-gold", "test", "out-curves", "out-stem", "out-figure"],
                {"--dataset": {"required": True}, "--weak": {"nargs": "+", "required": True},
@@ -307,6 +322,8 @@ COMMANDS = {
                        {"--table": {"required": True, "choices": list(design.ABLATION_TABLES)},
                         "--weak": {"nargs": "+", "required": True}, "--ceiling": {"nargs": "+", "required": True}}),
     "generation-splits": (cmd_generation_splits, "SLURP splits for the generation track", ["params", "out-dir"], {}),
+    "generation-fewgold": (cmd_generation_fewgold, "the few-gold protocol's subset of SLURP's val for one seed",
+                           ["params", "val-gold", "out"], {}),
     "fig-agreement": (cmd_fig_agreement, "Figure 3: agreement between weak models", ["title", "out"],
                       {"--kind": {"required": True, "choices": ["classification", "generation"]},
                        "files": {"nargs": "+"}}),
@@ -328,9 +345,10 @@ COMMANDS = {
                      ["params", "split-dir", "out"],
                      {"--hypotheses": {"nargs": "+", "required": True}, "--weak-models": {"nargs": "+", "required": True}}),
     "strong-generate": (cmd_strong_generate, "one strong run of the generation track",
-                        ["params", "models-root", "split-dir", "out-generations", "out-metrics"],
+                        ["params", "models-root", "split-dir", "out-generations", "out-curve", "out-metrics"],
                         {"--mapped": {"nargs": "*", "default": []}, "--joint": {"default": ""},
-                         "--gold": {"nargs": "*", "default": []}, "--out-model": {"default": ""}}),
+                         "--gold": {"nargs": "*", "default": []}, "--fewgold": {"default": ""},
+                         "--out-model": {"default": ""}}),
     "cdpo": (cmd_cdpo, "cDPO: weak-ensemble preferences over strong candidates, conservative DPO",
              ["params", "start-model", "split-dir", "out-pairs", "out-metrics"],
              {"--weak-models": {"nargs": "+", "required": True}}),

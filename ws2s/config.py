@@ -208,6 +208,14 @@ class GenerationSplitConfig(StageConfig):
 
 
 @dataclass(frozen=True)
+class FewgoldConfig(StageConfig):
+    """The few-gold protocol's subset of the generation track's val for one seed."""
+
+    size: int
+    seed: int
+
+
+@dataclass(frozen=True)
 class WeakGenerationConfig(StageConfig):
     """A weak causal LM's finetuning on gold targets and its generation settings."""
 

@@ -199,9 +199,7 @@ def _check_references(config: dict) -> None:
                             "over several nodes (ws2s launch), the other kinds are one process")
     cls = config["classification"]
     need_model(cls["strong_model"], "classification.strong_model")
-    if 0 < cls["split_sizes"]["val"] < cls["fewgold_val"]:
-        raise Ws2sError(f"config key 'classification.fewgold_val' is {cls['fewgold_val']}; the few-gold subset is drawn "
-                        f"from val, which has {cls['split_sizes']['val']} pairs (classification.split_sizes.val)")
+    _check_fewgold(cls, "classification", "pairs")
     weak_anywhere = {m for models in cls["weak_models"].values() for m in models}
     for name in cls["weak_training"]["lr_per_model"]:
         if name not in weak_anywhere:
@@ -282,6 +280,12 @@ def _check_from_cycles(models: dict) -> None:
             chain.append(parent)
 
 
+def _check_fewgold(section: dict, track: str, unit: str) -> None:
+    if 0 < section["split_sizes"]["val"] < section["fewgold_val"]:
+        raise Ws2sError(f"config key '{track}.fewgold_val' is {section['fewgold_val']}; the few-gold subset is drawn "
+                        f"from val, which has {section['split_sizes']['val']} {unit} ({track}.split_sizes.val)")
+
+
 def _check_generation(config: dict) -> None:
     gen = config.get("generation")
     if "generation" not in config["tracks"]:
@@ -293,6 +297,7 @@ def _check_generation(config: dict) -> None:
             raise Ws2sError(f"config key 'generation.weak_models[{i}]' names model '{name}', which is not in models")
     if gen["strong_model"] not in config["models"]:
         raise Ws2sError(f"config key 'generation.strong_model' names model '{gen['strong_model']}', which is not in models")
+    _check_fewgold(gen, "generation", "utterances")
     for ens, members in gen["ensembles"].items():
         for name in members:
             if name not in gen["weak_models"]:

@@ -28,6 +28,8 @@ teacher is gold, keeps its last point under it.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -43,15 +45,6 @@ SELECTION_COLUMNS = ["point", "val_loss", "fewgold_accuracy", "teacher_agreement
 def two_class(prob_1: np.ndarray) -> np.ndarray:
     prob_1 = np.asarray(prob_1, dtype=np.float64)
     return np.stack([1.0 - prob_1, prob_1], axis=1)
-
-
-def fewgold_ids(val_ids, size: int, seed: int) -> np.ndarray:
-    """The few-gold subset of val for one seed: `size` ids drawn without replacement, the same
-    for every run of that seed (whatever order val's ids come in)."""
-    ordered = np.sort(np.asarray(val_ids, dtype=object))
-    if not 0 < size <= len(ordered):
-        raise Ws2sError(f"classification.fewgold_val: {size} pairs asked for, the validation split has {len(ordered)}")
-    return ordered[np.random.default_rng(seed).permutation(len(ordered))[:size]]
 
 
 def teacher_errors(val_votes: pd.DataFrame) -> dict[str, float]:
@@ -147,3 +140,22 @@ def test_scores(curve: pd.DataFrame, point: int, gold_test: pd.Series) -> tuple[
     test = curve[(curve["point"] == point) & (curve["split"] == "test")]
     probs, labels = two_class(test["prob_1"].to_numpy()), gold_test[test["id"]].to_numpy()
     return accuracy(probs, labels), expected_calibration_error(probs, labels)
+
+
+def generation_curves(strong_runs: list[dict]) -> pd.DataFrame:
+    """The generation track's runs point by point (schemas.GENERATION_CURVES) from their
+    metrics.json: each run picked its no-gold and few-gold points itself, the paper's
+    protocol keeps the last."""
+    rows = []
+    for run in strong_runs:
+        progress, losses = [0.0, *run["point_epochs"]], [math.nan, *run["val_losses"]]
+        last = len(progress) - 1
+        picked = {"paper": progress[last], "nogold": run["selected_epoch"], "fewgold": run["fewgold_epoch"]}
+        for point, (epochs, loss, score, agreement) in enumerate(zip(progress, losses, run["fewgold_slu_f1"],
+                                                                     run["teacher_agreement"], strict=True)):
+            rows.append({"method": run["method"], "source": run["source"], "aux": "aux" if run["aux"] else "noaux",
+                         "seed": run["seed"], "point": point, "epochs": epochs, "val_loss": loss,
+                         "fewgold_slu_f1": score, "members": run["teachers"], "teacher_agreement": agreement,
+                         # point 0 is the start model: no protocol picks it
+                         **{p: point > 0 and epochs == at for p, at in picked.items()}})
+    return pd.DataFrame(rows)

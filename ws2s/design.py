@@ -518,6 +518,10 @@ def _generation_splits(config):
             "split_seed": config["split_seed"]}
 
 
+def _generation_fewgold(config, seed):
+    return {"size": config["generation"]["fewgold_val"], "seed": int(seed)}
+
+
 def _weak_generate(config, model, seed):
     gen = config["generation"]
     return {
@@ -601,6 +605,7 @@ _PARAMS = {
     "strong_classify": _strong_classify,
     "label_models": _label_models,
     "generation_splits": _generation_splits,
+    "generation_fewgold": _generation_fewgold,
     "weak_generate": _weak_generate,
     "map_hypotheses": _map_hypotheses,
     "joint_decode": _joint_decode,
@@ -625,6 +630,10 @@ def _engine_inputs(config: dict) -> list[str]:
 
 def _split_files(dataset: str | None, *splits: str) -> dict[str, str]:
     return {split: split_file(dataset, split) for split in splits}
+
+
+def fewgold_file(seed) -> str:
+    return split_file(None, f"fewgold/seed{seed}")
 
 
 def _gold_files(dataset: str | None) -> list[str]:
@@ -687,6 +696,9 @@ def _strong_generate_inputs(config, checkpoint, method, source, aux, seed):
         "engine_config": _engine_inputs(config),
         "mapped": [],
     }
+    if gen["split_sizes"]["val"]:
+        # every run's few-gold subset (the Weak-to-Strong runs' only gold), read to pick a point
+        inputs["fewgold"] = fewgold_file(seed)
     if target == "gold":
         inputs["gold"] = _gold_files(None)
     elif target == "joint":

@@ -56,8 +56,13 @@ def work(config: dict, rule: str, wildcards: dict) -> float:
     if rule == "joint_decode":
         return (gsize["strong_train"] + gsize["val"]) * int(wildcards["m"])
     if rule == "strong_generate":
-        decoded = gsize["test"] + (gsize["val"] if wildcards.get("method") == "ceiling" else 0)
-        return gsize["strong_train"] * gen["strong_training"]["epochs"] + decoded
+        from ws2s.train.strong import evaluation_points
+
+        epochs = gen["strong_training"]["epochs"]
+        # the few-gold utterances at every evaluation point and the start
+        fewgold = gen["fewgold_val"] * (1 + epochs * evaluation_points(epochs)) if gsize["val"] else 0
+        decoded = gsize["test"] + (gsize["val"] if wildcards.get("method") == "ceiling" else 0) + fewgold
+        return gsize["strong_train"] * epochs + decoded
     if rule == "cdpo":
         return gsize["strong_train"] * gen["cdpo"]["candidates"]
     return 1.0

@@ -161,10 +161,11 @@ PROTOCOL_MARKERS = {"paper": ("o", "paper (last)"), "nogold": ("v", "no gold"), 
 
 
 def curves_figure(curves: pd.DataFrame, teachers: dict[tuple[str, int], float], title: str,
-                  path: str | Path) -> None:
-    """Gold validation accuracy against training progress of every method (a panel per aux
-    variant): the mean over seeds with a min-max band, each single-weak student's teacher as a
-    dashed line of its colour, and a mark where each protocol stops (mean over seeds)."""
+                  path: str | Path, score: str = "val_accuracy", ylabel: str = "gold validation accuracy (%)") -> None:
+    """A gold validation score (column `score`) against training progress of every method (a
+    panel per aux variant): the mean over seeds with a min-max band, each single-weak
+    student's teacher as a dashed line of its colour, and a mark where each protocol the
+    curves carry stops (mean over seeds)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -174,6 +175,7 @@ def curves_figure(curves: pd.DataFrame, teachers: dict[tuple[str, int], float], 
     from ws2s.tables import METHOD_LABELS
 
     variants = list(dict.fromkeys(curves["aux"])) if len(curves) else []
+    shown = {p: marker for p, marker in PROTOCOL_MARKERS.items() if p in curves.columns}
     rows = list(dict.fromkeys(zip(curves["method"], curves["source"]))) if len(curves) else []
     fig, axes = plt.subplots(1, max(len(variants), 1), figsize=(7 * max(len(variants), 1), 5), squeeze=False)
     if not variants:
@@ -184,14 +186,14 @@ def curves_figure(curves: pd.DataFrame, teachers: dict[tuple[str, int], float], 
         for (method, source), run in part.groupby(["method", "source"], sort=False):
             colour = f"C{rows.index((method, source)) % 10}"
             by_point = run.groupby("point")
-            epochs, mean = by_point["epochs"].first(), 100 * by_point["val_accuracy"].mean()
+            epochs, mean = by_point["epochs"].first(), 100 * by_point[score].mean()
             ax.plot(epochs, mean, color=colour, label=METHOD_LABELS[method].format(source))
-            ax.fill_between(epochs, 100 * by_point["val_accuracy"].min(), 100 * by_point["val_accuracy"].max(),
+            ax.fill_between(epochs, 100 * by_point[score].min(), 100 * by_point[score].max(),
                             color=colour, alpha=0.15, linewidth=0)
             if method == "single" and (source, run["seed"].iloc[0]) in teachers:
                 level = np.mean([teachers[(source, seed)] for seed in run["seed"].unique()])
                 ax.axhline(100 * level, color=colour, linestyle="--", linewidth=0.8)
-            for protocol, (marker, _) in PROTOCOL_MARKERS.items():
+            for protocol, (marker, _) in shown.items():
                 picked = run.loc[run[protocol], "epochs"]
                 if len(picked):
                     at = float(picked.mean())
@@ -200,10 +202,10 @@ def curves_figure(curves: pd.DataFrame, teachers: dict[tuple[str, int], float], 
         ax.set_xscale("symlog", linthresh=1.0)
         ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.set_xlabel("training progress (epochs; linear below 1, log above)")
-        ax.set_ylabel("gold validation accuracy (%)")
+        ax.set_ylabel(ylabel)
         ax.set_title(f"{title}: {'with' if aux == 'aux' else 'without'} aux")
         handles = [plt.Line2D([], [], marker=m, color="grey", markeredgecolor="black", linestyle="none", label=name)
-                   for m, name in PROTOCOL_MARKERS.values()]
+                   for m, name in shown.values()]
         handles.append(plt.Line2D([], [], color="grey", linestyle="--", label="teacher (single weak)"))
         ax.legend(handles=ax.get_legend_handles_labels()[0] + handles, fontsize=7)
     save_figure(fig, path)

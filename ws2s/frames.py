@@ -66,3 +66,13 @@ def probs_frame(ids: pd.Series, split: str, probs: np.ndarray) -> pd.DataFrame:
         "prob_1": probs[:, 1],
         "pred": probs.argmax(axis=1).astype(np.int8),
     })
+
+
+def fewgold_ids(val_ids, size: int, seed: int, key: str = "classification.fewgold_val") -> np.ndarray:
+    """The few-gold subset of val for one seed: `size` ids drawn without replacement, the same
+    for every run of that seed (whatever order val's ids come in); `key` names the size's
+    config key in the error."""
+    ordered = np.sort(np.asarray(val_ids, dtype=object))
+    if not 0 < size <= len(ordered):
+        raise Ws2sError(f"{key}: {size} asked for, the validation split has {len(ordered)}")
+    return ordered[np.random.default_rng(seed).permutation(len(ordered))[:size]]

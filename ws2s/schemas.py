@@ -43,6 +43,34 @@ STRONG_CURVE = pa.schema([
     ("prob_1", pa.float32()),     # P(correct)
 ])
 
+# Every strong run of the generation track, point by point, from its metrics.json: the
+# few-gold SLU-F1, agreement with each teacher there, and the points the protocols pick.
+GENERATION_CURVES = pa.schema([
+    ("method", pa.string()),
+    ("source", pa.string()),
+    ("aux", pa.string()),                         # aux or noaux
+    ("seed", pa.int64()),
+    ("point", pa.int32()),
+    ("epochs", pa.float64()),
+    ("val_loss", pa.float64()),                   # null at the start model
+    ("fewgold_slu_f1", pa.float64()),             # gold, the few-gold utterances of val
+    ("members", pa.list_(pa.string())),           # the run's teachers (the ceiling: none)
+    ("teacher_agreement", pa.list_(pa.float64())),  # same slots as each teacher, few-gold utterances
+    ("paper", pa.bool_()),                        # the point each protocol picks
+    ("nogold", pa.bool_()),
+    ("fewgold", pa.bool_()),
+])
+
+# A generation strong run's curve: at each evaluation point (0: the start model), its decoding
+# of the few-gold protocol's val utterances. Empty without a validation split.
+STRONG_GENERATION_CURVE = pa.schema([
+    ("point", pa.int32()),
+    ("epochs", pa.float64()),     # training progress at the point
+    ("val_loss", pa.float64()),   # the validation loss against the run's own targets (all of val)
+    ("id", pa.string()),
+    ("text", pa.string()),        # what the run decoded
+])
+
 # Every strong run of a classification data set, point by point, as the curves stage scores
 # it: gold validation accuracy (all of val, and the few-gold subset), agreement with each
 # teacher on val, test accuracy, and which points the four protocols pick.

@@ -187,6 +187,47 @@ def w2s_notes(strong_files: list[str]) -> str:
 
 
 
+def write_generation_protocols(weak_files: list[str], strong_files: list[str], layout: dict, stem: str,
+                               title: str, out_curves: str | Path, out_figure: str | Path) -> None:
+    """The generation track's few-gold table (`{stem}_fewgold`), its protocols side by side
+    (`{stem}_protocols`), its runs' curves and their figure: the runs picked their few-gold
+    point themselves (ws2s.stages.strong_generate)."""
+    from ws2s import schemas
+    from ws2s.curves import generation_curves
+    from ws2s.figures import curves_figure
+    from ws2s.io import write_parquet
+
+    weak, strong = list(map(read_json, weak_files)), list(map(read_json, strong_files))
+    if not all("slu_f1_fewgold" in run for run in strong):
+        for name in ("fewgold", "protocols"):
+            write_table(pd.DataFrame({"note": [NO_VALIDATION]}), f"{stem}_{name}", f"{title}, {name}")
+        write_parquet(pd.DataFrame({f.name: [] for f in schemas.GENERATION_CURVES}), out_curves,
+                      schemas.GENERATION_CURVES)
+        curves_figure(pd.DataFrame(), {}, "SLURP", out_figure)
+        return
+    curves = generation_curves(strong)
+    write_parquet(curves, out_curves, schemas.GENERATION_CURVES)
+    teachers = {(name, run["seed"]): score for run in strong
+                for name, score in zip(run["teachers"], run["teacher_fewgold_slu_f1"])}
+    curves_figure(curves, teachers, "SLURP", out_figure, score="fewgold_slu_f1",
+                  ylabel="SLU-F1 on the few-gold val utterances (%)")
+    n = strong[0]["fewgold_utterances"]
+    described = {
+        "paper": "each run's last point; the strong settings chosen for the ceiling on gold validation data "
+                 "(the protocol comparable with the paper)",
+        "nogold": "no gold for the Weak-to-Strong runs: each keeps the point of its lowest loss against its own "
+                  "(weak) targets on val; the ceiling that of its lowest gold validation loss",
+        "fewgold": f"each run keeps the point of its best SLU-F1 on {n} gold utterances drawn from val per seed: a "
+                   "Weak-to-Strong upper bound (it reads gold), as Burns et al. report ground-truth early stopping",
+    }
+    results = {p: w2s_results_of(weak, strong, layout, protocol=p) for p in described}
+    notes = w2s_notes(strong_files)
+    write_table(w2s_table(results["fewgold"], layout), f"{stem}_fewgold", f"{title}, few-gold protocol: "
+                "Weak(S)-to-Strong on slurp (SLU-F1 and PGR)", f"{notes} Protocol: {described['fewgold']}.")
+    write_table(protocols_table(results, layout), f"{stem}_protocols", f"{title}: the selection protocols side by "
+                "side (slurp, SLU-F1 and PGR)", notes + " " + " ".join(f"{p}: {d}." for p, d in described.items()))
+
+
 def ablation_table(rows: list[tuple[str, list[str]]], weak_files: list[str], ceiling_files: list[str],
                    decimals: int) -> pd.DataFrame:
     """Tables 8, 9 and 11: one row per setting, SLU-F1 and PGR mean ± std over seeds."""

@@ -105,8 +105,8 @@ def generation(config: dict, seeds: list[int]) -> None:
             # a finished run is read back (delete results/search to redo): two processes can
             # each run one seed, and a third prints the table over both
             metrics = (json.loads((out / "m.json").read_text()) if (out / "m.json").exists() else
-                       run_strong_generation(cfg, model, split_dir, [], None, gold, out / "g.parquet", out / "m.json",
-                                             None, score_test=False))
+                       run_strong_generation(cfg, model, split_dir, [], None, gold, None, out / "g.parquet", None,
+                                             out / "m.json", None, score_test=False))
             scores.append(metrics["val_slu_f1"])
             picked.append(metrics["selected_epoch"])
         print(f"| {epochs} | {lr:g} | {layers} | {100 * np.mean(scores):.1f} | "

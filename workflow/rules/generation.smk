@@ -20,6 +20,23 @@ rule generation_splits:
         logged("ws2s generation-splits --params {params.slice:q} --out-dir results/generation/splits")
 
 
+rule generation_fewgold:
+    """The few-gold protocol's val utterances for one seed, with their targets: the only gold the Weak-to-Strong runs are handed."""
+    input:
+        val_gold="results/generation/splits/val_gold.parquet",
+    output:
+        "results/generation/splits/fewgold/seed{seed}.parquet",
+    log:
+        "results/logs/generation_fewgold/seed{seed}.log",
+    conda:
+        "../../envs/ws2s-data.yaml"
+    params:
+        slice=run_params("generation_fewgold"),
+        code=code_version("ws2s.stages.generation_splits", "ws2s.curves"),
+    shell:
+        logged("ws2s generation-fewgold --params {params.slice:q} --val-gold {input.val_gold} --out {output}")
+
+
 rule weak_generate:
     """Finetune one weak causal LM on gold; beam-search generations with per-token log-probs."""
     input:
@@ -113,6 +130,7 @@ rule strong_generate:
         unpack(run_inputs("strong_generate")),
     output:
         generations="results/generation/strong/{method}/{source}/{aux}/seed{seed}/generations.parquet",
+        curve="results/generation/strong/{method}/{source}/{aux}/seed{seed}/curve.parquet",
         metrics="results/generation/strong/{method}/{source}/{aux}/seed{seed}/metrics.json",
     log:
         "results/logs/strong_generate/{method}/{source}/{aux}/seed{seed}.log",
@@ -132,18 +150,21 @@ rule strong_generate:
         code=code_version("ws2s.stages.strong_generate", "ws2s.models"),
         joint=input_arg("strong_generate", "joint", ""),
         gold=input_arg("strong_generate", "gold", []),
+        fewgold=input_arg("strong_generate", "fewgold", ""),
         model="",
     shell:
         logged(
             "WS2S_THREADS={threads} ws2s launch --gpus {resources.launch_gpus} --nodes {resources.launch_nodes} -- strong-generate --params {params.slice:q} --models-root results/models "
             "--split-dir results/generation/splits --mapped {input.mapped} --joint={params.joint} --gold {params.gold} "
-            "--out-model={params.model} --out-generations {output.generations} --out-metrics {output.metrics}"
+            "--fewgold={params.fewgold} --out-model={params.model} --out-generations {output.generations} "
+            "--out-curve {output.curve} --out-metrics {output.metrics}"
         )
 
 
 use rule strong_generate as strong_generate_keep_model with:
     output:
         generations="results/generation/strong/{method}/{source}/{aux}/seed{seed}/generations.parquet",
+        curve="results/generation/strong/{method}/{source}/{aux}/seed{seed}/curve.parquet",
         metrics="results/generation/strong/{method}/{source}/{aux}/seed{seed}/metrics.json",
         model=directory("results/generation/strong/{method}/{source}/{aux}/seed{seed}/model"),
     wildcard_constraints:
@@ -154,6 +175,7 @@ use rule strong_generate as strong_generate_keep_model with:
         code=code_version("ws2s.stages.strong_generate", "ws2s.models"),
         joint=input_arg("strong_generate", "joint", ""),
         gold=input_arg("strong_generate", "gold", []),
+        fewgold=input_arg("strong_generate", "fewgold", ""),
         model="results/generation/strong/{method}/{source}/{aux}/seed{seed}/model",
 
 

@@ -114,7 +114,7 @@ rule table3:
 
 
 rule table4:
-    """Table 4: every Weak(S)-to-Strong method of the generation track, SLU-F1 and PGR."""
+    """Table 4: every Weak(S)-to-Strong method of the generation track, SLU-F1 and PGR, under the paper's, the no-gold and the few-gold protocols."""
     input:
         weak=design.weak_files(config),
         strong=design.strong_files(config),
@@ -125,17 +125,25 @@ rule table4:
             "results/tables/table4_nogold.csv", caption="../report/table_w2s_nogold.rst", category="Tables"
         ),
         nogold_md="results/tables/table4_nogold.md",
+        fewgold_csv="results/tables/table4_fewgold.csv",
+        fewgold_md="results/tables/table4_fewgold.md",
+        protocols_csv=report(
+            "results/tables/table4_protocols.csv", caption="../report/table_protocols.rst", category="Tables"
+        ),
+        protocols_md="results/tables/table4_protocols.md",
+        curves="results/curves/slurp.parquet",
+        figure=report("results/figures/curves_slurp.png", caption="../report/curves_slurp.rst", category="Figures"),
     log:
         "results/logs/tables/table4.log",
     conda:
         "../../envs/ws2s-data.yaml"
     params:
         slice=design.table_params(config, "table4"),
-        code=code_version("ws2s.tables"),
+        code=code_version("ws2s.tables", "ws2s.curves", "ws2s.figures"),
     shell:
         logged(
             "ws2s table-w2s --dataset slurp --heading 'Table 4' --params {params.slice:q} --out-stem results/tables/table4 "
-            "--weak {input.weak} --strong {input.strong}"
+            "--weak {input.weak} --strong {input.strong} --out-curves {output.curves} --out-figure {output.figure}"
         )
 
 

@@ -86,6 +86,17 @@ def slots_to_entities(slots: dict[str, str]) -> list[dict]:
     return [{"type": t, "filler": f.strip()} for t, v in slots.items() for f in v.split(VALUE_JOINER) if f.strip()]
 
 
+def slot_agreement(texts: list[str], others: list[str]) -> float:
+    """The share of utterances whose two generations fill the same slots with the same values
+    (as multisets of (type, value); invalid JSON: no slots)."""
+    def entities(text):
+        return sorted((e["type"], e["filler"]) for e in slots_to_entities(parse_slots(text) or {}))
+
+    if len(texts) != len(others):
+        raise ValueError(f"{len(texts)} generations against {len(others)}")
+    return float(np.mean([entities(a) == entities(b) for a, b in zip(texts, others)])) if texts else float("nan")
+
+
 def slu_scores(test: pd.DataFrame, texts: list[str]) -> dict:
     """SLU-F1 of generations on test against the official gold; invalid JSON counts as no slots."""
     slots = [parse_slots(t) for t in texts]

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from ws2s import schemas
-from ws2s.curves import PROTOCOLS, fewgold_ids, picks, score_run, teacher_errors, test_scores
+from ws2s.curves import PROTOCOLS, picks, score_run, teacher_errors, test_scores
 from ws2s.errors import Ws2sError
+from ws2s.frames import fewgold_ids
 from ws2s.io import read_json, read_parquet, run_record, write_parquet
 from ws2s.tables import NO_VALIDATION, protocols_table, w2s_notes, w2s_results_of, w2s_table, write_table
 

@@ -4,6 +4,10 @@ weak_train, strong_train and val come from the training utterances, test from th
 test set; strong_train's and val's targets go to files of their own, read only by the strong
 ceiling (val: the paper's protocol tunes the ceiling on gold validation data). Nothing is
 written when a training split shares an utterance with val or the test file.
+
+Per seed, the few-gold protocol's subset of val's targets goes to a file of its own
+(`write_fewgold`): the only gold a Weak-to-Strong run is handed, and only to pick its
+evaluation point (README, Training curves).
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ws2s import schemas
-from ws2s.config import GenerationSplitConfig
+from ws2s.config import FewgoldConfig, GenerationSplitConfig
 from ws2s.data.leakage import Part, check_disjoint
 from ws2s.data.slurp import load_utterances, make_generation_splits
-from ws2s.io import write_parquet
+from ws2s.frames import fewgold_ids
+from ws2s.io import read_parquet, write_parquet
 
 
 def write_generation_splits(cfg: GenerationSplitConfig, out_dir: str | Path) -> dict[str, int]:
@@ -34,3 +39,12 @@ def write_generation_splits(cfg: GenerationSplitConfig, out_dir: str | Path) -> 
         write_parquet(frame[["id", "slurp_id", "sentence"]], out_dir / f"{split}.parquet", schemas.UNLABELLED_UTTERANCES)
         write_parquet(frame[["id", "target", "gold_entities"]], out_dir / f"{split}_gold.parquet", schemas.GOLD_TARGETS)
     return {name: len(frame) for name, frame in splits.items()}
+
+
+def write_fewgold(cfg: FewgoldConfig, val_gold_file: str | Path, out: str | Path) -> dict[str, int]:
+    """The targets of `cfg.size` val utterances drawn for `cfg.seed` (as the classification
+    track draws its few-gold pairs)."""
+    gold = read_parquet(val_gold_file, [f.name for f in schemas.GOLD_TARGETS])
+    chosen = fewgold_ids(gold["id"], cfg.size, cfg.seed, "generation.fewgold_val")
+    write_parquet(gold.set_index("id").loc[chosen].reset_index(), out, schemas.GOLD_TARGETS)
+    return {"fewgold": len(chosen)}

@@ -18,6 +18,7 @@ no meaning over a vocabulary).
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -25,16 +26,17 @@ import pandas as pd
 import torch
 
 from ws2s import schemas
-from ws2s.config import SoftLabelConfig, StrongGenerationConfig
-from ws2s.data.slurp import PROMPTS, parse_slots, render_prompt, slu_scores
+from ws2s.config import SoftLabelConfig, StrongGenerationConfig, canonical
+from ws2s.data.slurp import PROMPTS, parse_slots, render_prompt, slot_agreement, slu_scores
 from ws2s.errors import Ws2sError
 from ws2s.frames import UTTERANCE_COLUMNS, align_by_id, gold_by_split
 from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.models import save_checkpoint
 from ws2s.objectives import LossConfig, dirichlet_log_strength, member_sum, position_uncertainty, utterance_weights
 from ws2s.train.backbone import add_lora, folded, freeze_for, frozen_blocks, seed_everything
-from ws2s.train.engine import LowestLoss, autocast, device, is_main_process
-from ws2s.train.strong import nogold_point, run_record, train_strong, validation_loss, validation_objective
+from ws2s.train.engine import LowestLoss, autocast, checkpoint_dir_for, device, is_main_process
+from ws2s.train.strong import (evaluation_points, nogold_point, point_epochs, run_record, train_strong, validation_loss,
+                               validation_objective)
 from ws2s.train.generate import (GENERATION_BATCH_SIZE, FrozenBottom, Sequence, decode, for_inference, load_causal,
                                  sequence_losses)
 
@@ -115,16 +117,88 @@ def decode_utterances(cfg: StrongGenerationConfig, model, tokenizer, sentences, 
     return decoded[0], position_uncertainty(decoded[1], model.get_output_embeddings().weight.shape[0])
 
 
+class Points:
+    """A run's evaluation points (0: the start model): the validation loss against its own
+    targets on all of val, and, with a few-gold file, its decoding of those val utterances,
+    their gold SLU-F1 and its agreement with each teacher there. The weights of the lowest
+    loss (the no-gold protocol) and of the best few-gold SLU-F1 (the few-gold protocol) are
+    kept for their test scores, in memory and beside the checkpoint; the picks come from the
+    checkpointed records, so a resumed run picks, and scores, as a whole one does."""
+
+    def __init__(self, cfg: StrongGenerationConfig, model, tokenizer, data: dict, fewgold: pd.DataFrame | None,
+                 teachers: dict[str, list[str]], out_metrics: str | Path):
+        self.cfg, self.model, self.tokenizer, self.data = cfg, model, tokenizer, data
+        self.fewgold, self.teachers = fewgold, teachers
+        # kept beside the run's checkpoint (train_strong's key), so a resumed run has them too
+        keep, key = checkpoint_dir_for(out_metrics), canonical(asdict(cfg))
+        self.nogold, self.best_fewgold = (LowestLoss(model, keep / f"{name}.pt", key) for name in ("nogold", "fewgold"))
+        self.val_cfg = validation_objective(cfg.loss)
+
+    def record(self, point: int | None) -> dict:
+        """The record of training point `point` (from 0; None: the start model, which no protocol picks)."""
+        val = self.data["val"]
+        loss = validation_loss(lambda idx: val.loss(self.model, self.tokenizer, idx, 1.0, self.val_cfg,
+                                                    self.cfg.soft_labels)[0], len(val.members[0]), GENERATION_BATCH_SIZE)
+        if point is not None:
+            self.nogold.update(point, loss)
+        if self.fewgold is None:
+            return {"val_loss": loss}
+        texts = decode(self.model, self.tokenizer, [render_prompt(PROMPTS[self.cfg.prompt], s)
+                                                    for s in self.fewgold["sentence"]],
+                       beams=self.cfg.decoding.beams, max_new_tokens=self.cfg.decoding.max_new_tokens,
+                       batch_size=GENERATION_BATCH_SIZE, desc="few-gold utterances")
+        score = slu_scores(self.fewgold, texts)["slu_f1"]
+        if point is not None:
+            self.best_fewgold.update(point, -score)  # the first of equal scores, as the pick
+        return {"val_loss": loss, "texts": texts, "fewgold_slu_f1": score,
+                "teacher_agreement": [slot_agreement(texts, t) for t in self.teachers.values()]}
+
+    def test_score(self, point: int, last: int, last_score: float, test: pd.DataFrame, done: dict) -> float:
+        """Test SLU-F1 at training point `point`: the last one's, or the weights kept for it decoded
+        again (once a point; NaN when a resume lost them)."""
+        if point == last:
+            return last_score
+        if point not in done:
+            kept = next((k for k in (self.nogold, self.best_fewgold) if k.epoch == point), None)
+            if kept is None:
+                return math.nan
+            kept.restore()
+            done[point] = slu_scores(test, decode_utterances(self.cfg, self.model, self.tokenizer,
+                                                             test["sentence"])[0])["slu_f1"]
+        return done[point]
+
+
+def fewgold_utterances(fewgold_file: str, val: pd.DataFrame) -> pd.DataFrame:
+    """The few-gold utterances (id, gold_entities, sentence), in the file's order; each one of val's."""
+    gold = read_parquet(fewgold_file, ["id", "gold_entities"])
+    stray = sorted(set(gold["id"]) - set(val["id"]))
+    if stray:
+        raise Ws2sError(f"{fewgold_file}: ids {stray[:3]} are not in the validation split; the few-gold file and the "
+                        "splits disagree (rerun generation_fewgold)")
+    return gold.merge(val[["id", "sentence"]], on="id", how="left")
+
+
+def teacher_texts(cfg: StrongGenerationConfig, mapped_files: list[str], joint_file: str | None,
+                  ids: pd.Series) -> dict[str, list[str]]:
+    """What each teacher of the run said on `ids`: each member's hypothesis, or Joint Decoding's pick."""
+    if cfg.target == "mapped":
+        return {m: align_by_id(read_parquet(p, ["id", "text"]), ids, p)["text"].tolist()
+                for m, p in zip(cfg.members, mapped_files, strict=True)}
+    if cfg.target == "joint":
+        return {cfg.source: align_by_id(read_parquet(joint_file, ["id", "chosen"]), ids, joint_file)["chosen"].tolist()}
+    return {}
+
+
 def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_dir: str | Path,
                           mapped_files: list[str], joint_file: str | None, gold_files: list[str],
-                          out_generations: str | Path, out_metrics: str | Path, out_model: str | Path | None,
-                          score_test: bool = True) -> dict:
-    """One strong run (ws2s.train.strong): trained on its targets, validated after every epoch
-    against them, the weights of the lowest validation loss kept in memory for the no-gold
-    protocol's test score. `score_test` False (the settings search) decodes no test utterance."""
+                          fewgold_file: str | None, out_generations: str | Path, out_curve: str | Path | None,
+                          out_metrics: str | Path, out_model: str | Path | None, score_test: bool = True) -> dict:
+    """One strong run (ws2s.train.strong): trained on its targets, scored at every evaluation
+    point on val (`Points`), the no-gold and few-gold protocols' weights kept for their test
+    scores. `score_test` False (the settings search) decodes no test utterance."""
     split_dir = Path(split_dir)
     # strong_train.parquet and val.parquet have sentences only: the gold targets are handed to
-    # the ceiling alone.
+    # the ceiling alone, the few-gold subset's to every run.
     frames = {split: read_parquet(split_dir / f"{split}.parquet", ["id", "sentence"]) for split in ("strong_train", "val")}
     test = read_parquet(split_dir / "test.parquet", UTTERANCE_COLUMNS)
     gold = gold_by_split(gold_files)
@@ -133,18 +207,21 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
     with torch.no_grad(), autocast(cfg.engine.bf16):
         data = {split: TrainingData(cfg, model, tokenizer, frame, mapped_files, joint_file, gold.get(split), blocks)
                 for split, frame in frames.items() if len(frame)}
-    best, val_cfg, n_val = LowestLoss(model), validation_objective(cfg.loss), len(frames["val"])
-
-    def validate(epoch: int) -> float:
-        return best.update(epoch, validation_loss(
-            lambda idx: data["val"].loss(model, tokenizer, idx, 1.0, val_cfg, cfg.soft_labels)[0],
-            n_val, GENERATION_BATCH_SIZE))
-
+    fewgold = fewgold_utterances(fewgold_file, frames["val"]) if fewgold_file and "val" in data else None
+    points = Points(cfg, model, tokenizer, data, fewgold,
+                    teacher_texts(cfg, mapped_files, joint_file, fewgold["id"]) if fewgold is not None else {},
+                    out_metrics)
+    if "val" in data:
+        with torch.no_grad(), autocast(cfg.engine.bf16):
+            start = points.record(None)
+        model.train()
+    progress = point_epochs(cfg.epochs, len(frames["strong_train"]), cfg.batch_size)
     result = train_strong(cfg, [model], lambda indices, step_frac: data["strong_train"].loss(
                               model, tokenizer, indices, step_frac, cfg.loss, cfg.soft_labels),
                           len(frames["strong_train"]), out_metrics, generator=generator, optimizer="adamw",
                           schedule="linear", desc=f"{cfg.method} seed {cfg.seed}",
-                          on_point=validate if "val" in data else None)
+                          on_point=points.record if "val" in data else None,
+                          points_per_epoch=evaluation_points(cfg.epochs))
     if not is_main_process():
         return {}
     if out_model:
@@ -161,11 +238,11 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
             val = align_by_id(read_parquet(gold["val"], ["id", "gold_entities"]), frames["val"]["id"], gold["val"])
             metrics["val_slu_f1"] = slu_scores(val.reset_index(), decode_utterances(
                 cfg, model, tokenizer, frames["val"]["sentence"])[0])["slu_f1"]
-        # from the checkpointed record of every epoch's loss, so a resumed run selects as a whole one does
-        selected = nogold_point(result.points, str(out_metrics))
-        metrics.update(val_losses=result.points, selected_epoch=selected + 1)
-        if score_test:
-            metrics["slu_f1_nogold"] = nogold_score(cfg, model, tokenizer, test, best, selected, metrics["slu_f1"])
+        metrics.update(point_metrics(points, start, result.points, progress, str(out_metrics),
+                                     test if score_test else None, metrics.get("slu_f1")))
+    if out_curve:  # empty without a few-gold file: nothing was decoded on val
+        write_parquet(curve_frame([start, *result.points] if fewgold is not None else [], [0.0, *progress], fewgold),
+                      out_curve, schemas.STRONG_GENERATION_CURVE)
     if score_test:
         generations = pd.DataFrame({"id": test["id"].to_numpy(), "text": texts,
                                     "valid_json": [parse_slots(t) is not None for t in texts]})
@@ -174,13 +251,32 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
     return metrics
 
 
-def nogold_score(cfg: StrongGenerationConfig, model, tokenizer, test: pd.DataFrame, best: LowestLoss, selected: int,
-                 last_score: float) -> float:
-    """The no-gold protocol's test SLU-F1: the last epoch's where it selected the last, else
-    the selected epoch's weights decoded again (NaN when a resume lost them)."""
-    if selected + 1 == cfg.epochs:
-        return last_score
-    if best.epoch != selected:  # that epoch ended before a resume: its weights were not checkpointed
-        return math.nan
-    best.restore()
-    return slu_scores(test, decode_utterances(cfg, model, tokenizer, test["sentence"])[0])["slu_f1"]
+def point_metrics(points: Points, start: dict, records: list[dict], progress: list[float], where: str,
+                  test: pd.DataFrame | None, last_score: float | None) -> dict:
+    """What metrics.json says of the evaluation points: the training points' validation losses
+    and progress, the few-gold SLU-F1 and teacher agreement from the start model on, the
+    no-gold and few-gold picks (as training progress, in epochs) and, with `test`, their test SLU-F1."""
+    val_losses = [record["val_loss"] for record in records]
+    picked = {"nogold": nogold_point(val_losses, where)}
+    out = {"val_losses": val_losses, "point_epochs": progress, "selected_epoch": progress[picked["nogold"]]}
+    if "fewgold_slu_f1" in start:
+        scores = [record["fewgold_slu_f1"] for record in records]
+        picked["fewgold"] = int(np.argmax(scores))
+        out.update(fewgold_epoch=progress[picked["fewgold"]], fewgold_utterances=len(points.fewgold),
+                   teachers=list(points.teachers),
+                   teacher_fewgold_slu_f1=[slu_scores(points.fewgold, t)["slu_f1"] for t in points.teachers.values()],
+                   fewgold_slu_f1=[start["fewgold_slu_f1"], *scores],
+                   teacher_agreement=[r["teacher_agreement"] for r in (start, *records)])
+    if test is not None:
+        done: dict[int, float] = {}
+        for protocol, point in picked.items():
+            out[f"slu_f1_{protocol}"] = points.test_score(point, len(records) - 1, last_score, test, done)
+    return out
+
+
+def curve_frame(records: list[dict], progress: list[float], fewgold: pd.DataFrame | None) -> pd.DataFrame:
+    """The STRONG_GENERATION_CURVE rows: per point, its decoding of each few-gold utterance."""
+    rows = [{"point": point, "epochs": epochs, "val_loss": record["val_loss"], "id": i, "text": t}
+            for point, (record, epochs) in enumerate(zip(records, progress))
+            for i, t in zip(fewgold["id"], record["texts"])]
+    return pd.DataFrame(rows, columns=schemas.STRONG_GENERATION_CURVE.names)

@@ -74,17 +74,39 @@ class FitResult:
 
 class LowestLoss:
     """Model selection on a validation split, in memory: the epoch of the lowest loss so far
-    and the trained weights at its end (frozen ones never change). A run resumed after that
-    epoch has no weights for it (`epoch` then names an earlier one, or None)."""
+    and the trained weights at its end (frozen ones never change).
 
-    def __init__(self, model: nn.Module):
+    With `keep` (a file in the run's checkpoint folder) each new best is also saved there,
+    and a rerun of the same run (`key`) starts from it, so a resumed run still has the weights
+    of a point before its resume; the folder goes when the run finishes. Without `keep`, a run
+    resumed after that point has no weights for it (`epoch` then names an earlier one, or None).
+
+    Under ZeRO-3 each rank holds a shard of every weight: `update`, called on every rank,
+    gathers them whole (a collective, so rank 0's decision is every rank's) for `restore`
+    after training, when the engine has made the weights whole again."""
+
+    def __init__(self, model: nn.Module, keep: Path | None = None, key: str = ""):
         self.trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
         self.loss, self.epoch, self.state = math.inf, None, None
+        self.keep, self.key = keep, key
+        if keep is not None and keep.is_file():
+            saved = torch.load(keep, map_location="cpu", weights_only=False)
+            if saved["key"] == key:
+                self.loss, self.epoch, self.state = saved["loss"], saved["epoch"], saved["state"]
 
     def update(self, epoch: int, loss: float) -> float:
-        if loss < self.loss:
+        sharded = any(hasattr(p, "ds_id") for _, p in self.trainable)  # a ZeRO-3 partitioned parameter
+        better = _rank0_says(loss < self.loss) if sharded else loss < self.loss
+        if better:
             self.loss, self.epoch = loss, epoch
-            self.state = {name: p.detach().clone() for name, p in self.trainable}
+            with _gathered([p for _, p in self.trainable]) if sharded else contextlib.nullcontext():
+                self.state = {name: p.detach().clone() for name, p in self.trainable}
+            if self.keep is not None and is_main_process():
+                self.keep.parent.mkdir(parents=True, exist_ok=True)
+                partial = self.keep.with_name(self.keep.name + ".partial")
+                torch.save({"key": self.key, "loss": loss, "epoch": epoch,
+                            "state": {name: t.cpu() for name, t in self.state.items()}}, partial)
+                os.replace(partial, self.keep)
         return loss
 
     @torch.no_grad()
@@ -405,6 +427,21 @@ def _sigterm_flag():
         yield flag
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _rank0_says(flag: bool) -> bool:
+    """Rank 0's flag, on every rank."""
+    if world_size() == 1 or not dist.is_initialized():
+        return flag
+    value = torch.tensor([int(flag)], device=_comm_device())
+    dist.broadcast(value, src=0)
+    return bool(value.item())
+
+
+def _gathered(params: list):
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(params)
 
 
 def _in_main_thread() -> bool:
