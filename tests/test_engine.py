@@ -326,3 +326,11 @@ def test_the_kept_best_weights_survive_a_rerun_of_the_same_run_only(tmp_path):
     assert again.epoch == 0 and torch.equal(model.weight, torch.ones(1, 2))
     other = engine.LowestLoss(model, keep, key="run B")
     assert other.epoch is None and other.loss == math.inf
+    # training went back to point 0 (its checkpoint was discarded): the kept best is not
+    # compared with the replay, which stands on its own
+    replay = engine.LowestLoss(model, keep, key="run A")
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    replay.update(0, 0.9)
+    replay.restore()
+    assert replay.epoch == 0 and replay.loss == 0.9 and torch.equal(model.weight, torch.full((1, 2), 3.0))

@@ -32,7 +32,7 @@ rule generation_fewgold:
         "../../envs/ws2s-data.yaml"
     params:
         slice=run_params("generation_fewgold"),
-        code=code_version("ws2s.stages.generation_splits", "ws2s.curves"),
+        code=code_version("ws2s.stages.generation_splits"),
     shell:
         logged("ws2s generation-fewgold --params {params.slice:q} --val-gold {input.val_gold} --out {output}")
 

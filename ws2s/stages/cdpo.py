@@ -27,7 +27,7 @@ from ws2s.io import read_parquet, write_json, write_parquet
 from ws2s.objectives import Pair, cdpo_loss, preference_scores, select_pairs
 from ws2s.train.backbone import add_lora, freeze_for, seed_everything
 from ws2s.train.engine import device, is_main_process
-from ws2s.train.strong import train_strong
+from ws2s.train.strong import run_key, train_strong
 from ws2s.train.generate import (GENERATION_BATCH_SIZE, SCORING_BATCH_SIZE, completion_logprobs, decode, decode_texts,
                                  encode_pairs, judge, load_causal, sequence_logprobs)
 
@@ -170,7 +170,9 @@ def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], 
                                      torch.tensor(frame["ref_rejected"].to_numpy()), cfg.beta, cfg.epsilon)
     # Adam with no weight decay and a linear schedule, as TRL's DPO trainer defaults.
     result = train_strong(cfg, [model], loss_for_batch, len(pairs), out_metrics, generator=generator,
-                          optimizer="adam", schedule="linear", desc=f"cdpo {cfg.ensemble} seed {cfg.seed}")
+                          optimizer="adam", schedule="linear", desc=f"cdpo {cfg.ensemble} seed {cfg.seed}",
+                          run_key=run_key(cfg, start_model_dir,  # the pairs' texts: equal on every rank
+                                          [pd.util.hash_pandas_object(frame[["id", "chosen", "rejected"]], index=False)]))
     clock.lap("train")
     if not is_main_process():  # every rank trained; rank 0 scores and writes
         return {}

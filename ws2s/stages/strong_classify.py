@@ -17,7 +17,6 @@ from its checkpoint (`ws2s.train.engine`).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import torch
 from torch import nn
 
 from ws2s import schemas
-from ws2s.config import StrongTrainConfig, canonical
+from ws2s.config import StrongTrainConfig
 from ws2s.errors import Ws2sError
 from ws2s.frames import PAIR_COLUMNS, aligned, gold_by_split, probabilities, probs_frame
 from ws2s.io import read_json, read_parquet, write_json, write_parquet
@@ -37,8 +36,8 @@ from ws2s.train.backbone import add_lora, freeze_for, seed_everything
 from ws2s.train.classify import (EVAL_BATCH_SIZE, NUM_CLASSES, encode, ensemble_objective, forward_all, head_name,
                                  load_classifier, one_hot_targets, predict_probs, token_forward, yes_no_prompts)
 from ws2s.train.engine import device, is_main_process
-from ws2s.train.strong import (evaluation_points, nogold_point, point_epochs, run_record, train_strong, validation_loss,
-                               validation_objective)
+from ws2s.train.strong import (evaluation_points, nogold_point, point_epochs, run_key, run_record, train_strong,
+                               validation_loss, validation_objective)
 
 
 def weak_targets(cfg: StrongTrainConfig, ids: pd.Series, weak_label_files: list[str], split: str) -> torch.Tensor:
@@ -89,17 +88,6 @@ def readout_head(readout: list, train_x: torch.Tensor) -> nn.Linear:
         head.weight.copy_(weight)
         head.bias.copy_(-(train_x @ weight.T).mean(dim=0))
     return head
-
-
-def _run_key(cfg: StrongTrainConfig, model_path: str | None, targets: torch.Tensor,
-             features: torch.Tensor | None) -> str:
-    """What a checkpoint must match to be resumed: the params and the data actually read."""
-    digest = hashlib.sha256(canonical(asdict(cfg)).encode())
-    digest.update(str(model_path).encode())
-    for tensor in (targets, features):
-        if tensor is not None:
-            digest.update(tensor.numpy().tobytes())
-    return digest.hexdigest()
 
 
 # ---- the strong model: a probe on cached features, or the model itself ------------------
@@ -205,7 +193,7 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
         start = evaluate() if n_val else None
     result = train_strong(cfg, modules, ensemble_objective(forward["strong_train"], targets, weights, cfg.loss),
                           len(targets), out_metrics, generator=generator, optimizer="adam", schedule="cosine",
-                          desc=f"{cfg.method} seed {cfg.seed}", run_key=_run_key(cfg, model_path, targets, features),
+                          desc=f"{cfg.method} seed {cfg.seed}", run_key=run_key(cfg, model_path, [targets, features]),
                           on_point=evaluate if n_val else None, points_per_epoch=evaluation_points(cfg.epochs))
     if not is_main_process():
         return {}

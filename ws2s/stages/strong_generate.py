@@ -18,7 +18,6 @@ no meaning over a vocabulary).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ import pandas as pd
 import torch
 
 from ws2s import schemas
-from ws2s.config import SoftLabelConfig, StrongGenerationConfig, canonical
+from ws2s.config import SoftLabelConfig, StrongGenerationConfig
 from ws2s.data.slurp import PROMPTS, parse_slots, render_prompt, slot_agreement, slu_scores
 from ws2s.errors import Ws2sError
 from ws2s.frames import UTTERANCE_COLUMNS, align_by_id, gold_by_split
@@ -35,8 +34,8 @@ from ws2s.models import save_checkpoint
 from ws2s.objectives import LossConfig, dirichlet_log_strength, member_sum, position_uncertainty, utterance_weights
 from ws2s.train.backbone import add_lora, folded, freeze_for, frozen_blocks, seed_everything
 from ws2s.train.engine import LowestLoss, autocast, checkpoint_dir_for, device, is_main_process
-from ws2s.train.strong import (evaluation_points, nogold_point, point_epochs, run_record, train_strong, validation_loss,
-                               validation_objective)
+from ws2s.train.strong import (evaluation_points, nogold_point, point_epochs, run_key, run_record, train_strong,
+                               validation_loss, validation_objective)
 from ws2s.train.generate import (GENERATION_BATCH_SIZE, FrozenBottom, Sequence, decode, for_inference, load_causal,
                                  sequence_losses)
 
@@ -126,11 +125,11 @@ class Points:
     checkpointed records, so a resumed run picks, and scores, as a whole one does."""
 
     def __init__(self, cfg: StrongGenerationConfig, model, tokenizer, data: dict, fewgold: pd.DataFrame | None,
-                 teachers: dict[str, list[str]], out_metrics: str | Path):
+                 teachers: dict[str, list[str]], out_metrics: str | Path, key: str):
         self.cfg, self.model, self.tokenizer, self.data = cfg, model, tokenizer, data
         self.fewgold, self.teachers = fewgold, teachers
-        # kept beside the run's checkpoint (train_strong's key), so a resumed run has them too
-        keep, key = checkpoint_dir_for(out_metrics), canonical(asdict(cfg))
+        # kept beside the run's checkpoint, under its key, so a resumed run has them too
+        keep = checkpoint_dir_for(out_metrics)
         self.nogold, self.best_fewgold = (LowestLoss(model, keep / f"{name}.pt", key) for name in ("nogold", "fewgold"))
         self.val_cfg = validation_objective(cfg.loss)
 
@@ -208,9 +207,11 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
         data = {split: TrainingData(cfg, model, tokenizer, frame, mapped_files, joint_file, gold.get(split), blocks)
                 for split, frame in frames.items() if len(frame)}
     fewgold = fewgold_utterances(fewgold_file, frames["val"]) if fewgold_file and "val" in data else None
+    key = run_key(cfg, model_path, [split_dir / f"{split}.parquet" for split in ("strong_train", "val")]
+                  + [*mapped_files, joint_file, *gold_files, fewgold_file])
     points = Points(cfg, model, tokenizer, data, fewgold,
                     teacher_texts(cfg, mapped_files, joint_file, fewgold["id"]) if fewgold is not None else {},
-                    out_metrics)
+                    out_metrics, key)
     if "val" in data:
         with torch.no_grad(), autocast(cfg.engine.bf16):
             start = points.record(None)
@@ -219,7 +220,7 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
     result = train_strong(cfg, [model], lambda indices, step_frac: data["strong_train"].loss(
                               model, tokenizer, indices, step_frac, cfg.loss, cfg.soft_labels),
                           len(frames["strong_train"]), out_metrics, generator=generator, optimizer="adamw",
-                          schedule="linear", desc=f"{cfg.method} seed {cfg.seed}",
+                          schedule="linear", desc=f"{cfg.method} seed {cfg.seed}", run_key=key,
                           on_point=points.record if "val" in data else None,
                           points_per_epoch=evaluation_points(cfg.epochs))
     if not is_main_process():

@@ -77,9 +77,12 @@ class LowestLoss:
     and the trained weights at its end (frozen ones never change).
 
     With `keep` (a file in the run's checkpoint folder) each new best is also saved there,
-    and a rerun of the same run (`key`) starts from it, so a resumed run still has the weights
-    of a point before its resume; the folder goes when the run finishes. Without `keep`, a run
-    resumed after that point has no weights for it (`epoch` then names an earlier one, or None).
+    and a rerun of the same run (`key`) starts from it, so a resumed run may still have the
+    weights of a point before its resume; the folder goes when the run finishes. A point at or
+    before the kept one means training went back past it (its checkpoint was older, or was
+    discarded): the kept best is dropped, and the replay, being deterministic, finds it again.
+    Without `keep`, a run resumed after its best point has no weights for it (`epoch` then
+    names an earlier one, or None).
 
     Under ZeRO-3 each rank holds a shard of every weight: `update`, called on every rank,
     gathers them whole (a collective, so rank 0's decision is every rank's) for `restore`
@@ -95,6 +98,8 @@ class LowestLoss:
                 self.loss, self.epoch, self.state = saved["loss"], saved["epoch"], saved["state"]
 
     def update(self, epoch: int, loss: float) -> float:
+        if self.epoch is not None and epoch <= self.epoch:
+            self.loss, self.epoch, self.state = math.inf, None, None
         sharded = any(hasattr(p, "ds_id") for _, p in self.trainable)  # a ZeRO-3 partitioned parameter
         better = _rank0_says(loss < self.loss) if sharded else loss < self.loss
         if better:

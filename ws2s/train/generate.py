@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from ws2s.config import SoftLabelConfig
@@ -315,11 +316,16 @@ def generated_batches(model, tokenizer, prompts: list[str], *, batch_size: int, 
     # decoding Qwen2.5 (152k-token output layer) on one core took 4 times as long.
     readout = model.get_output_embeddings().register_forward_pre_hook(
         lambda _, args: tuple(a.contiguous() for a in args))
+    # While ZeRO-3 holds the weights partitioned (emptied here; the engine makes them whole
+    # after training), every forward gathers them from all ranks: a rank whose sequences
+    # ended must go on stepping while another's have not, or the collectives hang.
+    synced = dist.is_initialized() and dist.get_world_size() > 1 and any(
+        hasattr(p, "ds_id") and p.numel() == 0 for p in model.parameters())
     try:
         for b in tqdm(range(0, len(prompts), batch_size), desc=desc, mininterval=5):
             batch = tokenizer(prompts[b:b + batch_size], return_tensors="pt", padding=True).to(model.device)
             with torch.no_grad():
-                out = model.generate(**batch, **search, return_dict_in_generate=True)
+                out = model.generate(**batch, **search, return_dict_in_generate=True, synced_gpus=synced)
             yield batch, out
     finally:
         readout.remove()

@@ -13,6 +13,7 @@ metrics.json says about its training.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -46,13 +47,24 @@ def point_epochs(epochs: int, n_examples: int, batch_size: int) -> list[float]:
     return [epoch + end / steps for epoch in range(epochs) for end in point_ends(steps, evaluation_points(epochs))]
 
 
+def run_key(cfg, model_path: str | None, data: list) -> str:
+    """What a strong run's checkpoint (and the weights its protocols keep) must match to be
+    resumed: its params, its model, and the data it read (arrays, or the files themselves)."""
+    digest = hashlib.sha256(canonical(asdict(cfg)).encode())
+    digest.update(str(model_path).encode())
+    for item in data:
+        if item is not None:
+            digest.update(Path(item).read_bytes() if isinstance(item, (str, Path)) else np.asarray(item).tobytes())
+    return digest.hexdigest()
+
+
 def train_strong(cfg, modules, loss_for_batch, n_examples: int, out_metrics: str | Path, *,
                  generator: torch.Generator, optimizer: str, schedule: str, desc: str, run_key: str | None = None,
                  on_point: Callable[[int], object] | None = None, points_per_epoch: int = 1) -> FitResult:
     """Train a strong run's `modules` on `loss_for_batch` by its config's epochs, batch size,
     learning rate and engine, `generator` ordering the data, calling `on_point` at each of
     `points_per_epoch` evaluation points an epoch; its checkpoint lies beside `out_metrics` and is resumed only by a run of
-    the same `run_key` (default: its whole config)."""
+    the same `run_key` (default: its whole config; better, `run_key()` of its data too)."""
     return train_loop(modules, loss_for_batch, n_examples, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                       generator=generator, optimizer=optimizer, schedule=schedule,
                       engine=cfg.engine, checkpoint_dir=checkpoint_dir_for(out_metrics),
