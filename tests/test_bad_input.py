@@ -1002,14 +1002,34 @@ def test_orderings_on_seeds_where_not_every_method_ran_says_what_is_missing(tmp_
                 ([("flyingsquid", False)] if seed < 5 else []):
             run(root / "strong" / method / "ws3" / ("aux" if aux else "noaux") / f"seed{seed}", method=method,
                 source="ws3", aux=aux, seed=seed, members=members)
+    # the generation track: its few-gold picks are the runs' own (slu_f1_fewgold), no curves step
+    generation = tmp_path / "results" / "generation"
+    slu = {"weak": (0.2, 0.2), "ceiling": (0.6, 0.5), "single": (0.3, 0.4)}  # (paper, few-gold) SLU-F1
+    for seed in range(3):
+        (generation / "weak" / "a" / f"seed{seed}").mkdir(parents=True)
+        (generation / "weak" / "a" / f"seed{seed}" / "metrics.json").write_text(
+            json.dumps({"model": "a", "seed": seed, "slu_f1": slu["weak"][0]}))
+        for method, source, members in (("ceiling", "gold", []), ("single", "a", ["a"])):
+            folder = generation / "strong" / method / source / "noaux" / f"seed{seed}"
+            folder.mkdir(parents=True)
+            paper, fewgold = slu[method]
+            (folder / "metrics.json").write_text(json.dumps({
+                "method": method, "source": source, "aux": False, "seed": seed, "members": members,
+                "slu_f1": paper + 0.01 * seed, "slu_f1_nogold": paper, "slu_f1_fewgold": fewgold}))
     out = subprocess.run([sys.executable, str(ROOT / "tests" / "benchmarks" / "orderings.py"), "--results",
                           str(tmp_path / "results"), "--dataset", "slurp_intent"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     assert out.stdout.count("- Flying Squid (ws3): no run on seeds 5-9") == 2  # once a protocol
     assert re.search(r"\| Bayesian > Flying Squid \(ws3\) \| 5 \| [-+]\d", out.stdout), out.stdout
     assert re.search(r"\| Bayesian > Naive \(ws3\) \| 10 \|", out.stdout), out.stdout
-    assert "No finished strong run under" in out.stdout  # the generation track, not run here
-    assert out.stdout.count("No curves at") == 2  # few-gold and gold-free picks need the curves step
+    assert out.stdout.count("No curves at") == 2  # classification's few-gold and gold-free picks need its curves
+    # few gold: (0.4 - 0.2) / (0.5 - 0.2) = 66.7% on every seed, so an interval of width 0
+    fewgold = out.stdout.split("**Generation (SLURP), fewgold protocol**")[1]
+    assert "| W2S from a: PGR > 0 | 3 | +66.7 [+66.7, +66.7] |" in fewgold, fewgold
+    # the paper's: (0.3 + s/100 - 0.2) / (0.6 + s/100 - 0.2) for s = 0, 1, 2
+    paper = out.stdout.split("**Generation (SLURP), paper protocol**")[1].split("**")[0]
+    mean = 100 * np.mean([(0.1 + s / 100) / (0.4 + s / 100) for s in range(3)])
+    assert f"| W2S from a: PGR > 0 | 3 | {mean:+.1f} [" in paper, paper
 
     spec = importlib.util.spec_from_file_location("orderings", ROOT / "tests" / "benchmarks" / "orderings.py")
     orderings = importlib.util.module_from_spec(spec)
