@@ -43,16 +43,22 @@ STRONG_CURVE = pa.schema([
     ("prob_1", pa.float32()),     # P(correct)
 ])
 
-# Every strong run of the generation track, point by point, from its metrics.json: the
-# few-gold SLU-F1, agreement with each teacher there, and the points the protocols pick.
-GENERATION_CURVES = pa.schema([
+# What names a point of a strong run in the curves tables of both tracks: the run, the point,
+# its training progress in epochs and its validation loss against the run's own targets.
+RUN_POINT = [
     ("method", pa.string()),
     ("source", pa.string()),
     ("aux", pa.string()),                         # aux or noaux
     ("seed", pa.int64()),
     ("point", pa.int32()),
     ("epochs", pa.float64()),
-    ("val_loss", pa.float64()),                   # null at the start model
+    ("val_loss", pa.float64()),
+]
+
+# Every strong run of the generation track, point by point, from its metrics.json: the
+# few-gold SLU-F1, agreement with each teacher there, and the points the protocols pick.
+GENERATION_CURVES = pa.schema([
+    *RUN_POINT,                                   # val_loss: null at the start model
     ("fewgold_slu_f1", pa.float64()),             # gold, the few-gold utterances of val
     ("members", pa.list_(pa.string())),           # the run's teachers (the ceiling: none)
     ("teacher_agreement", pa.list_(pa.float64())),  # same slots as each teacher, few-gold utterances
@@ -75,13 +81,7 @@ STRONG_GENERATION_CURVE = pa.schema([
 # it: gold validation accuracy (all of val, and the few-gold subset), agreement with each
 # teacher on val, test accuracy, and which points the four protocols pick.
 CURVES = pa.schema([
-    ("method", pa.string()),
-    ("source", pa.string()),
-    ("aux", pa.string()),                         # aux or noaux
-    ("seed", pa.int64()),
-    ("point", pa.int32()),
-    ("epochs", pa.float64()),
-    ("val_loss", pa.float64()),
+    *RUN_POINT,
     ("val_accuracy", pa.float64()),               # gold, all of val
     ("fewgold_accuracy", pa.float64()),           # gold, the few-gold subset of val
     ("members", pa.list_(pa.string())),           # the run's teachers (the ceiling: none)
