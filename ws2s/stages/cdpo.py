@@ -165,14 +165,12 @@ def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], 
     if is_main_process():
         write_parquet(frame, out_pairs, schemas.PREFERENCE_PAIRS)
     clock.lap("reference")
-    loss_for_batch = cdpo_batch_loss(model, tokenizer, chosen_items, rejected_items,
-                                     torch.tensor(frame["ref_chosen"].to_numpy()),
-                                     torch.tensor(frame["ref_rejected"].to_numpy()), cfg.beta, cfg.epsilon)
-    # Adam with no weight decay and a linear schedule, as TRL's DPO trainer defaults.
+    references = (torch.tensor(frame[f"ref_{side}"].to_numpy()) for side in ("chosen", "rejected"))
+    loss_for_batch = cdpo_batch_loss(model, tokenizer, chosen_items, rejected_items, *references, cfg.beta, cfg.epsilon)
+    # Adam, no weight decay, a linear schedule (TRL's DPO defaults); keyed on the pairs' texts (equal on all ranks)
     result = train_strong(cfg, [model], loss_for_batch, len(pairs), out_metrics, generator=generator,
                           optimizer="adam", schedule="linear", desc=f"cdpo {cfg.ensemble} seed {cfg.seed}",
-                          run_key=run_key(cfg, start_model_dir,  # the pairs' texts: equal on every rank
-                                          [pd.util.hash_pandas_object(frame[["id", "chosen", "rejected"]], index=False)]))
+                          run_key=run_key(cfg, start_model_dir, [frame[["id", "chosen", "rejected"]]]))
     clock.lap("train")
     if not is_main_process():  # every rank trained; rank 0 scores and writes
         return {}

@@ -212,10 +212,9 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
     points = Points(cfg, model, tokenizer, data, fewgold,
                     teacher_texts(cfg, mapped_files, joint_file, fewgold["id"]) if fewgold is not None else {},
                     out_metrics, key)
-    if "val" in data:
+    if "val" in data:  # the start model's record (train_loop puts the model back in training mode)
         with torch.no_grad(), autocast(cfg.engine.bf16):
             start = points.record(None)
-        model.train()
     progress = point_epochs(cfg.epochs, len(frames["strong_train"]), cfg.batch_size)
     result = train_strong(cfg, [model], lambda indices, step_frac: data["strong_train"].loss(
                               model, tokenizer, indices, step_frac, cfg.loss, cfg.soft_labels),
@@ -236,20 +235,28 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
                **(slu_scores(test, texts) if score_test else {})}
     if "val" in data:
         if cfg.target == "gold":  # gold validation: what the paper's protocol tunes the ceiling on
-            val = align_by_id(read_parquet(gold["val"], ["id", "gold_entities"]), frames["val"]["id"], gold["val"])
-            metrics["val_slu_f1"] = slu_scores(val.reset_index(), decode_utterances(
-                cfg, model, tokenizer, frames["val"]["sentence"])[0])["slu_f1"]
+            metrics["val_slu_f1"] = gold_val_slu_f1(cfg, model, tokenizer, gold["val"], frames["val"])
         metrics.update(point_metrics(points, start, result.points, progress, str(out_metrics),
                                      test if score_test else None, metrics.get("slu_f1")))
     if out_curve:  # empty without a few-gold file: nothing was decoded on val
         write_parquet(curve_frame([start, *result.points] if fewgold is not None else [], [0.0, *progress], fewgold),
                       out_curve, schemas.STRONG_GENERATION_CURVE)
     if score_test:
-        generations = pd.DataFrame({"id": test["id"].to_numpy(), "text": texts,
-                                    "valid_json": [parse_slots(t) is not None for t in texts]})
-        write_parquet(generations, out_generations, schemas.GENERATIONS)
+        write_generations(test["id"], texts, out_generations)
     write_json(metrics, out_metrics)
     return metrics
+
+
+def gold_val_slu_f1(cfg: StrongGenerationConfig, model, tokenizer, gold_file: str, val: pd.DataFrame) -> float:
+    """SLU-F1 of the model's decoding of all of val against its gold file."""
+    gold = align_by_id(read_parquet(gold_file, ["id", "gold_entities"]), val["id"], gold_file)
+    return slu_scores(gold.reset_index(), decode_utterances(cfg, model, tokenizer, val["sentence"])[0])["slu_f1"]
+
+
+def write_generations(ids: pd.Series, texts: list[str], out: str | Path) -> None:
+    generations = pd.DataFrame({"id": ids.to_numpy(), "text": texts,
+                                "valid_json": [parse_slots(t) is not None for t in texts]})
+    write_parquet(generations, out, schemas.GENERATIONS)
 
 
 def point_metrics(points: Points, start: dict, records: list[dict], progress: list[float], where: str,

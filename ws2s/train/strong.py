@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ws2s.config import LossConfig, canonical
@@ -49,12 +50,16 @@ def point_epochs(epochs: int, n_examples: int, batch_size: int) -> list[float]:
 
 def run_key(cfg, model_path: str | None, data: list) -> str:
     """What a strong run's checkpoint (and the weights its protocols keep) must match to be
-    resumed: its params, its model, and the data it read (arrays, or the files themselves)."""
+    resumed: its params, its model, and the data it read (files, tables or arrays)."""
     digest = hashlib.sha256(canonical(asdict(cfg)).encode())
     digest.update(str(model_path).encode())
     for item in data:
-        if item is not None:
-            digest.update(Path(item).read_bytes() if isinstance(item, (str, Path)) else np.asarray(item).tobytes())
+        if isinstance(item, (str, Path)):
+            digest.update(Path(item).read_bytes())
+        elif isinstance(item, pd.DataFrame):
+            digest.update(pd.util.hash_pandas_object(item, index=False).to_numpy().tobytes())
+        elif item is not None:
+            digest.update(np.asarray(item).tobytes())
     return digest.hexdigest()
 
 
