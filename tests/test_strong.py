@@ -312,3 +312,28 @@ def test_the_finetuned_readout_arm_starts_from_the_probes_answer_and_trains(setu
     curve = pd.read_parquet(tmp_path / "f" / "curve.parquet")
     assert not np.allclose(curve.query("point == 8")["prob_1"], start[1]["prob_1"])  # it trained
     assert metrics["params"] > 1000 and len(metrics["val_losses"]) == 8
+
+
+def test_a_run_key_changes_with_anything_the_run_read(tmp_path):
+    """A checkpoint (and the weights the protocols keep) resume only a run of the same params,
+    model and data: a file's bytes, a table's rows, an array's values."""
+    from dataclasses import dataclass
+
+    from ws2s.train.strong import run_key
+
+    @dataclass
+    class Params:
+        lr: float
+
+    labels = tmp_path / "labels.parquet"
+    labels.write_bytes(b"one")
+    table = pd.DataFrame({"id": ["a", "b"], "text": ["x", "y"]})
+    base = run_key(Params(0.1), "model", [labels, table, np.zeros(3), None, ""])
+    assert base == run_key(Params(0.1), "model", [str(labels), table.copy(), np.zeros(3)])
+    labels.write_bytes(b"two")
+    changed = [run_key(Params(0.1), "model", [labels, table, np.zeros(3)]),
+               run_key(Params(0.2), "model", [tmp_path / "labels.parquet", table, np.zeros(3)]),
+               run_key(Params(0.1), "other", [labels, table, np.zeros(3)]),
+               run_key(Params(0.1), "model", [labels, table.assign(text=["x", "z"]), np.zeros(3)]),
+               run_key(Params(0.1), "model", [labels, table, np.ones(3)])]
+    assert len({base, *changed}) == 6

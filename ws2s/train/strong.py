@@ -54,11 +54,13 @@ def run_key(cfg, model_path: str | None, data: list) -> str:
     digest = hashlib.sha256(canonical(asdict(cfg)).encode())
     digest.update(str(model_path).encode())
     for item in data:
+        if item is None or isinstance(item, str) and not item:  # an input this run does not have
+            continue
         if isinstance(item, (str, Path)):
             digest.update(Path(item).read_bytes())
         elif isinstance(item, pd.DataFrame):
             digest.update(pd.util.hash_pandas_object(item, index=False).to_numpy().tobytes())
-        elif item is not None:
+        else:
             digest.update(np.asarray(item).tobytes())
     return digest.hexdigest()
 
