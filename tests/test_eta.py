@@ -127,3 +127,13 @@ def test_step_times_from_a_runs_benchmark_files(tmp_path):
     by_cpu = step_times.measured_rows(tmp_path, config, "avx2", "test", clock="cpu").set_index(["rule", "key"])
     assert by_cpu.loc[("strong_generate", "naive"), "seconds_per_work"] == pytest.approx(600.0 / 1650)
     assert by_cpu.loc[("prepare_model", "mpnet-base"), "seconds_per_work"] == 7.0  # its wall time, always
+    # a run of part of the workflow replaces only what it measured (--partial)
+    old = times_table([("weak_classify", "minilm-l6", "avx2", 9.0, 1, "old"),
+                       ("strong_features", "-", "avx2", 0.5, 1, "old"), ("strong_features", "-", "amx", 0.1, 1, "old")])
+    new = rows.reset_index().assign(cpu_kind="avx2", measured="test")[old.columns]
+    partial = step_times.updated(old, new, "avx2", partial=True).set_index(["rule", "key", "cpu_kind"])
+    assert partial.loc[("weak_classify", "minilm-l6", "avx2"), "seconds_per_work"] == pytest.approx(85.0 / 3400)
+    assert partial.loc[("strong_features", "-", "avx2"), "seconds_per_work"] == 0.5
+    assert len(partial) == len(new) + 2
+    whole = step_times.updated(old, new, "avx2", partial=False)
+    assert ("strong_features", "avx2") not in set(zip(whole["rule"], whole["cpu_kind"])) and len(whole) == len(new) + 1

@@ -6,7 +6,8 @@ Run on demand after a run from empty, with the config files it ran with:
 
 Each rule's benchmark files (results/benchmarks/) give one row per CPU kind and model or
 method: the median seconds per unit of work (`ws2s.eta.work`). The rows of this CPU kind in
-workflow/resources/step_times.tsv are replaced; the other kinds' are kept. Set
+workflow/resources/step_times.tsv are replaced (with `--partial`, for a run of part of the
+workflow, only those of the rules and keys it ran); the other kinds' are kept. Set
 ONEDNN_MAX_CPU_ISA as the run had it: the kind is this process's (`ws2s.cpu.cpu_kind`).
 
 `--clock cpu` takes each job's CPU time over its threads instead of its wall time: for a run
@@ -55,6 +56,16 @@ def measured_rows(results: Path, config: dict, kind: str, measured: str, clock: 
         cpu_kind=kind, measured=measured)[STEP_TIMES_COLUMNS]
 
 
+def updated(old: pd.DataFrame, new: pd.DataFrame, kind: str, partial: bool) -> pd.DataFrame:
+    """The table with `new` as CPU kind `kind`'s rows: all of them, or with `partial` those of
+    the (rule, key) pairs `new` has, the kind's others kept."""
+    replaced = old["cpu_kind"] == kind
+    if partial:
+        pairs = pd.Series(list(zip(old["rule"], old["key"])), index=old.index)
+        replaced &= pairs.isin(set(zip(new["rule"], new["key"])))
+    return pd.concat([old[~replaced], new], ignore_index=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("configfiles", nargs="+", help="config.yaml and the overlays the run had")
@@ -63,12 +74,13 @@ def main() -> None:
     parser.add_argument("--table", default=str(TABLE))
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     parser.add_argument("--threads", type=int, default=1, help="threads a job had (the embedded default: 1)")
+    parser.add_argument("--partial", action="store_true", help="keep this CPU kind's rows the run did not measure")
     args = parser.parse_args()
     kind = cpu_kind()
     new = measured_rows(Path(args.results), load(*args.configfiles), kind, args.measured, args.clock, args.threads)
     table = Path(args.table)
     old = read_step_times(table) if table.exists() else pd.DataFrame(columns=STEP_TIMES_COLUMNS)
-    merged = pd.concat([old[old["cpu_kind"] != kind], new], ignore_index=True)
+    merged = updated(old, new, kind, args.partial)
     merged.sort_values(["cpu_kind", "rule", "key"]).to_csv(table, sep="\t", index=False, float_format="%.6g")
     print(new.to_string(index=False))
 
