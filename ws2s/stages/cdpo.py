@@ -170,7 +170,7 @@ def run_cdpo(cfg: CdpoConfig, start_model_dir: str, weak_model_dirs: list[str], 
     # Adam, no weight decay, a linear schedule (TRL's DPO defaults); keyed on the pairs' texts (equal on all ranks)
     result = train_strong(cfg, [model], loss_for_batch, len(pairs), out_metrics, generator=generator,
                           optimizer="adam", schedule="linear", desc=f"cdpo {cfg.ensemble} seed {cfg.seed}",
-                          run_key=run_key(cfg, start_model_dir, [frame[["id", "chosen", "rejected"]]]))
+                          key=run_key(cfg, start_model_dir, [frame[["id", "chosen", "rejected"]]]))
     clock.lap("train")
     if not is_main_process():  # every rank trained; rank 0 scores and writes
         return {}

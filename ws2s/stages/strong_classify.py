@@ -193,7 +193,7 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
         start = evaluate() if n_val else None
     result = train_strong(cfg, modules, ensemble_objective(forward["strong_train"], targets, weights, cfg.loss),
                           len(targets), out_metrics, generator=generator, optimizer="adam", schedule="cosine",
-                          desc=f"{cfg.method} seed {cfg.seed}", run_key=run_key(cfg, model_path, [targets, features]),
+                          desc=f"{cfg.method} seed {cfg.seed}", key=run_key(cfg, model_path, [targets, features]),
                           on_point=evaluate if n_val else None, points_per_epoch=evaluation_points(cfg.epochs))
     if not is_main_process():
         return {}

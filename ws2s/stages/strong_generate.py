@@ -207,8 +207,7 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
         data = {split: TrainingData(cfg, model, tokenizer, frame, mapped_files, joint_file, gold.get(split), blocks)
                 for split, frame in frames.items() if len(frame)}
     fewgold = fewgold_utterances(fewgold_file, frames["val"]) if fewgold_file and "val" in data else None
-    key = run_key(cfg, model_path, [split_dir / f"{split}.parquet" for split in ("strong_train", "val")]
-                  + [*mapped_files, joint_file, *gold_files, fewgold_file])
+    key = run_key(cfg, model_path, [*frames.values(), *mapped_files, joint_file, *gold_files, fewgold_file])
     points = Points(cfg, model, tokenizer, data, fewgold,
                     teacher_texts(cfg, mapped_files, joint_file, fewgold["id"]) if fewgold is not None else {},
                     out_metrics, key)
@@ -219,7 +218,7 @@ def run_strong_generation(cfg: StrongGenerationConfig, model_path: str, split_di
     result = train_strong(cfg, [model], lambda indices, step_frac: data["strong_train"].loss(
                               model, tokenizer, indices, step_frac, cfg.loss, cfg.soft_labels),
                           len(frames["strong_train"]), out_metrics, generator=generator, optimizer="adamw",
-                          schedule="linear", desc=f"{cfg.method} seed {cfg.seed}", run_key=key,
+                          schedule="linear", desc=f"{cfg.method} seed {cfg.seed}", key=key,
                           on_point=points.record if "val" in data else None,
                           points_per_epoch=evaluation_points(cfg.epochs))
     if not is_main_process():

@@ -66,17 +66,17 @@ def run_key(cfg, model_path: str | None, data: list) -> str:
 
 
 def train_strong(cfg, modules, loss_for_batch, n_examples: int, out_metrics: str | Path, *,
-                 generator: torch.Generator, optimizer: str, schedule: str, desc: str, run_key: str | None = None,
+                 generator: torch.Generator, optimizer: str, schedule: str, desc: str, key: str,
                  on_point: Callable[[int], object] | None = None, points_per_epoch: int = 1) -> FitResult:
     """Train a strong run's `modules` on `loss_for_batch` by its config's epochs, batch size,
     learning rate and engine, `generator` ordering the data, calling `on_point` at each of
     `points_per_epoch` evaluation points an epoch; its checkpoint lies beside `out_metrics` and is resumed only by a run of
-    the same `run_key` (default: its whole config; better, `run_key()` of its data too)."""
+    the same `key` (`run_key`: its params, model and data)."""
     return train_loop(modules, loss_for_batch, n_examples, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                       generator=generator, optimizer=optimizer, schedule=schedule,
                       engine=cfg.engine, checkpoint_dir=checkpoint_dir_for(out_metrics),
                       checkpoint_minutes=CHECKPOINT_MINUTES, desc=desc,
-                      run_key=canonical(asdict(cfg)) if run_key is None else run_key, on_point=on_point,
+                      run_key=key, on_point=on_point,
                       points_per_epoch=points_per_epoch)
 
 
