@@ -290,8 +290,9 @@ def test_the_curve_gives_the_runs_own_protocol_scores(setup, tmp_path):
 
 def test_the_finetuned_readout_arm_starts_from_the_probes_answer_and_trains(setup, tiny_llama, tmp_path):
     """`head: readout` with `train_layers: 1`: the same yes/no question through the frozen
-    bottom block's cached states and the trained top block. Its start model (curve point 0)
-    answers as the readout probe on the prompted states does; then it trains its top block."""
+    bottom block's states (strong_features' file) and the trained top block. Its start model
+    (curve point 0) answers as the readout probe on the prompted states does; then it trains
+    its top block. A run without that file, or with one of other questions, is refused."""
     from ws2s.data.classification import CLASSIFICATION_DATASETS
 
     prompt = CLASSIFICATION_DATASETS["cosmosqa"].prompt
@@ -303,7 +304,16 @@ def test_the_finetuned_readout_arm_starts_from_the_probes_answer_and_trains(setu
                                      tmp_path / "p" / "predictions.parquet", tmp_path / "p" / "metrics.json",
                                      tmp_path / "p" / "curve.parquet")
     arm = replace(probe, train_layers=1, prompt=prompt)
-    metrics = strong.run_strong_classification(arm, tiny_llama, setup["split_dir"], labels, [], None,
+    bottoms, cut = (tmp_path / name / "llama.parquet" for name in ("bottoms", "cut"))
+    for file, max_length in ((bottoms, 48), (cut, 8)):
+        write_features(tiny_llama, prompt, setup["split_dir"], max_length, "readout", False, file,
+                       file.with_suffix(".json"), 1)
+    for given, error in ((None, "freezes 1 blocks .*train_layers.*none was given"),
+                         (cut, "cut/llama.parquet: id .* has states of .* tokens.*another prompt or max_length")):
+        with pytest.raises(Ws2sError, match=error):
+            strong.run_strong_classification(arm, tiny_llama, setup["split_dir"], labels, [], given and str(given),
+                                             tmp_path / "x" / "predictions.parquet", tmp_path / "x" / "m.json")
+    metrics = strong.run_strong_classification(arm, tiny_llama, setup["split_dir"], labels, [], str(bottoms),
                                                tmp_path / "f" / "predictions.parquet", tmp_path / "f" / "metrics.json",
                                                tmp_path / "f" / "curve.parquet")
     start = [pd.read_parquet(tmp_path / run / "curve.parquet").query("point == 0") for run in ("p", "f")]

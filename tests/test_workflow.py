@@ -61,15 +61,20 @@ def test_dry_run_embedded_default(workdir):
     assert "cdpo" not in counts and "table_ablation" not in counts
 
 
-def test_the_finetuned_readout_arm_reads_the_model_not_features(workdir):
-    """`head: readout` with `train_layers: 2`: no cached features; each strong run reads the
-    strong model and asks the data set's yes/no question itself."""
+def test_the_finetuned_readout_arm_reads_the_model_and_shared_bottom_states(workdir):
+    """`head: readout` with `train_layers: 2`: the frozen bottom blocks' states computed once
+    (strong_features, for that block count); each strong run reads them and the strong model
+    and asks the data set's yes/no question itself."""
     (workdir / "arm.yaml").write_text("tracks: [classification]\nclassification: {strong_training: {train_layers: 2}}\n")
     run = snakemake(workdir, "-n", "-p", "--cores", "1", "--configfile", "workflow/configs/small.yaml", "arm.yaml")
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "strong_features" not in job_counts(run.stdout)
+    assert job_counts(run.stdout)["strong_features"] == 1
+    features = [line for line in run.stdout.splitlines() if "strong-features --name" in line]
+    assert len(features) == 1 and '"train_layers":2' in features[0] and '"head":"readout"' in features[0]
     commands = [line for line in run.stdout.splitlines() if "strong-classify --params" in line]
-    assert commands and all('"head":"readout"' in c and '"prompt":"' in c and '"train_layers":2' in c for c in commands)
+    assert commands and all('"head":"readout"' in c and '"prompt":"' in c and '"train_layers":2' in c and
+                            "--features=results/classification/slurp_intent/strong/features/qwen2.5-coder-0.5b.parquet"
+                            in c for c in commands)
 
 
 def test_dry_run_bench(workdir):

@@ -75,7 +75,8 @@ def cmd_strong_features(args) -> None:
     _threads()
     params = json.loads(args.params)
     write_features(resolve(args.name, params["model_spec"], args.models_root), params.get("prompt"), args.split_dir,
-                   params["max_length"], params["head"], params["bf16"], args.out, args.out_info)
+                   params["max_length"], params["head"], params["bf16"], args.out, args.out_info,
+                   params.get("train_layers", 0))
 
 
 def cmd_strong_classify(args) -> None:

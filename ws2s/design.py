@@ -432,6 +432,19 @@ def linear_probe(config: dict) -> bool:
     return config["classification"]["strong_training"]["train_layers"] == 0
 
 
+def cached_bottoms(config: dict) -> bool:
+    """Whether the classification strong runs are the finetuned readout arm (`head: readout`,
+    `train_layers: K > 0`), which reads its frozen bottom blocks' states from strong_features."""
+    training = config["classification"]["strong_training"]
+    return training["head"] == "readout" and training["train_layers"] not in (0, "all")
+
+
+def reads_features(config: dict) -> bool:
+    """Whether the classification strong runs read strong_features' file (the probe's features
+    or the finetuned readout arm's frozen-bottom states)."""
+    return linear_probe(config) or cached_bottoms(config)
+
+
 def _engine(config: dict) -> dict:
     """The engine settings a strong run uses; under plain PyTorch the DeepSpeed ones are moot
     (bf16 is not: there it is autocast)."""
@@ -479,8 +492,10 @@ def _strong_features(config, dataset, model):
     head = cls["strong_training"]["head"]
     # the yes/no prompt where the head reads the answer off the model's output layer
     prompt = {"prompt": dataset_entry(config, dataset).prompt} if head == "readout" else {}
+    # the finetuned arm's frozen-bottom states depend on how many top blocks train (the probe's on none)
+    arm = {"train_layers": cls["strong_training"]["train_layers"]} if cached_bottoms(config) else {}
     return {"model_spec": config["models"][model], "max_length": cls["max_length"], "dataset": dataset,
-            "head": head, "bf16": config["engine"]["bf16"], **prompt}
+            "head": head, "bf16": config["engine"]["bf16"], **prompt, **arm}
 
 
 def _strong_classify(config, dataset, method, source, aux, seed):
@@ -653,11 +668,11 @@ def _strong_classify_inputs(config, checkpoint, dataset, method, source, aux, se
     }
     if target == "gold":
         inputs["gold"] = _gold_files(dataset)
-    if linear_probe(config):
+    if reads_features(config):
         features = f"{track_dir(dataset)}/strong/features/{cls['strong_model']}"
         inputs["features"] = f"{features}.parquet"
         inputs["features_info"] = f"{features}.json"  # the backbone's size, read beside the features
-    else:
+    if not linear_probe(config):
         inputs["model"] = checkpoint(cls["strong_model"])
     return inputs
 

@@ -102,11 +102,14 @@ LABEL_MODEL_OUTPUTS = pa.schema([
     ("votes", pa.list_(pa.int8())),          # each member's predicted class
 ])
 
-# The strong model's frozen features (linear-probe setting): what its head would see.
+# The strong model's frozen features, computed once per data set: what the linear probe's head
+# sees, or (the finetuned readout arm) what its trained top blocks read.
 FEATURES = pa.schema([
     ("id", pa.string()),
-    ("split", pa.string()),                  # strong_train or test
-    ("features", pa.list_(pa.float32())),   # the pooled hidden state
+    ("split", pa.string()),                  # strong_train, val or test
+    # the probe: the pooled (or last prompted) hidden state; the finetuned readout arm: every
+    # position's state after the frozen bottom blocks, [length x hidden] flattened
+    ("features", pa.list_(pa.float32())),
 ])
 
 # Generation splits: SLURP utterances with their target JSON (weak_train, test).

@@ -1,7 +1,7 @@
 """The search behind the CPU configs' strong-training settings, on validation data only.
 
 Run on demand, after the embedded default has made its splits, weak labels and features:
-    python tests/benchmarks/search.py classification [--seeds 0 1] [--train-layers 2]
+    python tests/benchmarks/search.py classification [--seeds 0 1] [--train-layers 2] [--ceiling-only]
     python tests/benchmarks/search.py generation [--seeds 0]
 
 Per setting (epochs x learning rate; for generation also the trained top blocks) it trains
@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ws2s.config import StrongGenerationConfig, StrongTrainConfig
 from ws2s.configfile import load
@@ -31,41 +32,51 @@ CONFIGS = ("config.yaml", "workflow/configs/small.yaml")
 
 
 def classification(config: dict, seeds: list[int], epochs_grid: list[int], lr_grid: list[float],
-                   train_layers: int = 0) -> None:
+                   train_layers: int = 0, ceiling_only: bool = False) -> None:
     from ws2s.design import dataset_entry
     from ws2s.models import resolve
     from ws2s.stages.strong_classify import run_strong_classification
+    from ws2s.stages.strong_features import write_features
 
     cls = config["classification"]
     dataset = cls["datasets"][0]
     split_dir = Path(f"results/classification/{dataset}/splits")
-    # the linear probe reads the cached features; the finetuned arm (train_layers > 0) the model
-    features = f"results/classification/{dataset}/strong/features/{cls['strong_model']}.parquet" \
-        if train_layers == 0 else None
+    head = cls["strong_training"]["head"]
     model = resolve(cls["strong_model"], config["models"][cls["strong_model"]], "results/models") \
         if train_layers else None
-    arm = {"prompt": dataset_entry(config, dataset).prompt} if train_layers and cls["strong_training"]["head"] == "readout" \
-        else {}
+    arm = {"prompt": dataset_entry(config, dataset).prompt} if train_layers and head == "readout" else {}
+    # the linear probe reads the workflow's cached features; the finetuned readout arm its
+    # frozen-bottom states, computed here once for every setting and seed
+    features = f"results/classification/{dataset}/strong/features/{cls['strong_model']}.parquet" \
+        if train_layers == 0 else f"results/search/classification/l{train_layers}/features.parquet" if arm else None
+    if arm and not Path(features).exists():
+        write_features(model, arm["prompt"], split_dir, cls["max_length"], head, config["engine"]["bf16"], features,
+                       Path(features).with_suffix(".json"), train_layers)
     gold = [str(split_dir / f"{s}_gold.parquet") for s in ("strong_train", "val")]
-    weak = cls["weak_models"][dataset]
+    val_gold = pd.read_parquet(gold[1]).set_index("id")["label"]
+    weak = [] if ceiling_only else cls["weak_models"][dataset]
     grid = list(itertools.product(epochs_grid, lr_grid))
-    print(f"{dataset}: strong {cls['strong_model']}, head {cls['strong_training']['head']}, "
+    print(f"{dataset}: strong {cls['strong_model']}, head {head}, "
           f"trained top blocks {train_layers}, seeds {seeds}; "
           "means over seeds, validation only\n")
     print("| epochs | lr | ceiling val accuracy (gold; the paper's protocol chooses by it) | " +
-          " | ".join(f"W2S({m}) val accuracy" for m in weak) + " | epochs the no-gold protocol keeps |")
-    print("| --- | --- | --- | " + " | ".join("---" for _ in weak) + " | --- |")
+          " | ".join(f"W2S({m}) val accuracy" for m in weak) + " | epochs the no-gold protocol keeps | "
+          "ceiling val accuracy at each point (0: the start model) |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in weak) + " | --- | --- |")
     base = dict(model_name=cls["strong_model"], model_spec={}, max_length=cls["max_length"],
                 batch_size=cls["strong_training"]["batch_size"], train_layers=train_layers,
                 head=cls["strong_training"]["head"], weights=[1.0], loss={"kind": "ce"}, dataset=dataset, **arm)
     for epochs, lr in grid:
-        ceiling, kept, w2s = [], {m: [] for m in weak}, {m: [] for m in weak}
+        ceiling, kept, w2s, curves = [], {m: [] for m in weak}, {m: [] for m in weak}, []
         for seed in seeds:
             out = Path(f"results/search/classification/l{train_layers}-e{epochs}-lr{lr:g}/seed{seed}")
             cfg = StrongTrainConfig(**base, method="ceiling", target="gold", source="gold", members=[], seed=seed, epochs=epochs, lr=lr)
             ceiling.append(run_strong_classification(cfg, model, split_dir, [], gold, features,
-                                                      out / "ceiling" / "p.parquet", out / "ceiling" / "m.json")
-                           ["val_accuracy"])
+                                                      out / "ceiling" / "p.parquet", out / "ceiling" / "m.json",
+                                                      out / "ceiling" / "curve.parquet")["val_accuracy"])
+            curve = pd.read_parquet(out / "ceiling" / "curve.parquet").query("split == 'val'")
+            curves.append([((g["prob_1"] > 0.5).astype(int).to_numpy() == val_gold[g["id"]].to_numpy()).mean()
+                           for _, g in curve.groupby("point")])
             for member in weak:
                 labels = [f"results/classification/{dataset}/weak/{member}/seed{seed}/labels.parquet"]
                 cfg = replace(cfg, method="single", target="weak_labels", source=member, members=[member])
@@ -75,8 +86,8 @@ def classification(config: dict, seeds: list[int], epochs_grid: list[int], lr_gr
                 kept[member].append(metrics["selected_epoch"])
                 w2s[member].append(metrics["val_accuracy"])
         print(f"| {epochs} | {lr:g} | {100 * np.mean(ceiling):.1f} | " +
-              " | ".join(f"{100 * np.mean(w2s[m]):.1f}" for m in weak) + f" | {sorted(set(sum(kept.values(), [])))} |",
-              flush=True)
+              " | ".join(f"{100 * np.mean(w2s[m]):.1f}" for m in weak) + f" | {sorted(set(sum(kept.values(), [])))} | "
+              + " ".join(f"{100 * a:.1f}" for a in np.mean(curves, axis=0)) + " |", flush=True)
 
 
 def generation(config: dict, seeds: list[int]) -> None:
@@ -122,10 +133,12 @@ def main() -> None:
     parser.add_argument("--lrs", type=float, nargs="+", default=[3e-5, 1e-4, 3e-4, 1e-3], help="classification grid")
     parser.add_argument("--train-layers", type=int, default=0,
                         help="classification: 0, the linear probe; K > 0, the finetuned arm's top K blocks")
+    parser.add_argument("--ceiling-only", action="store_true",
+                        help="classification: the ceiling alone (all the paper's protocol reads)")
     args = parser.parse_args()
     config = load(*args.config)
     if args.track == "classification":
-        classification(config, args.seeds, args.epochs, args.lrs, args.train_layers)
+        classification(config, args.seeds, args.epochs, args.lrs, args.train_layers, args.ceiling_only)
     else:
         generation(config, args.seeds)
 

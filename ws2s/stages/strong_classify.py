@@ -34,7 +34,7 @@ from ws2s.metrics.classification import accuracy, expected_calibration_error
 from ws2s.objectives import dirichlet_log_strength
 from ws2s.train.backbone import add_lora, freeze_for, seed_everything
 from ws2s.train.classify import (EVAL_BATCH_SIZE, NUM_CLASSES, encode, ensemble_objective, forward_all, head_name,
-                                 load_classifier, one_hot_targets, predict_probs, token_forward, yes_no_prompts)
+                                 load_classifier, one_hot_targets, predict_probs, token_forward, yes_no_items)
 from ws2s.train.engine import device, is_main_process
 from ws2s.train.strong import (evaluation_points, nogold_point, point_epochs, run_key, run_record, train_strong,
                                validation_loss, validation_objective)
@@ -106,10 +106,10 @@ def probe(cfg: StrongTrainConfig, features_file: str, frames: dict[str, pd.DataF
     return [head], forward, info["params"] + sum(p.numel() for p in head.parameters()), x["strong_train"]
 
 
-def finetuned(cfg: StrongTrainConfig, model_path: str, frames: dict[str, pd.DataFrame]):
+def finetuned(cfg: StrongTrainConfig, model_path: str, frames: dict[str, pd.DataFrame], features_file: str | None):
     """The same for the strong model finetuned whole, or its top blocks (with LoRA where set)."""
     if cfg.head == "readout":
-        return readout_finetuned(cfg, model_path, frames)
+        return readout_finetuned(cfg, model_path, frames, features_file)
     model, tokenizer = load_classifier(model_path)
     freeze_for(model, cfg.train_layers)
     if cfg.engine.lora.rank:  # the new head trains whole beside the adapters
@@ -120,32 +120,56 @@ def finetuned(cfg: StrongTrainConfig, model_path: str, frames: dict[str, pd.Data
     return [model], forward, sum(p.numel() for p in model.parameters()), None
 
 
-def readout_finetuned(cfg: StrongTrainConfig, model_path: str, frames: dict[str, pd.DataFrame]):
+def read_bottoms(features_file: str | None, frames: dict[str, pd.DataFrame], items: dict, blocks: int) -> dict:
+    """Each split's frozen-bottom states (strong_features' file of the finetuned readout arm), in
+    the order of its frame, checked against the questions this run asks and the blocks it freezes."""
+    from ws2s.train.generate import FrozenBottom
+
+    info = read_json(Path(features_file).with_suffix(".json")) if features_file else {}
+    if info.get("bottom_blocks") != blocks:
+        raise Ws2sError(f"the finetuned readout arm freezes {blocks} blocks (classification.strong_training."
+                        f"train_layers) and reads their states from strong_features' file; "
+                        f"{features_file or 'none was given'}"
+                        + (f" holds the states after {info.get('bottom_blocks')}" if features_file else ""))
+    features = read_parquet(features_file, ["id", "split", "features"])
+    bottoms = {}
+    for split, frame in frames.items():
+        if not len(frame):
+            continue
+        flat = aligned(features[features["split"] == split], frame["id"], ["features"], features_file)[:, 0]
+        states = [torch.tensor(np.asarray(f, dtype=np.float32)).view(-1, info["hidden_size"]) for f in flat]
+        stale = next((i for i, (s, (_, n)) in enumerate(zip(states, items[split])) if len(s) != n), None)
+        if stale is not None:
+            raise Ws2sError(f"{features_file}: id {frame['id'].iloc[stale]} ({split}) has states of "
+                            f"{len(states[stale])} tokens, its question {items[split][stale][1]}: computed for "
+                            "another prompt or max_length; rerun strong_features")
+        bottoms[split] = FrozenBottom(blocks, states)
+    return bottoms
+
+
+def readout_finetuned(cfg: StrongTrainConfig, model_path: str, frames: dict[str, pd.DataFrame],
+                      features_file: str | None):
     """The readout head on a finetuned causal LM: each pair as the yes/no question the probe
-    reads (`ws2s.train.classify.yes_no_prompts`), the frozen bottom blocks' states cached once (as
-    the generation track does), the top `train_layers` blocks (LoRA on them where set) and the
-    head trained. The head starts as the probe's, the model's own "no"/"yes" rows centred on
-    strong_train, so a run starts from the probe's zero-shot answer."""
+    reads (`ws2s.train.classify.yes_no_prompts`), the frozen bottom blocks' states read from
+    strong_features' file (computed once per data set, as the probe's features are), the top
+    `train_layers` blocks (LoRA on them where set) and the head trained. The head starts as the
+    probe's, the model's own "no"/"yes" rows centred on strong_train, so a run starts from the
+    probe's zero-shot answer."""
     from transformers import AutoModelForCausalLM
 
     from ws2s.train.backbone import frozen_blocks, load_tokenizer
-    from ws2s.train.generate import FrozenBottom, final_states
+    from ws2s.train.generate import final_states
 
     tokenizer = load_tokenizer(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
     freeze_for(model, cfg.train_layers)
     blocks = frozen_blocks(model, cfg.train_layers)
-    items, answers = {}, None
-    for split, frame in frames.items():
-        prompts, answers = yes_no_prompts(tokenizer, frame, cfg.prompt, cfg.max_length)
-        items[split] = [(ids, len(ids)) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    items, answers = yes_no_items(tokenizer, frames, cfg.prompt, cfg.max_length)
+    bottoms = read_bottoms(features_file, frames, items, blocks) if blocks else {s: None for s, f in frames.items() if len(f)}
     readout = model.get_output_embeddings().weight[answers].detach().float().tolist()
     if cfg.engine.lora.rank:  # on the trained blocks only: the cached bottom states stay the model's
         model = add_lora(model, cfg.engine.lora, cfg.train_layers)
     model.to(device()).eval()
-    with torch.no_grad():
-        bottoms = {split: FrozenBottom.compute(model, tokenizer, rows, blocks, EVAL_BATCH_SIZE) if blocks else None
-                   for split, rows in items.items() if rows}
 
     def last_state(split: str):
         return lambda idx: final_states(model, tokenizer, [items[split][i] for i in idx], bottoms[split], idx)[0][:, -1]
@@ -154,7 +178,8 @@ def readout_finetuned(cfg: StrongTrainConfig, model_path: str, frames: dict[str,
         start = torch.tensor(forward_all(last_state("strong_train"), len(items["strong_train"])))
     head = readout_head(readout, start).to(device())
     forward = {split: (lambda idx, states=last_state(split): head(states(idx).float())) for split in bottoms}
-    return [model, head], forward, sum(p.numel() for p in model.parameters()) + sum(p.numel() for p in head.parameters()), None
+    return [model, head], forward, sum(p.numel() for p in model.parameters()) + sum(p.numel() for p in head.parameters()), \
+        features_file
 
 
 # ---- one strong run --------------------------------------------------------------------
@@ -179,7 +204,7 @@ def run_strong_classification(cfg: StrongTrainConfig, model_path: str | None, sp
     weights = torch.tensor(cfg.weights, dtype=torch.float32)
     generator = seed_everything(cfg.seed)
     modules, forward, params, features = (probe(cfg, features_file, frames) if cfg.train_layers == 0
-                                          else finetuned(cfg, model_path, frames))
+                                          else finetuned(cfg, model_path, frames, features_file))
     val_loss = ensemble_objective(forward.get("val"), val_targets, weights, validation_objective(cfg.loss))
 
     def evaluate(_point: int | None = None) -> dict:

@@ -132,3 +132,14 @@ def yes_no_prompts(tokenizer, frame: pd.DataFrame, template: str, max_length: in
     else:
         prompts, answers = [f"{q}\nAnswer:" for q in questions], [f" {a}" for a in ANSWERS]
     return prompts, [tokenizer(a, add_special_tokens=False)["input_ids"][0] for a in answers]
+
+
+def yes_no_items(tokenizer, frames: dict[str, pd.DataFrame], template: str,
+                 max_length: int) -> tuple[dict[str, list[tuple[list[int], int]]], list[int]]:
+    """Each split's yes/no questions (`yes_no_prompts`) as token-id items (ids, length) for the
+    frozen-bottom states (`ws2s.train.generate.FrozenBottom`), and the answers' token ids."""
+    items, answers = {}, []
+    for split, frame in frames.items():
+        prompts, answers = yes_no_prompts(tokenizer, frame, template, max_length)
+        items[split] = [(ids, len(ids)) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    return items, answers

@@ -57,7 +57,9 @@ def run_key(cfg, model_path: str | None, data: list) -> str:
         if item is None or isinstance(item, str) and not item:  # an input this run does not have
             continue
         if isinstance(item, (str, Path)):
-            digest.update(Path(item).read_bytes())
+            with open(item, "rb") as f:  # in pieces: the finetuned arm's states are hundreds of MB
+                for piece in iter(lambda: f.read(1 << 24), b""):
+                    digest.update(piece)
         elif isinstance(item, pd.DataFrame):
             digest.update(pd.util.hash_pandas_object(item, index=False).to_numpy().tobytes())
         else:
