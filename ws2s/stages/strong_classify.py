@@ -127,10 +127,10 @@ def read_bottoms(features_file: str | None, frames: dict[str, pd.DataFrame], ite
 
     info = read_json(Path(features_file).with_suffix(".json")) if features_file else {}
     if info.get("bottom_blocks") != blocks:
+        held = "none was given" if not features_file else f"{features_file} holds the states after " \
+            f"{info['bottom_blocks']}" if "bottom_blocks" in info else f"{features_file} holds a probe's features"
         raise Ws2sError(f"the finetuned readout arm freezes {blocks} blocks (classification.strong_training."
-                        f"train_layers) and reads their states from strong_features' file; "
-                        f"{features_file or 'none was given'}"
-                        + (f" holds the states after {info.get('bottom_blocks')}" if features_file else ""))
+                        f"train_layers) and reads their states from strong_features' file; {held}")
     features = read_parquet(features_file, ["id", "split", "features"])
     bottoms = {}
     for split, frame in frames.items():
