@@ -59,10 +59,10 @@ def classification(config: dict, seeds: list[int], epochs_grid: list[int], lr_gr
     print(f"{dataset}: strong {cls['strong_model']}, head {head}, "
           f"trained top blocks {train_layers}, seeds {seeds}; "
           "means over seeds, validation only\n")
-    print("| epochs | lr | ceiling val accuracy (gold; the paper's protocol chooses by it) | " +
-          " | ".join(f"W2S({m}) val accuracy" for m in weak) + " | epochs the no-gold protocol keeps | "
-          "ceiling val accuracy at each point (0: the start model) |")
-    print("| --- | --- | --- | " + " | ".join("---" for _ in weak) + " | --- | --- |")
+    header = ["epochs", "lr", "ceiling val accuracy (gold; the paper's protocol chooses by it)",
+              *(f"W2S({m}) val accuracy" for m in weak), "epochs the no-gold protocol keeps",
+              "ceiling val accuracy at each point (0: the start model)"]
+    print("| " + " | ".join(header) + " |\n|" + " --- |" * len(header))
     base = dict(model_name=cls["strong_model"], model_spec={}, max_length=cls["max_length"],
                 batch_size=cls["strong_training"]["batch_size"], train_layers=train_layers,
                 head=cls["strong_training"]["head"], weights=[1.0], loss={"kind": "ce"}, dataset=dataset, **arm)
@@ -85,9 +85,9 @@ def classification(config: dict, seeds: list[int], epochs_grid: list[int], lr_gr
                                                     out / member / "p.parquet", out / member / "m.json")
                 kept[member].append(metrics["selected_epoch"])
                 w2s[member].append(metrics["val_accuracy"])
-        print(f"| {epochs} | {lr:g} | {100 * np.mean(ceiling):.1f} | " +
-              " | ".join(f"{100 * np.mean(w2s[m]):.1f}" for m in weak) + f" | {sorted(set(sum(kept.values(), [])))} | "
-              + " ".join(f"{100 * a:.1f}" for a in np.mean(curves, axis=0)) + " |", flush=True)
+        row = [epochs, f"{lr:g}", f"{100 * np.mean(ceiling):.1f}", *(f"{100 * np.mean(w2s[m]):.1f}" for m in weak),
+               sorted(set(sum(kept.values(), []))), " ".join(f"{100 * a:.1f}" for a in np.mean(curves, axis=0))]
+        print("| " + " | ".join(map(str, row)) + " |", flush=True)
 
 
 def generation(config: dict, seeds: list[int]) -> None:
