@@ -33,7 +33,9 @@ CONFIGS = ("config.yaml", "workflow/configs/small.yaml")
 
 def classification(config: dict, seeds: list[int], epochs_grid: list[int], lr_grid: list[float],
                    train_layers: int = 0, ceiling_only: bool = False) -> None:
+    from ws2s.curves import two_class
     from ws2s.design import dataset_entry
+    from ws2s.metrics.classification import accuracy
     from ws2s.models import resolve
     from ws2s.stages.strong_classify import run_strong_classification
     from ws2s.stages.strong_features import write_features
@@ -75,8 +77,7 @@ def classification(config: dict, seeds: list[int], epochs_grid: list[int], lr_gr
                                                       out / "ceiling" / "p.parquet", out / "ceiling" / "m.json",
                                                       out / "ceiling" / "curve.parquet")["val_accuracy"])
             curve = pd.read_parquet(out / "ceiling" / "curve.parquet").query("split == 'val'")
-            curves.append([((g["prob_1"] > 0.5).astype(int).to_numpy() == val_gold[g["id"]].to_numpy()).mean()
-                           for _, g in curve.groupby("point")])
+            curves.append([accuracy(two_class(g["prob_1"]), val_gold[g["id"]].to_numpy()) for _, g in curve.groupby("point")])
             for member in weak:
                 labels = [f"results/classification/{dataset}/weak/{member}/seed{seed}/labels.parquet"]
                 cfg = replace(cfg, method="single", target="weak_labels", source=member, members=[member])

@@ -13,7 +13,7 @@ The finetuned readout arm (`head: readout`, `train_layers: K > 0`) trains the to
 so what it reads once is each question's hidden states after the frozen bottom blocks, at
 every position (the top blocks attend to all of them). Every strong run of the data set
 shares them: computed in each run, they cost each of the embedded default's 65 runs about
-what the probe's features cost once (26 min on a 2-core AVX2 EPYC).
+what the probe's features cost once (27 min on one core of an AVX2 EPYC).
 """
 
 from __future__ import annotations
@@ -127,7 +127,6 @@ def write_features(model_path: str, prompt: str | None, split_dir: str | Path, m
 
     split_dir = Path(split_dir)
     frames = {s: read_parquet(split_dir / f"{s}.parquet", PAIR_COLUMNS) for s in SPLITS}
-    info = {}
     if head == "readout" and train_layers:
         features, info = bottom_states(model_path, frames, prompt, max_length, train_layers)
     elif head == "readout":
